@@ -1,0 +1,129 @@
+/**
+ * Atomic file replacement: write a temp file in the target's directory, fsync it, rename it over
+ * the target, fsync the directory. A crash or an exception at any point leaves either the old file
+ * or the new one, never a mix. A target without write permission is not replaced.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CheckpointerError, fromSystemError } from '../errors';
+
+export interface AtomicWriteOptions {
+  /** fsync the data and the directory before returning (default true). */
+  durable?: boolean;
+}
+
+function tempNameFor(file: string): string {
+  const dir = path.dirname(file);
+  return path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** Refuses to replace a file that has no write bits (even as root, where access() says yes). */
+function existingMode(file: string): number | null {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw fromSystemError(err, file, 'write');
+  }
+  if ((st.mode & 0o222) === 0) {
+    throw new CheckpointerError(`cannot write ${file}: the file is read-only`, { code: 'ERR_NOT_WRITABLE', file });
+  }
+  return st.mode & 0o7777;
+}
+
+function fsyncDirSync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic there.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Replaces `file` with what `write(fd)` writes. */
+export function writeFileAtomicSync(file: string, write: (fd: number) => void, opts: AtomicWriteOptions = {}): void {
+  const durable = opts.durable ?? true;
+  const mode = existingMode(file);
+  const tmp = tempNameFor(file);
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, 'wx', mode ?? 0o666);
+  } catch (err) {
+    throw fromSystemError(err, file, 'write');
+  }
+  try {
+    try {
+      write(fd);
+      if (durable) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (mode !== null) fs.chmodSync(tmp, mode);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    try { fs.unlinkSync(tmp); } catch { /* already gone */ }
+    throw fromSystemError(err, file, 'write');
+  }
+  if (durable) fsyncDirSync(path.dirname(file));
+}
+
+/** Async twin of writeFileAtomicSync: the I/O runs on libuv's pool, off the event loop. */
+export async function writeFileAtomic(
+  file: string,
+  write: (fh: fs.promises.FileHandle) => Promise<void>,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
+  const durable = opts.durable ?? true;
+  const mode = existingMode(file);
+  const tmp = tempNameFor(file);
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(tmp, 'wx', mode ?? 0o666);
+  } catch (err) {
+    throw fromSystemError(err, file, 'write');
+  }
+  try {
+    try {
+      await write(fh);
+      if (durable) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (mode !== null) await fs.promises.chmod(tmp, mode);
+    await fs.promises.rename(tmp, file);
+  } catch (err) {
+    await fs.promises.unlink(tmp).catch(() => undefined);
+    throw fromSystemError(err, file, 'write');
+  }
+  if (durable) {
+    const dir = await fs.promises.open(path.dirname(file), 'r').catch(() => null);
+    if (dir) {
+      await dir.sync().catch(() => undefined);
+      await dir.close();
+    }
+  }
+}
+
+/** Reads a whole file, or returns null when it does not exist. Errors become CheckpointerErrors. */
+export function readFileIfExistsSync(file: string): Buffer | null {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw fromSystemError(err, file, 'read');
+  }
+}
+
+export async function readFileIfExists(file: string): Promise<Buffer | null> {
+  try {
+    return await fs.promises.readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw fromSystemError(err, file, 'read');
+  }
+}
