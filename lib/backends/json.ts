@@ -1,0 +1,119 @@
+/**
+ * JSONCheckpointer: the checkpoint is one JSON document, read on the first open and written
+ * (atomically, once) on the last close if anything changed — McUtils rewrites it on every exit.
+ *
+ * Files are what Python's `json` reads and writes: arrays become nested lists (McUtils does
+ * `tolist()`), NaN/Infinity are bare tokens, integers keep full precision.
+ */
+import { writeFileSync } from 'node:fs';
+import { Checkpointer, CheckpointerOptions } from '../checkpointer';
+import { CheckpointerError } from '../errors';
+import { readFileIfExists, readFileIfExistsSync, writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
+import { JsonNode, parseJson, stringifyJson } from '../formats/json-text';
+import { decodeJsonValue, encodeJsonValue } from '../formats/json-values';
+import { pathDelete, pathGet, pathHas, pathSet } from '../values/tree';
+
+export interface JSONCheckpointerOptions extends CheckpointerOptions {
+  /** fsync before the atomic rename (default true). */
+  durable?: boolean;
+}
+
+/** The open document: top-level keys in file order, and whether it must be written on close. */
+export interface JSONDocument {
+  root: Map<string, JsonNode>;
+  dirty: boolean;
+}
+
+export class JSONCheckpointer extends Checkpointer<JSONDocument> {
+  static override readonly defaultExtension: string = '.json';
+  readonly durable: boolean;
+
+  constructor(file: string, opts: JSONCheckpointerOptions = {}) {
+    super(file, opts);
+    this.durable = opts.durable ?? true;
+  }
+
+  get #file(): string {
+    return this.checkpointFile as string;
+  }
+
+  #parse(bytes: Buffer | null): JSONDocument {
+    if (bytes === null) return { root: new Map(), dirty: false };
+    let node: JsonNode;
+    try {
+      node = parseJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    } catch (err) {
+      throw new CheckpointerError(`${this.#file} is not a readable JSON checkpoint: ${(err as Error).message}`, {
+        code: 'ERR_CHECKPOINT_CORRUPT', file: this.#file, cause: err,
+      });
+    }
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) {
+      throw new CheckpointerError(`${this.#file} is not a JSON checkpoint: its top level is not an object`, {
+        code: 'ERR_CHECKPOINT_CORRUPT', file: this.#file,
+      });
+    }
+    return { root: new Map(Object.entries(node)), dirty: false };
+  }
+
+  #text(doc: JSONDocument): string {
+    const top: { [k: string]: JsonNode } = {};
+    for (const [k, v] of doc.root) Object.defineProperty(top, k, { value: v, enumerable: true, writable: true, configurable: true });
+    return stringifyJson(top);
+  }
+
+  override async openCheckpointFile(): Promise<JSONDocument> {
+    return this.#parse(await readFileIfExists(this.#file));
+  }
+
+  openCheckpointFileSync(): JSONDocument {
+    return this.#parse(readFileIfExistsSync(this.#file));
+  }
+
+  override async closeCheckpointFile(doc: JSONDocument): Promise<void> {
+    if (!doc.dirty) return;
+    const text = this.#text(doc);
+    await writeFileAtomic(this.#file, async (fh) => {
+      await fh.writeFile(text, 'utf8');
+    }, { durable: this.durable });
+    doc.dirty = false;
+  }
+
+  closeCheckpointFileSync(doc: JSONDocument): void {
+    if (!doc.dirty) return;
+    const text = this.#text(doc);
+    writeFileAtomicSync(this.#file, (fd) => {
+      writeFileSync(fd, text, 'utf8');
+    }, { durable: this.durable });
+    doc.dirty = false;
+  }
+
+  #doc(): JSONDocument {
+    return this.stream as JSONDocument;
+  }
+
+  saveParameterSync(key: string[], value: unknown): void {
+    const node = encodeJsonValue(value);
+    const doc = this.#doc();
+    pathSet(doc.root, key, node, () => ({}), this.#file);
+    doc.dirty = true;
+  }
+
+  loadParameterSync(key: string[]): unknown {
+    return decodeJsonValue(pathGet(this.#doc().root, key, this.#file) as JsonNode);
+  }
+
+  hasParameterSync(key: string[]): boolean {
+    return pathHas(this.#doc().root, key);
+  }
+
+  deleteParameterSync(key: string[]): boolean {
+    const doc = this.#doc();
+    const removed = pathDelete(doc.root, key);
+    if (removed) doc.dirty = true;
+    return removed;
+  }
+
+  listKeysSync(): string[] {
+    return [...this.#doc().root.keys()];
+  }
+}
