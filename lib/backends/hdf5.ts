@@ -1,0 +1,175 @@
+/**
+ * HDF5Checkpointer: `.hdf5`/`.h5` checkpoints through the native addon, in McUtils' layout
+ * (see ./hdf5-layout). The file is opened read-only on open and reopened read-write on the first
+ * write, so reading never changes it and a missing file is not created by reads. Large arrays move
+ * between TypedArrays and the file off the event loop in the async API.
+ */
+import * as fs from 'node:fs';
+import { Checkpointer, CheckpointerOptions } from '../checkpointer';
+import { CheckpointerKeyError } from '../errors';
+import { loadNative } from '../native';
+import type { H5File } from '../native';
+import { LayoutReader, LayoutWriter, toH5Path } from './hdf5-layout';
+
+/** The open checkpoint: the file handle (null while the file does not exist) and its mode. */
+export interface HDF5Stream {
+  file: H5File | null;
+  writable: boolean;
+}
+
+export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
+  static override readonly defaultExtension: string = '.hdf5';
+
+  constructor(file: string, opts: CheckpointerOptions = {}) {
+    super(file, opts);
+  }
+
+  get #path(): string {
+    return this.checkpointFile as string;
+  }
+
+  #s(): HDF5Stream {
+    return this.stream as HDF5Stream;
+  }
+
+  // ------------------------------------------------------------------ open / close
+
+  openCheckpointFileSync(): HDF5Stream {
+    const native = loadNative();
+    if (!fs.existsSync(this.#path)) return { file: null, writable: false };
+    return { file: native.H5File.openSync(this.#path, 'r'), writable: false };
+  }
+
+  override async openCheckpointFile(): Promise<HDF5Stream> {
+    const native = loadNative();
+    if (!fs.existsSync(this.#path)) return { file: null, writable: false };
+    return { file: await native.H5File.open(this.#path, 'r'), writable: false };
+  }
+
+  closeCheckpointFileSync(s: HDF5Stream): void {
+    s.file?.closeSync();
+    s.file = null;
+  }
+
+  override async closeCheckpointFile(s: HDF5Stream): Promise<void> {
+    await s.file?.close();
+    s.file = null;
+  }
+
+  /** The file, reopened (or created) read-write for a write. */
+  #writableSync(): H5File {
+    const s = this.#s();
+    if (s.file && s.writable) return s.file;
+    const native = loadNative();
+    if (s.file) {
+      s.file.closeSync();
+      s.file = null;
+    }
+    s.file = native.H5File.openSync(this.#path, fs.existsSync(this.#path) ? 'r+' : 'x');
+    s.writable = true;
+    return s.file;
+  }
+
+  async #writable(): Promise<H5File> {
+    const s = this.#s();
+    if (s.file && s.writable) return s.file;
+    const native = loadNative();
+    if (s.file) {
+      await s.file.close();
+      s.file = null;
+    }
+    s.file = await native.H5File.open(this.#path, fs.existsSync(this.#path) ? 'r+' : 'x');
+    s.writable = true;
+    return s.file;
+  }
+
+  // ------------------------------------------------------------------ parameters
+
+  /** Creates missing parent groups of a key path. */
+  #parents(file: H5File, key: readonly string[]): void {
+    for (let i = 1; i < key.length; i++) {
+      const p = toH5Path(key.slice(0, i));
+      const kind = file.kind(p);
+      if (kind === null) file.createGroup(p);
+      else if (kind !== 'group') {
+        throw new CheckpointerKeyError(
+          `key ${JSON.stringify(key)}: ${JSON.stringify(key.slice(0, i))} holds a value that is not a dict`, key, this.#path,
+        );
+      }
+    }
+  }
+
+  saveParameterSync(key: string[], value: unknown): void {
+    const path = toH5Path(key);
+    const file = this.#writableSync();
+    this.#parents(file, key);
+    const writer = new LayoutWriter(file);
+    writer.write(path, value);
+    for (const job of writer.jobs) file.writeSync(job.path, job.data);
+  }
+
+  override async saveParameter(key: string[], value: unknown): Promise<void> {
+    const path = toH5Path(key);
+    const file = await this.#writable();
+    this.#parents(file, key);
+    const writer = new LayoutWriter(file);
+    writer.write(path, value);
+    for (const job of writer.jobs) await file.write(job.path, job.data);
+  }
+
+  #reader(key: string[]): { reader: LayoutReader; value: unknown } | null {
+    const file = this.#s().file;
+    if (!file) return null;
+    const reader = new LayoutReader(file);
+    return { reader, value: reader.load(toH5Path(key), key.length === 1 ? key[0]! : key) };
+  }
+
+  loadParameterSync(key: string[]): unknown {
+    const r = this.#reader(key) ?? this.#missing(key);
+    for (const job of r.reader.jobs) this.#s().file!.readSync(job.path, job.data);
+    r.reader.settleScalars();
+    return r.reader.finish(r.value);
+  }
+
+  override async loadParameter(key: string[]): Promise<unknown> {
+    const r = this.#reader(key) ?? this.#missing(key);
+    for (const job of r.reader.jobs) {
+      // Small reads are not worth a thread hop.
+      if (job.data.byteLength < 1 << 16) this.#s().file!.readSync(job.path, job.data);
+      else await this.#s().file!.read(job.path, job.data);
+    }
+    r.reader.settleScalars();
+    return r.reader.finish(r.value);
+  }
+
+  #missing(key: string[]): never {
+    throw new CheckpointerKeyError(`key ${JSON.stringify(key.length === 1 ? key[0] : key)} is not in the checkpoint`, key.length === 1 ? key[0]! : key, this.#path);
+  }
+
+  hasParameterSync(key: string[]): boolean {
+    const file = this.#s().file;
+    if (!file) return false;
+    // Walk down so a missing parent is "absent", not an HDF5 error.
+    for (let i = 1; i <= key.length; i++) {
+      const kind = file.kind(toH5Path(key.slice(0, i)));
+      if (kind === null || (i < key.length && kind !== 'group')) return false;
+    }
+    return true;
+  }
+
+  deleteParameterSync(key: string[]): boolean {
+    if (!this.hasParameterSync(key)) return false;
+    this.#writableSync().delete(toH5Path(key));
+    return true;
+  }
+
+  override async deleteParameter(key: string[]): Promise<boolean> {
+    if (!this.hasParameterSync(key)) return false;
+    (await this.#writable()).delete(toH5Path(key));
+    return true;
+  }
+
+  listKeysSync(): string[] {
+    return this.#s().file?.list('/') ?? [];
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * checkpointer: save and restore named values — above all large typed arrays — to HDF5, NumPy
+ * (.npz/.npy) and JSON files, through McUtils' Checkpointer API.
+ */
+import './factory';
+
+export { Checkpointer } from './checkpointer';
+export type { CheckpointerOptions, CheckpointerClass, CanonicalSpec } from './checkpointer';
+export { buildCanonical, extensionMap, fromFile, registerExtension } from './factory';
+export { JSONCheckpointer } from './backends/json';
+export { NumPyCheckpointer } from './backends/numpy';
+export { HDF5Checkpointer } from './backends/hdf5';
+export { DictCheckpointer } from './backends/dict';
+export { NullCheckpointer } from './backends/null';
+export { CheckpointerError, CheckpointerKeyError } from './errors';
+export type { CheckpointerErrorCode } from './errors';
+export { NDArray, ndarray } from './values/ndarray';
+export type { NDArrayLike } from './values/ndarray';
+export type { DType, TypedArray } from './values/dtype';
+export { registerClass, unregisterClass, UnregisteredObject } from './values/registry';
+export type { RegisteredClass, StatefulInstance } from './values/registry';
+export type { Key, Value } from './values/model';
