@@ -1,0 +1,55 @@
+'use strict';
+/** Shared benchmark helpers: timing, machine description, scratch directories, Debian's Python. */
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const PYTHON = process.env.CHECKPOINTER_BENCH_PYTHON ?? '/usr/bin/python3';
+const MiB = 1024 * 1024;
+
+/** Runs `fn` `repeat` times (after one warm-up unless warm is false); returns the best seconds. */
+async function best(fn, { repeat = 3, warm = true } = {}) {
+  if (warm) await fn();
+  let min = Infinity;
+  for (let i = 0; i < repeat; i++) {
+    const t = process.hrtime.bigint();
+    await fn();
+    min = Math.min(min, Number(process.hrtime.bigint() - t) / 1e9);
+  }
+  return min;
+}
+
+function machine() {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  let fsType = '';
+  try {
+    fsType = execFileSync('df', ['-T', os.tmpdir()], { encoding: 'utf8' }).split('\n')[1]?.split(/\s+/)[1] ?? '';
+  } catch { /* df missing */ }
+  return `${os.cpus().length}× ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, `
+    + `Node ${process.version}, disk = ${os.tmpdir()} (${fsType}), tmpfs = /dev/shm`;
+}
+
+/** Scratch directories: tmpfs and the disk under os.tmpdir(). */
+function scratchDirs() {
+  const dirs = [];
+  if (fs.existsSync('/dev/shm')) dirs.push({ name: 'tmpfs', dir: fs.mkdtempSync('/dev/shm/ckpt-bench-') });
+  dirs.push({ name: 'disk', dir: fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-bench-')) });
+  process.on('exit', () => dirs.forEach((d) => fs.rmSync(d.dir, { recursive: true, force: true })));
+  return dirs;
+}
+
+/** Runs Python code with args; returns parsed JSON from its stdout. */
+function python(code, ...args) {
+  return JSON.parse(execFileSync(PYTHON, ['-c', code, ...args], { encoding: 'utf8', maxBuffer: 64 * MiB }));
+}
+
+function randomFloat64(count) {
+  const a = new Float64Array(count);
+  for (let i = 0; i < count; i++) a[i] = Math.random();
+  return a;
+}
+
+const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+
+module.exports = { PYTHON, MiB, best, machine, scratchDirs, python, randomFloat64, fmt };

@@ -1,0 +1,125 @@
+'use strict';
+/**
+ * HDF5 backend (issue 3 §5): one 256 MiB float64 [n, 5, 5] array written through `set` into a fresh
+ * file (open, write, close) and read back, against fs.writeFileSync/readFileSync of the same bytes,
+ * h5py `create_dataset(chunks=True, maxshape=(None, 5, 5))` and h5wasm, on tmpfs and on disk;
+ * event-loop stalls during an async write; peak RSS writing 1 GiB.
+ */
+const { execFileSync, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { monitorEventLoopDelay } = require('node:perf_hooks');
+const { HDF5Checkpointer, ndarray } = require('..');
+const { MiB, PYTHON, best, scratchDirs, randomFloat64, fmt } = require('./common');
+
+const ROWS = Math.floor((256 * MiB) / (25 * 8));
+const BYTES = ROWS * 25 * 8;
+
+async function h5wasmWrite(file, data) {
+  const h5wasm = await import('h5wasm/node');
+  await h5wasm.ready;
+  return best(() => {
+    fs.rmSync(file, { force: true });
+    const f = new h5wasm.File(file, 'w');
+    f.create_dataset({ name: 'x', data, shape: [ROWS, 5, 5], dtype: '<f8', maxshape: [null, 5, 5], chunks: [Math.ceil(ROWS / 64), 5, 5] });
+    f.close();
+  }, { repeat: 2 });
+}
+
+function h5pyWrite(dir, raw) {
+  const code = `
+import h5py, numpy as np, sys, time, json, os
+a = np.fromfile(sys.argv[1], dtype='<f8').reshape(-1, 5, 5)
+best = 1e9
+for i in range(3):
+    out = os.path.join(sys.argv[2], 'h5py.h5')
+    if os.path.exists(out): os.remove(out)
+    t = time.perf_counter()
+    with h5py.File(out, 'w') as f:
+        f.create_dataset('x', data=a, chunks=True, maxshape=(None, 5, 5))
+    best = min(best, time.perf_counter() - t)
+print(json.dumps(best))`;
+  return JSON.parse(execFileSync(PYTHON, ['-c', code, raw, dir], { encoding: 'utf8' }));
+}
+
+async function throughput(dir, data, arr) {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const plainFile = path.join(dir, 'plain.bin');
+  const h5file = path.join(dir, 'ours.h5');
+  const plainWrite = await best(() => fs.writeFileSync(plainFile, bytes));
+  const plainRead = await best(() => fs.readFileSync(plainFile));
+  const oursWrite = await best(async () => {
+    fs.rmSync(h5file, { force: true });
+    await new HDF5Checkpointer(h5file).with((c) => c.set('x', arr));
+  });
+  const oursRead = await best(() => new HDF5Checkpointer(h5file).get('x'));
+  const oursWriteSync = await best(() => {
+    fs.rmSync(h5file, { force: true });
+    new HDF5Checkpointer(h5file).setSync('x', arr);
+  });
+  const h5py = h5pyWrite(dir, plainFile);
+  let wasm = NaN;
+  try {
+    wasm = await h5wasmWrite(path.join(dir, 'wasm.h5'), data);
+  } catch (err) {
+    console.error(`h5wasm failed: ${err.message}`);
+  }
+  return { plainWrite, plainRead, oursWrite, oursWriteSync, oursRead, h5py, wasm };
+}
+
+async function eventLoopStall(dir, arr) {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  const file = path.join(dir, 'stall.h5');
+  fs.rmSync(file, { force: true });
+  const chk = new HDF5Checkpointer(file);
+  await chk.open();
+  h.enable();
+  const t = process.hrtime.bigint();
+  await chk.set('x', arr);
+  const secs = Number(process.hrtime.bigint() - t) / 1e9;
+  h.disable();
+  await chk.close();
+  return { maxMs: h.max / 1e6, secs };
+}
+
+function peakRss(dir) {
+  const script = `
+const { HDF5Checkpointer, ndarray } = require(${JSON.stringify(path.resolve(__dirname, '..'))});
+const base = process.memoryUsage().rss;
+const a = new Float64Array(${(1024 * MiB) / 8});
+for (let i = 0; i < a.length; i += 512) a[i] = i;
+new HDF5Checkpointer(${JSON.stringify(path.join(dir, 'big.h5'))}).setSync('x', ndarray(a, [a.length / 25, 5, 5]));
+const peak = process.resourceUsage().maxRSS * 1024;
+console.log(JSON.stringify({ base, peak }));`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  fs.rmSync(path.join(dir, 'big.h5'), { force: true });
+  return JSON.parse(r.stdout);
+}
+
+async function main() {
+  const data = randomFloat64(ROWS * 25);
+  const arr = ndarray(data, [ROWS, 5, 5]);
+  console.log(`## HDF5: one ${fmt(BYTES / MiB, 0)} MiB float64 [${ROWS}, 5, 5] array\n`);
+  console.log('Best of 3 after a warm-up; ratios are against the plain write/read of the same bytes in the same run.\n');
+  console.log('| where | fs.writeFileSync | ours `set` (async) | ours `setSync` | h5py chunks=True | h5wasm | fs.readFileSync | ours `get` |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const { name, dir } of scratchDirs()) {
+    const r = await throughput(dir, data, arr);
+    const mbs = (s) => `${fmt(BYTES / MiB / s, 0)} MiB/s`;
+    const rel = (s, base) => `${mbs(s)} (${fmt(base / s)}x)`;
+    console.log(`| ${name} | ${mbs(r.plainWrite)} | ${rel(r.oursWrite, r.plainWrite)} | ${rel(r.oursWriteSync, r.plainWrite)} | `
+      + `${rel(r.h5py, r.plainWrite)} | ${rel(r.wasm, r.plainWrite)} | ${mbs(r.plainRead)} | ${rel(r.oursRead, r.plainRead)} |`);
+  }
+  const [{ dir }] = scratchDirs();
+  const stall = await eventLoopStall(dir, arr);
+  console.log(`\nEvent loop during one async 256 MiB \`set\` (${fmt(stall.secs)} s): longest stall ${fmt(stall.maxMs, 1)} ms (monitorEventLoopDelay, 1 ms resolution).`);
+  const rss = peakRss(dir);
+  const over = (rss.peak - rss.base) / MiB;
+  console.log(`Peak RSS writing a 1 GiB array with \`setSync\`: ${fmt(over, 0)} MiB over the baseline (${fmt(over / 1024 * 100, 1)}% of the array's size; the array itself is 100%).\n`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

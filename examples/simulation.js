@@ -1,0 +1,195 @@
+'use strict';
+/**
+ * Demo: a small molecular-dynamics run that checkpoints its state every N steps, is killed
+ * part-way (SIGKILL, no chance to clean up), and resumes from its last checkpoint. The resumed
+ * run must end bit-for-bit where an uninterrupted run ends.
+ *
+ *   npm run demo                      # HDF5 checkpoint when the addon is built, else .npz
+ *   node examples/simulation.js --format json|npz|h5 [--steps 4000] [--every 250]
+ */
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { Checkpointer, ndarray, CheckpointerError } = require('..');
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const STEPS = Number(args.steps ?? 4000);
+const EVERY = Number(args.every ?? 250);
+const N = 256; // particles
+
+/** Lennard-Jones particles in a periodic box, velocity Verlet; deterministic from the seed. */
+function initialState() {
+  const side = Math.ceil(Math.cbrt(N));
+  const box = side * 1.2;
+  const pos = new Float64Array(N * 3);
+  const vel = new Float64Array(N * 3);
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+  for (let i = 0; i < N; i++) {
+    pos[3 * i] = (i % side) * 1.2;
+    pos[3 * i + 1] = (Math.floor(i / side) % side) * 1.2;
+    pos[3 * i + 2] = Math.floor(i / (side * side)) * 1.2;
+    for (let d = 0; d < 3; d++) vel[3 * i + d] = rand();
+  }
+  return { step: 0, box, pos, vel, energies: [] };
+}
+
+function forces(pos, box, f) {
+  f.fill(0);
+  let pot = 0;
+  for (let i = 0; i < N; i++) {
+    for (let j = i + 1; j < N; j++) {
+      let r2 = 0;
+      const d = [0, 0, 0];
+      for (let k = 0; k < 3; k++) {
+        let x = pos[3 * i + k] - pos[3 * j + k];
+        x -= box * Math.round(x / box);
+        d[k] = x;
+        r2 += x * x;
+      }
+      if (r2 > 6.25) continue; // cutoff 2.5
+      const inv6 = 1 / (r2 * r2 * r2);
+      pot += 4 * (inv6 * inv6 - inv6);
+      const s = (48 * inv6 * inv6 - 24 * inv6) / r2;
+      for (let k = 0; k < 3; k++) {
+        f[3 * i + k] += s * d[k];
+        f[3 * j + k] -= s * d[k];
+      }
+    }
+  }
+  return pot;
+}
+
+function advance(state, until, onCheckpoint) {
+  const dt = 0.002;
+  const f = new Float64Array(N * 3);
+  forces(state.pos, state.box, f);
+  while (state.step < until) {
+    for (let i = 0; i < 3 * N; i++) {
+      state.vel[i] += 0.5 * dt * f[i];
+      state.pos[i] += dt * state.vel[i];
+    }
+    const pot = forces(state.pos, state.box, f);
+    let kin = 0;
+    for (let i = 0; i < 3 * N; i++) {
+      state.vel[i] += 0.5 * dt * f[i];
+      kin += 0.5 * state.vel[i] * state.vel[i];
+    }
+    state.step++;
+    if (state.step % 10 === 0) state.energies.push(pot + kin);
+    if (onCheckpoint && state.step % EVERY === 0) onCheckpoint(state);
+  }
+  return state;
+}
+
+function save(chk, state) {
+  chk.withSync((c) => {
+    c.setSync('step', state.step);
+    c.setSync('box', state.box);
+    c.setSync('positions', ndarray(state.pos, [N, 3]));
+    c.setSync('velocities', ndarray(state.vel, [N, 3]));
+    c.setSync('energies', Float64Array.from(state.energies));
+    c.setSync('meta', { integrator: 'velocity-verlet', dt: 0.002, particles: N });
+  });
+}
+
+function load(chk) {
+  return chk.withSync((c) => {
+    if (!c.hasSync('step')) return null;
+    const pos = c.getSync('positions');
+    const vel = c.getSync('velocities');
+    const energies = c.getSync('energies');
+    return {
+      step: c.getSync('step'),
+      box: c.getSync('box'),
+      pos: Float64Array.from(pos.data),
+      vel: Float64Array.from(vel.data),
+      energies: Array.from(energies.data ?? energies, Number),
+    };
+  });
+}
+
+/** The worker: resume from the checkpoint if there is one, then run to the end. */
+function worker(file) {
+  const chk = Checkpointer.fromFile(file);
+  const state = load(chk) ?? initialState();
+  process.send?.({ resumedAt: state.step });
+  advance(state, STEPS, (s) => {
+    save(chk, s);
+    process.send?.({ checkpoint: s.step });
+  });
+  save(chk, state);
+  process.send?.({ done: state.step });
+}
+
+function runWorker(file, killAtCheckpoint) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [__filename, '--worker', file, '--steps', String(STEPS), '--every', String(EVERY)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let resumedAt = 0;
+    child.on('message', (m) => {
+      if (m.resumedAt !== undefined) resumedAt = m.resumedAt;
+      if (m.checkpoint !== undefined && killAtCheckpoint !== undefined && m.checkpoint >= killAtCheckpoint) {
+        child.kill('SIGKILL');
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve({ code, signal, resumedAt }));
+  });
+}
+
+function defaultFormat() {
+  try {
+    require('../dist/native').loadNative();
+    return 'h5';
+  } catch (err) {
+    if (err instanceof CheckpointerError) {
+      console.log(`(HDF5 unavailable: ${err.message.split('\n')[0]} — using .npz)`);
+      return 'npz';
+    }
+    return 'npz';
+  }
+}
+
+async function main() {
+  if (args.worker !== undefined) return worker(args.worker);
+  const format = args.format ?? defaultFormat();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpointer-demo-'));
+  const file = path.join(dir, `md-run.${format}`);
+  console.log(`Lennard-Jones MD, ${N} particles, ${STEPS} steps, checkpoint every ${EVERY} steps → ${file}`);
+
+  let t = process.hrtime.bigint();
+  const reference = advance(initialState(), STEPS);
+  console.log(`uninterrupted run: ${Number(process.hrtime.bigint() - t) / 1e6 | 0} ms`);
+
+  const killAt = Math.floor(STEPS / EVERY / 2) * EVERY;
+  t = process.hrtime.bigint();
+  const first = await runWorker(file, killAt);
+  console.log(`first run: killed by ${first.signal} after the checkpoint at step ${killAt}`);
+  const second = await runWorker(file);
+  console.log(`second run: resumed at step ${second.resumedAt}, finished with exit code ${second.code}`
+    + ` (${Number(process.hrtime.bigint() - t) / 1e6 | 0} ms for both)`);
+
+  const resumed = load(Checkpointer.fromFile(file));
+  const same = resumed.step === reference.step
+    && Buffer.compare(Buffer.from(resumed.pos.buffer), Buffer.from(reference.pos.buffer)) === 0
+    && Buffer.compare(Buffer.from(resumed.vel.buffer), Buffer.from(reference.vel.buffer)) === 0
+    && resumed.energies.length === reference.energies.length
+    && resumed.energies.every((e, i) => Object.is(e, reference.energies[i]));
+  const drift = Math.abs(resumed.energies.at(-1) - resumed.energies[0]) / Math.abs(resumed.energies[0]);
+  console.log(`checkpoint keys: ${Checkpointer.fromFile(file).keysSync().join(', ')}`);
+  console.log(`file size: ${fs.statSync(file).size} bytes; relative energy drift ${drift.toExponential(2)}`);
+  console.log(same ? 'OK: the resumed run ends bit-for-bit where the uninterrupted run ends'
+    : 'MISMATCH: the resumed run differs from the uninterrupted run');
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (!same || second.resumedAt < killAt || second.resumedAt >= STEPS) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
