@@ -253,42 +253,45 @@ void pump(AddonData* d) {
 // ---------------------------------------------------------------------------------------------
 // H5File
 
+// Methods stay writable and configurable so lib/native.ts can wrap them (error conversion).
+constexpr napi_property_attributes kPatchable = static_cast<napi_property_attributes>(napi_writable | napi_configurable);
+
 class H5File : public Napi::ObjectWrap<H5File> {
  public:
   static void Init(Napi::Env env, Napi::Object exports, AddonData* data) {
     Napi::Function ctor = DefineClass(
         env, "H5File",
         {
-            StaticMethod<&H5File::OpenSync>("openSync"),
-            StaticMethod<&H5File::OpenAsync>("open"),
-            StaticMethod<&H5File::IsHdf5>("isHDF5"),
+            StaticMethod<&H5File::OpenSync>("openSync", kPatchable),
+            StaticMethod<&H5File::OpenAsync>("open", kPatchable),
+            StaticMethod<&H5File::IsHdf5>("isHDF5", kPatchable),
             InstanceAccessor<&H5File::IsOpen>("isOpen"),
             InstanceAccessor<&H5File::Path>("path"),
             InstanceAccessor<&H5File::Writable>("writable"),
-            InstanceMethod<&H5File::CloseSync>("closeSync"),
-            InstanceMethod<&H5File::CloseAsync>("close"),
-            InstanceMethod<&H5File::FlushSync>("flushSync"),
-            InstanceMethod<&H5File::OpenObjectCount>("openObjectCount"),
-            InstanceMethod<&H5File::Kind>("kind"),
-            InstanceMethod<&H5File::List>("list"),
-            InstanceMethod<&H5File::CreateGroup>("createGroup"),
-            InstanceMethod<&H5File::Delete>("delete"),
-            InstanceMethod<&H5File::Info>("info"),
-            InstanceMethod<&H5File::CreateDataset>("createDataset"),
-            InstanceMethod<&H5File::CreateNull>("createNull"),
-            InstanceMethod<&H5File::Resize>("resize"),
-            InstanceMethod<&H5File::WriteSync>("writeSync"),
-            InstanceMethod<&H5File::WriteAsync>("write"),
-            InstanceMethod<&H5File::ReadSync>("readSync"),
-            InstanceMethod<&H5File::ReadAsync>("read"),
-            InstanceMethod<&H5File::WriteStrings>("writeStrings"),
-            InstanceMethod<&H5File::ReadStrings>("readStrings"),
-            InstanceMethod<&H5File::WriteBytes>("writeBytes"),
-            InstanceMethod<&H5File::ReadBytes>("readBytes"),
-            InstanceMethod<&H5File::SetAttr>("setAttr"),
-            InstanceMethod<&H5File::GetAttr>("getAttr"),
-            InstanceMethod<&H5File::AttrNames>("attrNames"),
-            InstanceMethod<&H5File::DeleteAttr>("deleteAttr"),
+            InstanceMethod<&H5File::CloseSync>("closeSync", kPatchable),
+            InstanceMethod<&H5File::CloseAsync>("close", kPatchable),
+            InstanceMethod<&H5File::FlushSync>("flushSync", kPatchable),
+            InstanceMethod<&H5File::OpenObjectCount>("openObjectCount", kPatchable),
+            InstanceMethod<&H5File::Kind>("kind", kPatchable),
+            InstanceMethod<&H5File::List>("list", kPatchable),
+            InstanceMethod<&H5File::CreateGroup>("createGroup", kPatchable),
+            InstanceMethod<&H5File::Delete>("delete", kPatchable),
+            InstanceMethod<&H5File::Info>("info", kPatchable),
+            InstanceMethod<&H5File::CreateDataset>("createDataset", kPatchable),
+            InstanceMethod<&H5File::CreateNull>("createNull", kPatchable),
+            InstanceMethod<&H5File::Resize>("resize", kPatchable),
+            InstanceMethod<&H5File::WriteSync>("writeSync", kPatchable),
+            InstanceMethod<&H5File::WriteAsync>("write", kPatchable),
+            InstanceMethod<&H5File::ReadSync>("readSync", kPatchable),
+            InstanceMethod<&H5File::ReadAsync>("read", kPatchable),
+            InstanceMethod<&H5File::WriteStrings>("writeStrings", kPatchable),
+            InstanceMethod<&H5File::ReadStrings>("readStrings", kPatchable),
+            InstanceMethod<&H5File::WriteBytes>("writeBytes", kPatchable),
+            InstanceMethod<&H5File::ReadBytes>("readBytes", kPatchable),
+            InstanceMethod<&H5File::SetAttr>("setAttr", kPatchable),
+            InstanceMethod<&H5File::GetAttr>("getAttr", kPatchable),
+            InstanceMethod<&H5File::AttrNames>("attrNames", kPatchable),
+            InstanceMethod<&H5File::DeleteAttr>("deleteAttr", kPatchable),
         },
         data);
     data->fileCtor = Napi::Persistent(ctor);

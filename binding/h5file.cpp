@@ -1,11 +1,13 @@
 #include "h5file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -69,6 +71,14 @@ bool isDirectory(const std::string& p, int* err) {
     return false;
   }
   return true;
+}
+
+// HDF5 1.10.7+ locks files unless HDF5_USE_FILE_LOCKING is FALSE (or 0).
+bool lockingEnabled() {
+  const char* v = std::getenv("HDF5_USE_FILE_LOCKING");
+  if (!v) return true;
+  std::string s(v);
+  return !(s == "FALSE" || s == "0" || s == "false");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -648,6 +658,17 @@ std::shared_ptr<File> File::open(const std::string& path, const std::string& mod
     if (exists && S_ISDIR(st.st_mode)) systemFailure(EISDIR, "create", path);
     if (::access(dir.c_str(), W_OK | X_OK) != 0) systemFailure(errno, "create", path);
     if (exists && ::access(path.c_str(), W_OK) != 0) systemFailure(errno, "overwrite", path);
+    // H5Fcreate(H5F_ACC_TRUNC) truncates the file *before* it tries HDF5's lock, so a file another
+    // process has open would be destroyed and then reported as locked. Probe the same lock first.
+    if (exists && lockingEnabled()) {
+      int fd = ::open(path.c_str(), O_RDWR);
+      if (fd >= 0) {
+        bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        ::close(fd);  // also drops our probe lock
+        if (busy)
+          throw Failure("ERR_LOCKED", "cannot overwrite " + path + ": another process (or handle) has the file open");
+      }
+    }
   } else {
     int fd = ::open(path.c_str(), mode == "r" ? O_RDONLY : O_RDWR);
     if (fd < 0) {
