@@ -537,12 +537,8 @@ std::vector<std::string> readStringValues(const StringSource& src, hid_t ftype, 
     std::vector<char*> ptrs(n, nullptr);
     if (src.read(mtype.get(), ptrs.data()) < 0) throwHdf5("cannot read strings from " + where);
     for (char* p : ptrs) out.emplace_back(p ? p : "");
-    if (src.isAttr) {
-      // H5Dvlen_reclaim works for any buffer laid out per `space`.
-      H5Dvlen_reclaim(mtype.get(), space, H5P_DEFAULT, ptrs.data());
-    } else {
-      H5Dvlen_reclaim(mtype.get(), space, H5P_DEFAULT, ptrs.data());
-    }
+    // Frees the strings HDF5 allocated (for a dataset's or an attribute's buffer alike).
+    if (H5Dvlen_reclaim(mtype.get(), space, H5P_DEFAULT, ptrs.data()) < 0) clearErrorStack();
   } else {
     size_t size = H5Tget_size(ftype);
     if (size == 0) throwHdf5("H5Tget_size");
@@ -737,8 +733,9 @@ File::~File() {
 }
 
 hid_t File::fid() const {
-  if (fid_ < 0) throw Failure("ERR_CLOSED", "the HDF5 file " + path_ + " is closed");
-  return fid_;
+  hid_t id = fid_.load();
+  if (id < 0) throw Failure("ERR_CLOSED", "the HDF5 file " + path_ + " is closed");
+  return id;
 }
 
 void File::requireWritable(const char* op) const {
@@ -748,9 +745,8 @@ void File::requireWritable(const char* op) const {
 }
 
 void File::close() {
-  if (fid_ < 0) return;
-  hid_t fid = fid_;
-  fid_ = H5I_INVALID_HID;
+  hid_t fid = fid_.exchange(H5I_INVALID_HID);
+  if (fid < 0) return;
   const unsigned kinds = H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL;
   ssize_t n = H5Fget_obj_count(fid, kinds);
   if (n > 0) {
@@ -767,9 +763,8 @@ void File::close() {
 }
 
 void File::abandon() {
-  if (fid_ < 0) return;
-  deferClose(fid_);
-  fid_ = H5I_INVALID_HID;
+  hid_t fid = fid_.exchange(H5I_INVALID_HID);
+  if (fid >= 0) deferClose(fid);
 }
 
 void File::flush() { check(H5Fflush(fid(), H5F_SCOPE_LOCAL), ("cannot flush " + path_).c_str()); }

@@ -2,6 +2,7 @@
 // Every public method expects the caller to hold ckpt::Lock.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -130,7 +131,7 @@ class File {
   void makeParents(const std::string& p);
   Hid linkCreatePlist();
 
-  hid_t fid_ = H5I_INVALID_HID;
+  std::atomic<hid_t> fid_{H5I_INVALID_HID};  // read by isOpen() on the JS thread while a job may close it
   std::string path_;
   bool writable_ = false;
 };

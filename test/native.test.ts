@@ -175,6 +175,8 @@ for k in f:
     else: vals = a.ravel().tolist()
     res[k] = {'dtype': str(a.dtype), 'shape': list(a.shape), 'vals': vals}
 out(res)`, file);
+    const dump = spawnSync('h5dump', ['-H', file], { encoding: 'utf8' });
+    if (!dump.error) assert.equal(dump.status, 0, `h5dump failed: ${dump.stderr}`);
     for (const dtype of DTYPES) {
       assert.equal(py[dtype].dtype, dtype, `h5py dtype of ${dtype}`);
       assert.deepEqual(py[dtype].shape, [4, 3]);
