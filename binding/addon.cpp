@@ -23,6 +23,7 @@ struct AddonData {
   Napi::FunctionReference fileCtor;
   std::deque<Job*> queue;  // async jobs waiting for their turn
   bool busy = false;       // a job is on the libuv pool
+  bool tornDown = false;   // the environment is being destroyed; the last one out frees this
   std::vector<std::weak_ptr<File>> files;
 
   void track(const std::shared_ptr<File>& f) {
@@ -231,8 +232,21 @@ class Job : public Napi::AsyncWorker {
 
   void OnWorkComplete(Napi::Env env, napi_status status) override {
     AddonData* d = data_;
-    Napi::AsyncWorker::OnWorkComplete(env, status);  // settles, then deletes this
     d->busy = false;
+    // A terminating environment (worker.terminate(), teardown) cannot run JS: settling would
+    // throw outside any JS frame. Then free the job, and the data when cleanupEnv already ran.
+    napi_handle_scope probe = nullptr;
+    bool alive = !d->tornDown && napi_open_handle_scope(env, &probe) == napi_ok;
+    if (probe) napi_close_handle_scope(env, probe);
+    if (!alive) {
+      delete this;
+      if (d->tornDown) delete d;
+      return;
+    }
+    try {
+      Napi::AsyncWorker::OnWorkComplete(env, status);  // settles, then deletes this
+    } catch (...) {
+    }
     pump(d);
   }
 
@@ -243,11 +257,18 @@ class Job : public Napi::AsyncWorker {
 };
 
 void pump(AddonData* d) {
-  if (d->busy || d->queue.empty()) return;
-  Job* next = d->queue.front();
-  d->queue.pop_front();
-  d->busy = true;
-  next->Queue();
+  while (!d->busy && !d->queue.empty() && !d->tornDown) {
+    Job* next = d->queue.front();
+    d->queue.pop_front();
+    d->busy = true;
+    try {
+      next->Queue();
+    } catch (...) {
+      // Only when the environment is shutting down; the job cannot run or settle.
+      d->busy = false;
+      delete next;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -777,6 +798,7 @@ Napi::Value H5File::ReadAsync(const Napi::CallbackInfo& info) {
 
 void cleanupEnv(void* arg) {
   auto* d = static_cast<AddonData*>(arg);
+  d->tornDown = true;
   // Jobs that never started: drop them (their promises can no longer settle).
   while (!d->queue.empty()) {
     Job* j = d->queue.front();
@@ -793,7 +815,12 @@ void cleanupEnv(void* arg) {
     }
   }
   d->files.clear();
+  // A job still on the pool frees `d` when it completes (Job::OnWorkComplete).
+  if (!d->busy) delete d;
 }
+
+// The environment's instance data is freed by cleanupEnv (or the last job), not by Node-API.
+void keepAddonData(Napi::Env, AddonData*) {}
 
 std::string libraryVersion() {
   unsigned maj = 0, min = 0, rel = 0;
@@ -808,7 +835,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                                     "; rebuild the addon against the installed libhdf5 (npm run build:native)");
   { Lock lock; }  // silences HDF5's error printing on the main thread
   auto* data = new AddonData();
-  env.SetInstanceData(data);
+  env.SetInstanceData<AddonData, keepAddonData>(data);
   H5File::Init(env, exports, data);
   exports.Set("hdf5Version", Napi::String::New(env, libraryVersion()));
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));

@@ -631,6 +631,40 @@ sys.stdin.read()`, file], { stdio: ['pipe', 'pipe', 'inherit'] });
     assert.equal(back[12345], 3);
   });
 
+  test('worker.terminate() and process.exit() with async jobs in flight: no crash, files stay valid', () => {
+    const base = fresh('term');
+    const scriptFile = path.join(tmp, 'term-child.js');
+    fs.writeFileSync(scriptFile, `
+      const { Worker, isMainThread, parentPort, workerData } = require('worker_threads');
+      const n = require(${JSON.stringify(NATIVE_JS)}).loadNative();
+      if (isMainThread) {
+        let done = 0;
+        for (let k = 0; k < 3; k++) {
+          const w = new Worker(__filename, { workerData: process.argv[2] + '.' + k });
+          w.on('message', () => setTimeout(() => w.terminate().then(() => {
+            if (++done < 3) return;
+            const f = n.H5File.openSync(process.argv[2], 'w');
+            f.createDataset('/x', { dtype: 'float64', shape: [1 << 22] });
+            f.write('/x', new Float64Array(1 << 22).fill(1));
+            f.write('/x', new Float64Array(1 << 22).fill(2));
+            setTimeout(() => process.exit(0), 2);
+          }), k * 3));
+        }
+      } else {
+        const f = n.H5File.openSync(workerData, 'w');
+        f.createDataset('/x', { dtype: 'float64', shape: [1 << 22] });
+        for (let i = 0; i < 4; i++) f.write('/x', new Float64Array(1 << 22).fill(i));
+        f.close();
+        parentPort.postMessage('started');
+      }`);
+    const r = spawnSync(process.execPath, [scriptFile, base], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    for (const fl of [base, `${base}.0`, `${base}.1`, `${base}.2`]) {
+      withFile(fl, 'r', (f) => assert.deepEqual(f.info('/x').shape, [1 << 22]));
+    }
+  });
+
   test('open handles left to GC and at exit are closed (worker thread too)', () => {
     const file = fresh('gc');
     const scriptFile = path.join(tmp, 'gc-child.js');
