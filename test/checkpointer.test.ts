@@ -222,7 +222,8 @@ describe('values', () => {
     assert.deepEqual(a.shape, [2, 3]);
     assert.equal(ndarray([1, 2, 3], undefined, 'int64').data instanceof BigInt64Array, true);
     assert.throws(() => ndarray(new Float64Array(5), [2, 3]), RangeError);
-    assert.throws(() => ndarray(new Float64Array(4), [2], 'int32'), TypeError);
+    assert.throws(() => new NDArray(new Float64Array(2), [2], 'int32'), TypeError);
+    assert.deepEqual(ndarray(new Float64Array([1.5, 2]), [2], 'int32').data, new Int32Array([1, 2]));
     assert.deepEqual(ndarray(new Float64Array([1, 2, 3, 4]), [2], 'complex128').toList(), [[1, 2], [3, 4]]);
     // A strided (transposed) scijs-style view is gathered into C order.
     const chk = new DictCheckpointer({});

@@ -7,9 +7,10 @@
  *   dict            → group, children in insertion order (link creation order tracked)
  *   list            → group of `_list_item_N` plus `_list_numitems` (int64 scalar)
  *   null            → dataset with a null dataspace (h5py.Empty)
- *   boolean/number/bigint/string → 0-d dataset (bool enum, int64 or float64, variable-length UTF-8)
+ *   boolean/number/bigint/string → 0-d dataset (bool enum, int64 or float64; ASCII text as fixed-length
+ *                     `S` like McUtils, other text as variable-length UTF-8 like h5py's `str`)
  *   TypedArray/NDArray (rank ≥ 1) → chunked dataset, first axis unlimited
- *   registered object → group { pseudopickle_protocol, class: { pickle_data, pseudopickle_protocol }, state }
+ *   registered object → group { pseudopickle_protocol, class: { pseudopickle_protocol, pickle_data }, state }
  */
 import { CheckpointerError, CheckpointerKeyError } from '../errors';
 import type { DatasetInfo, H5File } from '../native';
@@ -95,7 +96,7 @@ export class LayoutWriter {
         return;
       }
       case 'string':
-        this.#replaceWith(path, () => this.file.writeStrings(path, [c.value], []));
+        this.#replaceWith(path, () => this.#string(path, c.value));
         return;
       case 'typed':
         this.#array(path, dtypeOfTypedArray(c.value), [c.value.length], c.value);
@@ -118,9 +119,10 @@ export class LayoutWriter {
         this.#group(path, ['pseudopickle_protocol', 'class', 'state']);
         this.write(joinPath(path, 'pseudopickle_protocol'), PSEUDOPICKLE_PROTOCOL);
         const cls = joinPath(path, 'class');
-        this.#group(cls, ['pickle_data', 'pseudopickle_protocol']);
-        this.write(joinPath(cls, 'pickle_data'), classPickleBase64(c.className));
+        this.#group(cls, ['pseudopickle_protocol', 'pickle_data']);
         this.write(joinPath(cls, 'pseudopickle_protocol'), PSEUDOPICKLE_PROTOCOL);
+        // Fixed-length bytes: McUtils base64-decodes `S` data but hands variable-length bytes to pickle as is.
+        this.#replaceWith(joinPath(cls, 'pickle_data'), () => this.#string(joinPath(cls, 'pickle_data'), classPickleBase64(c.className)));
         this.write(joinPath(path, 'state'), c.state);
       }
     }
@@ -136,6 +138,15 @@ export class LayoutWriter {
     }
     if (kind !== null) this.file.delete(path);
     this.file.createGroup(path);
+  }
+
+  /**
+   * ASCII text as McUtils writes it (fixed-length NUL-padded `S`, which McUtils reads back as str);
+   * other text (and '') as h5py writes `str`: variable-length UTF-8.
+   */
+  #string(path: string, text: string): void {
+    if (text.length > 0 && /^[\x01-\x7f]*$/.test(text)) this.file.writeBytes(path, Buffer.from(text, 'latin1'), 'S');
+    else this.file.writeStrings(path, [text], []);
   }
 
   #replaceWith(path: string, create: () => void): void {

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { Checkpointer, CheckpointerOptions } from '../checkpointer';
-import { CheckpointerKeyError } from '../errors';
+import { CheckpointerError, CheckpointerKeyError } from '../errors';
 import { loadNative } from '../native';
 import type { H5File } from '../native';
 import { LayoutReader, LayoutWriter, toH5Path } from './hdf5-layout';
@@ -56,16 +56,41 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     s.file = null;
   }
 
+  /** Refuses to write a file without write bits (root could, but the user marked it read-only). */
+  #assertWritable(): void {
+    let mode: number;
+    try {
+      mode = fs.statSync(this.#path).mode;
+    } catch {
+      return;
+    }
+    if ((mode & 0o222) === 0) {
+      throw new CheckpointerError(`cannot write ${this.#path}: the file is read-only`, { code: 'ERR_NOT_WRITABLE', file: this.#path });
+    }
+  }
+
   /** The file, reopened (or created) read-write for a write. */
   #writableSync(): H5File {
     const s = this.#s();
     if (s.file && s.writable) return s.file;
+    this.#assertWritable();
     const native = loadNative();
     if (s.file) {
       s.file.closeSync();
       s.file = null;
     }
-    s.file = native.H5File.openSync(this.#path, fs.existsSync(this.#path) ? 'r+' : 'x');
+    const exists = fs.existsSync(this.#path);
+    try {
+      s.file = native.H5File.openSync(this.#path, exists ? 'r+' : 'x');
+    } catch (err) {
+      // Keep reading what is there (e.g. the file is locked for writing by someone else).
+      if (exists) {
+        try {
+          s.file = native.H5File.openSync(this.#path, 'r');
+        } catch { /* the first error says why */ }
+      }
+      throw err;
+    }
     s.writable = true;
     return s.file;
   }
@@ -73,12 +98,19 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   async #writable(): Promise<H5File> {
     const s = this.#s();
     if (s.file && s.writable) return s.file;
+    this.#assertWritable();
     const native = loadNative();
     if (s.file) {
       await s.file.close();
       s.file = null;
     }
-    s.file = await native.H5File.open(this.#path, fs.existsSync(this.#path) ? 'r+' : 'x');
+    const exists = fs.existsSync(this.#path);
+    try {
+      s.file = await native.H5File.open(this.#path, exists ? 'r+' : 'x');
+    } catch (err) {
+      if (exists) s.file = await native.H5File.open(this.#path, 'r').catch(() => null);
+      throw err;
+    }
     s.writable = true;
     return s.file;
   }

@@ -1,6 +1,6 @@
 /**
  * McUtils' pseudo-pickling of objects: an object is stored as a dict
- *   { pseudopickle_protocol: 1, class: { pickle_data: <base64 pickle of the class>, pseudopickle_protocol: 1 }, state: <to_state()> }
+ *   { pseudopickle_protocol: 1, class: { pseudopickle_protocol: 1, pickle_data: <base64 pickle of the class> }, state: <to_state()> }
  * where the class pickle is a protocol-4 reference to `module.qualname` (pickle's STACK_GLOBAL), so a
  * Python program that defines the class loads our objects and we load theirs. Only class
  * references are ever unpickled here — no other pickle opcodes are accepted.
@@ -94,7 +94,7 @@ type JsonLike = null | boolean | number | bigint | string | JsonLike[] | { [k: s
 export function encodePseudoPickleJson<T extends JsonLike>(className: string, state: T): { [k: string]: JsonLike } {
   return {
     pseudopickle_protocol: PSEUDOPICKLE_PROTOCOL,
-    class: { pickle_data: classPickleBase64(className), pseudopickle_protocol: PSEUDOPICKLE_PROTOCOL },
+    class: { pseudopickle_protocol: PSEUDOPICKLE_PROTOCOL, pickle_data: classPickleBase64(className) },
     state,
   };
 }
