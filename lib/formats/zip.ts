@@ -1,0 +1,757 @@
+/**
+ * A minimal zip reader and writer, enough for `.npz` files: what `numpy.savez` and
+ * `numpy.savez_compressed` write, and what Python's `zipfile` (numpy.load) reads.
+ *
+ * Reading works on a file descriptor with positional reads: the central directory is read once
+ * (end record, ZIP64 end record and locator, ZIP64 extra fields), and a member is found through
+ * its local header without touching the others. Methods: stored (0) and deflate (8); CRC-32 is
+ * verified.
+ *
+ * Writing reproduces `numpy.savez`: stored members, a ZIP64 extra field in every local header
+ * (numpy opens members with `force_zip64=True`), the fixed 1980-01-01 timestamp, mode 0600, and
+ * ZIP64 central-directory fields and end records where sizes or offsets pass 2 GiB - 1 (Python's
+ * ZIP64_LIMIT). A member is written from a sequence of pieces straight from their memory; a member
+ * copied from another zip is moved as raw (possibly compressed) bytes without decoding.
+ *
+ * The I/O is written once as generators that yield operations (`IoOp`); `runSync` performs them
+ * with the fs sync calls, `runAsync` with the libuv pool. In the async form a write or read can be
+ * started and awaited later, so CRC-32 work on the main thread overlaps the disk transfer.
+ */
+import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
+import { CheckpointerError } from '../errors';
+
+// ------------------------------------------------------------------------------------ I/O ops
+
+export type IoOp =
+  /** Reads up to buffer.length bytes at `position`; yields back the byte count (short only at EOF). */
+  | { op: 'read'; fd: number; buffer: Uint8Array; position: number; defer?: false }
+  /** Starts that read; yields back a handle for 'await' (in runSync it has already completed). */
+  | { op: 'read'; fd: number; buffer: Uint8Array; position: number; defer: true }
+  /** Writes the whole buffer at `position`; yields back undefined, or a handle with defer. */
+  | { op: 'write'; fd: number; buffer: Uint8Array; position: number; defer?: boolean }
+  /** Waits for a deferred op; yields back its result. */
+  | { op: 'await'; handle: IoHandle }
+  /** Raw-inflates `data`; yields back the output Buffer. */
+  | { op: 'inflate'; data: Uint8Array; outputLength: number };
+
+export interface IoHandle {
+  readonly id: number;
+}
+
+export type IoGen<T> = Generator<IoOp, T, unknown>;
+
+/** Largest count one read(2)/write(2) call is given (Node's own limit is 2 GiB - 1). */
+const MAX_IO = 1 << 30;
+
+function readFullySync(fd: number, buffer: Uint8Array, position: number): number {
+  let done = 0;
+  while (done < buffer.length) {
+    const n = fs.readSync(fd, buffer, done, Math.min(buffer.length - done, MAX_IO), position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+function writeFullySync(fd: number, buffer: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < buffer.length) {
+    done += fs.writeSync(fd, buffer, done, Math.min(buffer.length - done, MAX_IO), position + done);
+  }
+}
+
+function readAsync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+function writeAsync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.write(fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+async function readFully(fd: number, buffer: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < buffer.length) {
+    const n = await readAsync(fd, buffer, done, Math.min(buffer.length - done, MAX_IO), position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+async function writeFully(fd: number, buffer: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < buffer.length) {
+    done += await writeAsync(fd, buffer, done, Math.min(buffer.length - done, MAX_IO), position + done);
+  }
+}
+
+function inflateOptions(outputLength: number): zlib.ZlibOptions {
+  // One output chunk of the expected size: no concatenation, and a bound against zip bombs.
+  return { chunkSize: Math.min(Math.max(outputLength, 64), 1 << 30), maxOutputLength: Math.max(outputLength, 1) };
+}
+
+/** Performs a generator's I/O synchronously. */
+export function runSync<T>(gen: IoGen<T>): T {
+  const results = new Map<number, unknown>();
+  let nextId = 0;
+  let step = gen.next();
+  while (!step.done) {
+    const op = step.value;
+    let result: unknown;
+    try {
+      switch (op.op) {
+        case 'read': {
+          const n = readFullySync(op.fd, op.buffer, op.position);
+          if (op.defer) {
+            const handle = { id: nextId++ };
+            results.set(handle.id, n);
+            result = handle;
+          } else {
+            result = n;
+          }
+          break;
+        }
+        case 'write':
+          writeFullySync(op.fd, op.buffer, op.position);
+          if (op.defer) {
+            const handle = { id: nextId++ };
+            results.set(handle.id, undefined);
+            result = handle;
+          }
+          break;
+        case 'await':
+          result = results.get(op.handle.id);
+          results.delete(op.handle.id);
+          break;
+        case 'inflate':
+          result = zlib.inflateRawSync(op.data, inflateOptions(op.outputLength));
+          break;
+      }
+    } catch (err) {
+      step = gen.throw(err);
+      continue;
+    }
+    step = gen.next(result);
+  }
+  return step.value;
+}
+
+/** Performs a generator's I/O on libuv's pool; deferred ops run while the generator computes. */
+export async function runAsync<T>(gen: IoGen<T>): Promise<T> {
+  const pending = new Map<number, Promise<unknown>>();
+  let nextId = 0;
+  const defer = (p: Promise<unknown>): IoHandle => {
+    const handle = { id: nextId++ };
+    p.catch(() => undefined); // observed by 'await' (or drained below)
+    pending.set(handle.id, p);
+    return handle;
+  };
+  try {
+    let step = gen.next();
+    while (!step.done) {
+      const op = step.value;
+      let result: unknown;
+      try {
+        switch (op.op) {
+          case 'read':
+            result = op.defer ? defer(readFully(op.fd, op.buffer, op.position)) : await readFully(op.fd, op.buffer, op.position);
+            break;
+          case 'write':
+            result = op.defer ? defer(writeFully(op.fd, op.buffer, op.position)) : await writeFully(op.fd, op.buffer, op.position);
+            break;
+          case 'await': {
+            const p = pending.get(op.handle.id);
+            pending.delete(op.handle.id);
+            result = await p;
+            break;
+          }
+          case 'inflate':
+            result = await new Promise<Buffer>((resolve, reject) => {
+              zlib.inflateRaw(op.data, inflateOptions(op.outputLength), (err, out) => (err ? reject(err) : resolve(out)));
+            });
+            break;
+        }
+      } catch (err) {
+        step = gen.throw(err);
+        continue;
+      }
+      step = gen.next(result);
+    }
+    return step.value;
+  } finally {
+    // Never leave a transfer running on a descriptor the caller is about to close.
+    await Promise.allSettled(pending.values());
+  }
+}
+
+// ------------------------------------------------------------------------------------ CRC-32
+
+type Crc32 = (data: Uint8Array, value?: number) => number;
+
+let crcTable: Uint32Array | undefined;
+/** Table-driven CRC-32 for Node versions before 20.15, which lack zlib.crc32. */
+function crc32Fallback(data: Uint8Array, value = 0): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = (value ^ 0xffffffff) >>> 0;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** CRC-32 (zlib's), continuing from `value`. */
+export const crc32: Crc32 = typeof (zlib as { crc32?: Crc32 }).crc32 === 'function'
+  ? (data, value = 0) => (zlib as unknown as { crc32: Crc32 }).crc32(data, value)
+  : crc32Fallback;
+
+// ------------------------------------------------------------------------------------ reading
+
+const SIG_LOCAL = 0x04034b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_EOCD = 0x06054b50;
+const SIG_EOCD64 = 0x06064b50;
+const SIG_LOCATOR64 = 0x07064b50;
+const EOCD_SIZE = 22;
+const EOCD64_SIZE = 56;
+const LOCATOR64_SIZE = 20;
+const LOCAL_SIZE = 30;
+const CENTRAL_SIZE = 46;
+const FLAG_ENCRYPTED = 0x1;
+const FLAG_UTF8 = 0x800;
+
+export const METHOD_STORED = 0;
+export const METHOD_DEFLATE = 8;
+
+/** Python's zipfile.ZIP64_LIMIT: past it, sizes and offsets go to ZIP64 fields. */
+export const ZIP64_LIMIT = 2 ** 31 - 1;
+const ZIP_FILECOUNT_LIMIT = 0xffff;
+
+export interface ZipEntry {
+  name: string;
+  flags: number;
+  method: number;
+  crc32: number;
+  compressedSize: number;
+  uncompressedSize: number;
+  /** Where the member's local header starts in the file (already corrected for prepended data). */
+  localHeaderOffset: number;
+}
+
+export interface CentralDirectory {
+  entries: ZipEntry[];
+  /** Where the central directory starts in the file. */
+  offset: number;
+}
+
+function corrupt(message: string): CheckpointerError {
+  return new CheckpointerError(message, { code: 'ERR_CHECKPOINT_CORRUPT' });
+}
+
+function u64(view: DataView, at: number): number {
+  const v = view.getBigUint64(at, true);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw corrupt(`zip field ${v} is too large`);
+  return Number(v);
+}
+
+// IBM code page 437, bytes 0x80-0xff: how zipfile decodes names without the UTF-8 flag.
+const CP437_HIGH = 'ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u00a0';
+
+function decodeName(bytes: Uint8Array, flags: number): string {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (flags & FLAG_UTF8) return b.toString('utf8');
+  let s = '';
+  for (const c of b) s += c < 0x80 ? String.fromCharCode(c) : CP437_HIGH[c - 0x80];
+  return s;
+}
+
+function fileSizeOf(fd: number): number {
+  return fs.fstatSync(fd).size;
+}
+
+/** Reads the central directory of the zip open on `fd`. */
+export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): IoGen<CentralDirectory> {
+  if (fileSize < EOCD_SIZE) throw corrupt(`not a zip file: ${fileSize} bytes is too short for an end record`);
+  const tailLen = Math.min(fileSize, EOCD_SIZE + 0xffff + LOCATOR64_SIZE + EOCD64_SIZE);
+  const tail = new Uint8Array(tailLen);
+  const tailStart = fileSize - tailLen;
+  if ((yield { op: 'read', fd, buffer: tail, position: tailStart }) as number !== tailLen) throw corrupt('zip file shrank while being read');
+  const tv = new DataView(tail.buffer);
+
+  // The end record: the last signature whose comment reaches exactly to the end of the file
+  // (zipfile accepts a comment that stops short too, so that is a fallback).
+  let eocd = -1;
+  for (let p = tailLen - EOCD_SIZE; p >= 0; p--) {
+    if (tv.getUint32(p, true) !== SIG_EOCD) continue;
+    const commentLen = tv.getUint16(p + 20, true);
+    if (p + EOCD_SIZE + commentLen === tailLen) { eocd = p; break; }
+    if (eocd < 0 && p + EOCD_SIZE + commentLen <= tailLen) eocd = p;
+  }
+  if (eocd < 0) throw corrupt('not a zip file: no end of central directory record');
+  const disk = tv.getUint16(eocd + 4, true);
+  const cdDisk = tv.getUint16(eocd + 6, true);
+  let count = tv.getUint16(eocd + 10, true);
+  let cdSize = tv.getUint32(eocd + 12, true);
+  let cdOffset = tv.getUint32(eocd + 16, true);
+  const eocdPos = tailStart + eocd;
+  let cdEnd = eocdPos;
+
+  // ZIP64: the locator sits right before the end record, the ZIP64 end record right before it.
+  if (eocd >= LOCATOR64_SIZE && tv.getUint32(eocd - LOCATOR64_SIZE, true) === SIG_LOCATOR64) {
+    const loc = eocd - LOCATOR64_SIZE;
+    if (tv.getUint32(loc + 16, true) > 1) throw corrupt('multi-disk zip files are not supported');
+    let rec: DataView;
+    let recPos: number;
+    if (loc >= EOCD64_SIZE && tv.getUint32(loc - EOCD64_SIZE, true) === SIG_EOCD64) {
+      rec = new DataView(tail.buffer, loc - EOCD64_SIZE, EOCD64_SIZE);
+      recPos = tailStart + loc - EOCD64_SIZE;
+    } else {
+      recPos = u64(tv, loc + 8);
+      const buf = new Uint8Array(EOCD64_SIZE);
+      if (recPos + EOCD64_SIZE > fileSize || (yield { op: 'read', fd, buffer: buf, position: recPos }) as number !== EOCD64_SIZE) {
+        throw corrupt('ZIP64 end of central directory record is out of the file');
+      }
+      rec = new DataView(buf.buffer);
+      if (rec.getUint32(0, true) !== SIG_EOCD64) throw corrupt('ZIP64 end of central directory record has a bad signature');
+    }
+    if (rec.getUint32(16, true) !== 0 || rec.getUint32(20, true) !== 0) throw corrupt('multi-disk zip files are not supported');
+    count = u64(rec, 32);
+    cdSize = u64(rec, 40);
+    cdOffset = u64(rec, 48);
+    cdEnd = recPos;
+  } else if (disk !== 0 || cdDisk !== 0) {
+    throw corrupt('multi-disk zip files are not supported');
+  }
+
+  // Data prepended to the archive (a self-extractor stub) shifts every offset; zipfile allows it.
+  const concat = cdEnd - cdSize - cdOffset;
+  if (concat < 0) throw corrupt('central directory does not fit before its end record (truncated file?)');
+  const cdStart = cdOffset + concat;
+  const cd = new Uint8Array(cdSize);
+  if ((yield { op: 'read', fd, buffer: cd, position: cdStart }) as number !== cdSize) throw corrupt('central directory is truncated');
+  const v = new DataView(cd.buffer);
+  const entries: ZipEntry[] = [];
+  let p = 0;
+  while (p + CENTRAL_SIZE <= cdSize) {
+    if (v.getUint32(p, true) !== SIG_CENTRAL) throw corrupt(`bad central directory entry signature at ${cdStart + p}`);
+    const flags = v.getUint16(p + 8, true);
+    const method = v.getUint16(p + 10, true);
+    const crc = v.getUint32(p + 16, true);
+    let csize = v.getUint32(p + 20, true);
+    let usize = v.getUint32(p + 24, true);
+    const nameLen = v.getUint16(p + 28, true);
+    const extraLen = v.getUint16(p + 30, true);
+    const commentLen = v.getUint16(p + 32, true);
+    let offset = v.getUint32(p + 42, true);
+    const end = p + CENTRAL_SIZE + nameLen + extraLen + commentLen;
+    if (end > cdSize) throw corrupt('central directory entry runs past the directory');
+    const name = decodeName(cd.subarray(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen), flags);
+    // ZIP64 extra field (id 1): only the fields whose 32-bit slot is 0xFFFFFFFF, in this order.
+    let x = p + CENTRAL_SIZE + nameLen;
+    const xEnd = x + extraLen;
+    while (x + 4 <= xEnd) {
+      const id = v.getUint16(x, true);
+      const len = v.getUint16(x + 2, true);
+      if (x + 4 + len > xEnd) throw corrupt(`corrupt extra field of ${name}`);
+      if (id === 1) {
+        let q = x + 4;
+        const take = (): number => {
+          if (q + 8 > x + 4 + len) throw corrupt(`ZIP64 extra field of ${name} is too short`);
+          const r = u64(v, q);
+          q += 8;
+          return r;
+        };
+        if (usize === 0xffffffff) usize = take();
+        if (csize === 0xffffffff) csize = take();
+        if (offset === 0xffffffff) offset = take();
+      }
+      x += 4 + len;
+    }
+    const localHeaderOffset = offset + concat;
+    if (localHeaderOffset + LOCAL_SIZE + nameLen + csize > cdStart) {
+      throw corrupt(`member ${JSON.stringify(name)} runs past the start of the central directory (truncated file?)`);
+    }
+    entries.push({ name, flags, method, crc32: crc, compressedSize: csize, uncompressedSize: usize, localHeaderOffset });
+    p = end;
+  }
+  if (count !== entries.length && count !== ZIP_FILECOUNT_LIMIT) {
+    throw corrupt(`central directory holds ${entries.length} entries, its end record says ${count}`);
+  }
+  return { entries, offset: cdStart };
+}
+
+/** Where a member's (possibly compressed) data starts: after its local header. */
+export function* memberDataOffset(fd: number, entry: ZipEntry): IoGen<number> {
+  const head = new Uint8Array(LOCAL_SIZE);
+  if ((yield { op: 'read', fd, buffer: head, position: entry.localHeaderOffset }) as number !== LOCAL_SIZE) {
+    throw corrupt(`local header of ${JSON.stringify(entry.name)} is truncated`);
+  }
+  return localDataOffset(head, entry);
+}
+
+function localDataOffset(head: Uint8Array, entry: ZipEntry): number {
+  const v = new DataView(head.buffer, head.byteOffset, LOCAL_SIZE);
+  if (v.getUint32(0, true) !== SIG_LOCAL) throw corrupt(`bad local header signature for ${JSON.stringify(entry.name)}`);
+  return entry.localHeaderOffset + LOCAL_SIZE + v.getUint16(26, true) + v.getUint16(28, true);
+}
+
+function checkReadable(entry: ZipEntry): void {
+  if (entry.flags & FLAG_ENCRYPTED) throw corrupt(`member ${JSON.stringify(entry.name)} is encrypted`);
+  if (entry.method !== METHOD_STORED && entry.method !== METHOD_DEFLATE) {
+    throw new CheckpointerError(`member ${JSON.stringify(entry.name)} uses compression method ${entry.method}; only stored and deflate are read`, {
+      code: 'ERR_UNSUPPORTED_DTYPE',
+    });
+  }
+}
+
+function crcMismatch(entry: ZipEntry, got: number): CheckpointerError {
+  return corrupt(`CRC-32 mismatch in ${JSON.stringify(entry.name)}: stored ${hex(entry.crc32)}, data ${hex(got)}`);
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
+
+/** Reads bytes into `target` in chunks, CRC-ing each chunk while the next one is read (async). */
+const READ_CHUNK = 8 * 1024 * 1024;
+function* readAndCrc(fd: number, target: Uint8Array, position: number, crc: number): IoGen<number> {
+  const total = target.length;
+  if (total === 0) return crc;
+  const chunk = (i: number): Uint8Array => target.subarray(i, Math.min(total, i + READ_CHUNK));
+  let at = 0;
+  let current = chunk(0);
+  let handle = (yield { op: 'read', fd, buffer: current, position, defer: true }) as IoHandle;
+  for (;;) {
+    const n = (yield { op: 'await', handle }) as number;
+    if (n !== current.length) throw corrupt('member data is truncated');
+    const next = at + current.length;
+    let nextChunk: Uint8Array | undefined;
+    if (next < total) {
+      nextChunk = chunk(next);
+      handle = (yield { op: 'read', fd, buffer: nextChunk, position: position + next, defer: true }) as IoHandle;
+    }
+    crc = crc32(current, crc);
+    if (!nextChunk) return crc;
+    at = next;
+    current = nextChunk;
+  }
+}
+
+/**
+ * How to read a member made of a header and a body (an .npy), so the body lands directly in
+ * memory the caller allocates.
+ */
+export interface MemberReader<T> {
+  /** The header's byte length, given the member's first min(size, 256) bytes or more (may ask for more). */
+  headerLength(prefix: Uint8Array): number;
+  /** Given the complete header: the buffer the body is read into (as long as the body, or shorter). */
+  target(header: Uint8Array): Uint8Array;
+  /** After the target was filled and the CRC checked: the value. */
+  finish(): T;
+  /** Compressed members instead: the whole inflated member (the reader owns it). */
+  fromInflated(bytes: Buffer): T;
+}
+
+const PROBE = 256;
+
+/** Reads one member through a MemberReader, verifying its CRC-32. */
+export function* readMember<T>(fd: number, entry: ZipEntry, reader: MemberReader<T>): IoGen<T> {
+  checkReadable(entry);
+  const { compressedSize: csize, uncompressedSize: usize } = entry;
+  // The local header, the name and extra field, and the start of the data in one read.
+  const first = new Uint8Array(LOCAL_SIZE + Buffer.byteLength(entry.name, 'utf8') + 64 + PROBE);
+  const got = (yield { op: 'read', fd, buffer: first, position: entry.localHeaderOffset }) as number;
+  if (got < LOCAL_SIZE) throw corrupt(`local header of ${JSON.stringify(entry.name)} is truncated`);
+  const dataStart = localDataOffset(first, entry);
+  if (entry.method === METHOD_DEFLATE) {
+    const packed = Buffer.allocUnsafe(csize);
+    if ((yield { op: 'read', fd, buffer: packed, position: dataStart }) as number !== csize) throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
+    let out: Buffer;
+    try {
+      out = (yield { op: 'inflate', data: packed, outputLength: usize }) as Buffer;
+    } catch (err) {
+      throw corrupt(`${JSON.stringify(entry.name)} does not inflate: ${(err as Error).message}`);
+    }
+    if (out.length !== usize) throw corrupt(`${JSON.stringify(entry.name)} inflates to ${out.length} bytes, not ${usize}`);
+    const c = crc32(out);
+    if (c !== entry.crc32) throw crcMismatch(entry, c);
+    return reader.fromInflated(out);
+  }
+  if (csize !== usize) throw corrupt(`stored member ${JSON.stringify(entry.name)} has different compressed and uncompressed sizes`);
+  // Stored: the header from that first read (or a second small one), the body straight into place.
+  const skip = dataStart - entry.localHeaderOffset;
+  const want = Math.min(usize, PROBE);
+  let prefix = first.subarray(Math.min(skip, got), Math.min(got, skip + usize));
+  if (prefix.length < want) {
+    prefix = new Uint8Array(want);
+    if ((yield { op: 'read', fd, buffer: prefix, position: dataStart }) as number !== want) throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
+  }
+  let hlen = reader.headerLength(prefix);
+  if (hlen > usize) throw corrupt(`${JSON.stringify(entry.name)}: its header runs past the member`);
+  if (hlen > prefix.length) {
+    prefix = new Uint8Array(hlen);
+    if ((yield { op: 'read', fd, buffer: prefix, position: dataStart }) as number !== hlen) throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
+    hlen = reader.headerLength(prefix);
+  }
+  const header = prefix.subarray(0, hlen);
+  const target = reader.target(header);
+  if (hlen + target.length > usize) throw corrupt(`${JSON.stringify(entry.name)}: its data is shorter than its header says`);
+  let crc = crc32(header);
+  crc = yield* readAndCrc(fd, target, dataStart + hlen, crc);
+  const rest = usize - hlen - target.length;
+  if (rest > 0) {
+    // Trailing bytes the header does not describe: read them only for the CRC.
+    const scratch = new Uint8Array(Math.min(rest, READ_CHUNK));
+    for (let done = 0; done < rest;) {
+      const part = scratch.subarray(0, Math.min(scratch.length, rest - done));
+      if ((yield { op: 'read', fd, buffer: part, position: dataStart + hlen + target.length + done }) as number !== part.length) {
+        throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
+      }
+      crc = crc32(part, crc);
+      done += part.length;
+    }
+  }
+  if (crc !== entry.crc32) throw crcMismatch(entry, crc);
+  return reader.finish();
+}
+
+/** A member's whole content, inflated and verified. */
+export function* readMemberBytes(fd: number, entry: ZipEntry): IoGen<Buffer> {
+  let out: Buffer | undefined;
+  return yield* readMember<Buffer>(fd, entry, {
+    headerLength: () => 0,
+    target: () => (out = Buffer.allocUnsafe(entry.uncompressedSize)),
+    finish: () => out as Buffer,
+    fromInflated: (bytes) => bytes,
+  });
+}
+
+// ------------------------------------------------------------------------------------ writing
+
+/** A member written from memory, stored (uncompressed); its CRC-32 is computed while writing. */
+export interface NewMember {
+  name: string;
+  pieces: readonly Uint8Array[];
+}
+
+/** A member moved from another zip as raw bytes (compressed or not), keeping its method and CRC. */
+export interface CopiedMember {
+  name: string;
+  from: { fd: number; entry: ZipEntry };
+}
+
+export type WriteMember = NewMember | CopiedMember;
+
+export interface ZipWriteOptions {
+  /** Sizes and offsets above this go to ZIP64 fields (default: Python's ZIP64_LIMIT, 2 GiB - 1). */
+  zip64Limit?: number;
+}
+
+interface Written {
+  name: Buffer;
+  flags: number;
+  method: number;
+  crc32: number;
+  compressedSize: number;
+  uncompressedSize: number;
+  offset: number;
+}
+
+const DOS_DATE_1980_01_01 = 0x21;
+const VERSION_DEFAULT = 20;
+const VERSION_ZIP64 = 45;
+const CREATE_SYSTEM_UNIX = 3;
+const EXTERNAL_ATTR_0600 = (0o600 << 16) >>> 0;
+const WRITE_CHUNK = 8 * 1024 * 1024;
+
+function encodeMemberName(name: string): { bytes: Buffer; flags: number } {
+  // zipfile: ASCII names as they are, others UTF-8 with general purpose bit 11.
+  const ascii = /^[\x00-\x7f]*$/.test(name);
+  return { bytes: Buffer.from(name, ascii ? 'latin1' : 'utf8'), flags: ascii ? 0 : FLAG_UTF8 };
+}
+
+/** The local header numpy.savez writes: the ZIP64 extra field is always there (force_zip64). */
+function localHeader(w: Omit<Written, 'offset'>, limit: number): Buffer {
+  const big = w.uncompressedSize > limit || w.compressedSize > limit;
+  const h = Buffer.alloc(LOCAL_SIZE + w.name.length + 20);
+  h.writeUInt32LE(SIG_LOCAL, 0);
+  h.writeUInt16LE(big ? VERSION_ZIP64 : VERSION_DEFAULT, 4);
+  h.writeUInt16LE(w.flags, 6);
+  h.writeUInt16LE(w.method, 8);
+  h.writeUInt16LE(0, 10); // time 00:00:00
+  h.writeUInt16LE(DOS_DATE_1980_01_01, 12);
+  h.writeUInt32LE(w.crc32, 14);
+  h.writeUInt32LE(big ? 0xffffffff : w.compressedSize, 18);
+  h.writeUInt32LE(big ? 0xffffffff : w.uncompressedSize, 22);
+  h.writeUInt16LE(w.name.length, 26);
+  h.writeUInt16LE(20, 28);
+  w.name.copy(h, LOCAL_SIZE);
+  const x = LOCAL_SIZE + w.name.length;
+  h.writeUInt16LE(1, x);
+  h.writeUInt16LE(16, x + 2);
+  h.writeBigUInt64LE(BigInt(w.uncompressedSize), x + 4);
+  h.writeBigUInt64LE(BigInt(w.compressedSize), x + 12);
+  return h;
+}
+
+function centralEntry(w: Written, limit: number): Buffer {
+  const extra: number[] = [];
+  let usize = w.uncompressedSize;
+  let csize = w.compressedSize;
+  let offset = w.offset;
+  if (usize > limit || csize > limit) {
+    extra.push(usize, csize);
+    usize = 0xffffffff;
+    csize = 0xffffffff;
+  }
+  if (offset > limit) {
+    extra.push(offset);
+    offset = 0xffffffff;
+  }
+  const extraLen = extra.length ? 4 + 8 * extra.length : 0;
+  const version = extra.length ? VERSION_ZIP64 : VERSION_DEFAULT;
+  const e = Buffer.alloc(CENTRAL_SIZE + w.name.length + extraLen);
+  e.writeUInt32LE(SIG_CENTRAL, 0);
+  e.writeUInt8(version, 4);
+  e.writeUInt8(CREATE_SYSTEM_UNIX, 5);
+  e.writeUInt16LE(version, 6);
+  e.writeUInt16LE(w.flags, 8);
+  e.writeUInt16LE(w.method, 10);
+  e.writeUInt16LE(0, 12);
+  e.writeUInt16LE(DOS_DATE_1980_01_01, 14);
+  e.writeUInt32LE(w.crc32, 16);
+  e.writeUInt32LE(csize, 20);
+  e.writeUInt32LE(usize, 24);
+  e.writeUInt16LE(w.name.length, 28);
+  e.writeUInt16LE(extraLen, 30);
+  e.writeUInt16LE(0, 32); // comment
+  e.writeUInt16LE(0, 34); // disk
+  e.writeUInt16LE(0, 36); // internal attributes
+  e.writeUInt32LE(EXTERNAL_ATTR_0600, 38);
+  e.writeUInt32LE(offset, 42);
+  w.name.copy(e, CENTRAL_SIZE);
+  if (extra.length) {
+    const x = CENTRAL_SIZE + w.name.length;
+    e.writeUInt16LE(1, x);
+    e.writeUInt16LE(8 * extra.length, x + 2);
+    extra.forEach((n, i) => e.writeBigUInt64LE(BigInt(n), x + 4 + 8 * i));
+  }
+  return e;
+}
+
+function endRecords(count: number, cdSize: number, cdOffset: number, limit: number): Buffer {
+  const zip64 = count > ZIP_FILECOUNT_LIMIT || cdOffset > limit || cdSize > limit;
+  const out = Buffer.alloc((zip64 ? EOCD64_SIZE + LOCATOR64_SIZE : 0) + EOCD_SIZE);
+  let p = 0;
+  if (zip64) {
+    out.writeUInt32LE(SIG_EOCD64, 0);
+    out.writeBigUInt64LE(44n, 4); // size of the rest of this record
+    out.writeUInt16LE(VERSION_ZIP64, 12);
+    out.writeUInt16LE(VERSION_ZIP64, 14);
+    out.writeUInt32LE(0, 16);
+    out.writeUInt32LE(0, 20);
+    out.writeBigUInt64LE(BigInt(count), 24);
+    out.writeBigUInt64LE(BigInt(count), 32);
+    out.writeBigUInt64LE(BigInt(cdSize), 40);
+    out.writeBigUInt64LE(BigInt(cdOffset), 48);
+    out.writeUInt32LE(SIG_LOCATOR64, 56);
+    out.writeUInt32LE(0, 60);
+    out.writeBigUInt64LE(BigInt(cdOffset + cdSize), 64);
+    out.writeUInt32LE(1, 72);
+    p = EOCD64_SIZE + LOCATOR64_SIZE;
+  }
+  out.writeUInt32LE(SIG_EOCD, p);
+  out.writeUInt16LE(Math.min(count, ZIP_FILECOUNT_LIMIT), p + 8);
+  out.writeUInt16LE(Math.min(count, ZIP_FILECOUNT_LIMIT), p + 10);
+  out.writeUInt32LE(Math.min(cdSize, 0xffffffff), p + 12);
+  out.writeUInt32LE(Math.min(cdOffset, 0xffffffff), p + 16);
+  out.writeUInt16LE(0, p + 20);
+  return out;
+}
+
+/** Writes `data` in chunks; each chunk's CRC-32 is computed while it is being written. */
+function* writeAndCrc(fd: number, data: Uint8Array, position: number, crc: number): IoGen<number> {
+  for (let i = 0; i < data.length; i += WRITE_CHUNK) {
+    const chunk = data.subarray(i, Math.min(data.length, i + WRITE_CHUNK));
+    const handle = (yield { op: 'write', fd, buffer: chunk, position: position + i, defer: true }) as IoHandle;
+    crc = crc32(chunk, crc);
+    yield { op: 'await', handle };
+  }
+  return crc;
+}
+
+/** Copies `length` bytes between descriptors, reading the next chunk while the current one is written. */
+function* copyRange(fromFd: number, from: number, toFd: number, to: number, length: number): IoGen<void> {
+  if (length === 0) return;
+  const size = Math.min(length, WRITE_CHUNK);
+  let a = new Uint8Array(size);
+  let b = new Uint8Array(size);
+  let n = Math.min(size, length);
+  if ((yield { op: 'read', fd: fromFd, buffer: a.subarray(0, n), position: from }) as number !== n) throw corrupt('member data is truncated');
+  for (let done = 0; done < length;) {
+    const w = (yield { op: 'write', fd: toFd, buffer: a.subarray(0, n), position: to + done, defer: true }) as IoHandle;
+    const next = done + n;
+    const m = Math.min(size, length - next);
+    let r: IoHandle | undefined;
+    if (m > 0) r = (yield { op: 'read', fd: fromFd, buffer: b.subarray(0, m), position: from + next, defer: true }) as IoHandle;
+    yield { op: 'await', handle: w };
+    if (r && (yield { op: 'await', handle: r }) as number !== m) throw corrupt('member data is truncated');
+    done = next;
+    n = m;
+    [a, b] = [b, a];
+  }
+}
+
+/** Writes a whole zip to `fd` (from offset 0): members in order, central directory, end records. */
+export function* writeZip(fd: number, members: readonly WriteMember[], opts: ZipWriteOptions = {}): IoGen<void> {
+  const limit = opts.zip64Limit ?? ZIP64_LIMIT;
+  const written: Written[] = [];
+  let pos = 0;
+  for (const m of members) {
+    const { bytes: name, flags } = encodeMemberName(m.name);
+    if ('pieces' in m) {
+      let size = 0;
+      for (const p of m.pieces) size += p.length;
+      const w: Written = { name, flags, method: METHOD_STORED, crc32: 0, compressedSize: size, uncompressedSize: size, offset: pos };
+      const head = localHeader(w, limit);
+      yield { op: 'write', fd, buffer: head, position: pos };
+      let at = pos + head.length;
+      let crc = 0;
+      for (const piece of m.pieces) {
+        crc = yield* writeAndCrc(fd, piece, at, crc);
+        at += piece.length;
+      }
+      w.crc32 = crc;
+      const crcBytes = Buffer.alloc(4);
+      crcBytes.writeUInt32LE(crc, 0);
+      yield { op: 'write', fd, buffer: crcBytes, position: pos + 14 };
+      written.push(w);
+      pos = at;
+    } else {
+      const { fd: fromFd, entry } = m.from;
+      if (entry.flags & FLAG_ENCRYPTED) throw corrupt(`member ${JSON.stringify(entry.name)} is encrypted`);
+      const dataStart = yield* memberDataOffset(fromFd, entry);
+      const w: Written = {
+        name, flags, method: entry.method, crc32: entry.crc32,
+        compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize, offset: pos,
+      };
+      const head = localHeader(w, limit);
+      yield { op: 'write', fd, buffer: head, position: pos };
+      yield* copyRange(fromFd, dataStart, fd, pos + head.length, entry.compressedSize);
+      written.push(w);
+      pos += head.length + entry.compressedSize;
+    }
+  }
+  const cd = Buffer.concat(written.map((w) => centralEntry(w, limit)));
+  yield { op: 'write', fd, buffer: cd, position: pos };
+  yield { op: 'write', fd, buffer: endRecords(written.length, cd.length, pos, limit), position: pos + cd.length };
+}
