@@ -12,6 +12,11 @@
  * TypedArray (aligned, as every fresh TypedArray is) and hands out a byte view of it for the
  * caller to read the file into; `finish()` then fixes byte order in place (big-endian files) or
  * transposes (Fortran order, the one case that needs a second buffer) and builds the value.
+ *
+ * Values: rank ≥ 1 numeric → NDArray (exact dtype and shape); rank 0 → number / boolean / bigint
+ * (64-bit ints beyond ±2^53) — complex stays a 0-d NDArray; `U`/`S` strings → string or nested
+ * string arrays. Two conventions of this package, both loadable with allow_pickle=False: a 0-d
+ * `|V0` array is null (Python's None) and a 0-d record with no fields (descr `[]`) is `{}`.
  */
 import { endianness } from 'node:os';
 import { CheckpointerError } from '../errors';
@@ -56,7 +61,11 @@ export type NpyDescr =
     encoding: 'U' | 'S';
     itemSize: number;
     swap: boolean;
-  };
+  }
+  /** `|V0`, a void of no bytes: this package's None (numpy has no None without pickling). */
+  | { kind: 'none'; descr: string; itemSize: 0; swap: false }
+  /** `[]`, a record with no fields: this package's empty dict (a flattened empty dict leaves no member). */
+  | { kind: 'emptyRecord'; descr: string; itemSize: 0; swap: false };
 
 const NUMERIC_DESCR: Record<string, DType> = {
   b1: 'bool',
@@ -75,6 +84,8 @@ export function descrOf(dtype: DType): string {
 
 /** Parses a `descr` value from a header; anything this package does not read is ERR_UNSUPPORTED_DTYPE. */
 export function parseDescr(descr: unknown): NpyDescr {
+  if (Array.isArray(descr) && descr.length === 0) return { kind: 'emptyRecord', descr: '[]', itemSize: 0, swap: false };
+  if (typeof descr === 'string' && /^[<>|=]?V0$/.test(descr)) return { kind: 'none', descr, itemSize: 0, swap: false };
   if (typeof descr !== 'string') {
     throw unsupportedDtype(`structured (record) dtypes are not supported: descr ${pyRepr(descr)}`);
   }
@@ -186,7 +197,11 @@ function shapeRepr(shape: readonly number[]): string {
  * unless the header length needs 2.0's uint32.
  */
 export function encodeNpyHeader(descr: string, shape: readonly number[], fortranOrder = false): Buffer {
-  let dict = `{'descr': '${descr}', 'fortran_order': ${fortranOrder ? 'True' : 'False'}, 'shape': ${shapeRepr(shape)}, }`;
+  return encodeHeaderWithDescrRepr(`'${descr}'`, shape, fortranOrder);
+}
+
+function encodeHeaderWithDescrRepr(descrRepr: string, shape: readonly number[], fortranOrder: boolean): Buffer {
+  let dict = `{'descr': ${descrRepr}, 'fortran_order': ${fortranOrder ? 'True' : 'False'}, 'shape': ${shapeRepr(shape)}, }`;
   if (shape.length > 0) {
     const growth = shape[fortranOrder ? shape.length - 1 : 0]!;
     dict += ' '.repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(growth).length));
@@ -256,6 +271,22 @@ export function encodeStringScalar(text: string): EncodedNpy {
   return { header: encodeNpyHeader(`${HOST_ORDER}U${chars}`, []), data: bytesOf(units) };
 }
 
+/**
+ * None, as this package stores it: a 0-d array of `|V0` (a void of no bytes). numpy loads it with
+ * allow_pickle=False as `array(b'', dtype='|V0')`.
+ */
+export function encodeNull(): EncodedNpy {
+  return { header: encodeNpyHeader('|V0', []), data: new Uint8Array(0) };
+}
+
+/**
+ * An empty dict, as this package stores it: a 0-d record with no fields (descr `[]`). numpy loads
+ * it with allow_pickle=False as `array((), dtype=[])`.
+ */
+export function encodeEmptyDict(): EncodedNpy {
+  return { header: encodeHeaderWithDescrRepr('[]', [], false), data: new Uint8Array(0) };
+}
+
 /** numpy strips trailing NULs from string elements, so such text cannot round-trip. */
 export function stringSurvivesNpy(text: string): boolean {
   return !text.endsWith('\0');
@@ -289,6 +320,10 @@ export function planDecode(h: NpyHeader): DecodePlan {
         return numericValue(arr, d.dtype, h.shape);
       },
     };
+  }
+  if (d.kind === 'none' || d.kind === 'emptyRecord') {
+    if (h.shape.length !== 0) throw unsupportedDtype(`arrays of dtype ${d.descr} with shape (${h.shape.join(', ')}) are not supported (only 0-d)`);
+    return { target: new Uint8Array(0), finish: () => (d.kind === 'none' ? null : {}) };
   }
   const target = new Uint8Array(h.dataLength);
   return {

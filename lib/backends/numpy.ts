@@ -1,0 +1,491 @@
+/**
+ * NumPyCheckpointer: `.npz` checkpoints in McUtils' layout (see ../formats/mcutils-layout), and
+ * single-array `.npy` files. The extension picks the format: `.npy` → one array, anything else → `.npz`.
+ *
+ * `.npz`
+ *   - Opening reads only the zip's central directory. A `get` reads just the members under its key,
+ *     each array straight into the TypedArray it returns (one copy, CRC-32 verified).
+ *   - `set`/`delete` change the in-memory member list; the last close, if anything changed,
+ *     rewrites the file atomically (temp file + rename): new arrays are written straight from
+ *     their TypedArray memory, unchanged members are copied as raw bytes from the old file
+ *     without being decoded (a `savez_compressed` member stays compressed).
+ *   - Arrays given to `set` are referenced, not copied, until that close writes them (as McUtils
+ *     keeps references in its dict): changing one in between changes what is written.
+ *   - The file is what `numpy.savez` writes (byte for byte for the same arrays); numpy reads it with
+ *     `allow_pickle=False`.
+ *
+ * `.npy` (what `numpy.save`/`numpy.load` read and write: one unnamed array)
+ *   - Its one value is listed under the key `'arr_0'` — the name numpy gives an unnamed array
+ *     (`numpy.savez(f, a)`), so the same key works when the file is later an `.npz`.
+ *   - `set(key, value)` under any one-name key replaces the file's array (a `.npy` has room for one
+ *     value and no names): afterwards `keys()` is `['arr_0']` and `get('arr_0')` returns it.
+ *     The value must be one array or scalar (number, bigint, boolean, string, TypedArray,
+ *     NDArray); lists, dicts, objects and nested key paths are ERR_UNSUPPORTED_VALUE.
+ *   - Deleting `'arr_0'` leaves nothing a `.npy` can hold, so the last close removes the file.
+ *
+ * Both: reading never changes the file and a missing (or empty) file reads as an empty checkpoint
+ * that reads do not create. A file that cannot be parsed is ERR_CHECKPOINT_CORRUPT, naming the file,
+ * and is never overwritten (the open fails, so nothing is written).
+ */
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import { Checkpointer, CheckpointerOptions } from '../checkpointer';
+import { CheckpointerError, CheckpointerKeyError, fromSystemError } from '../errors';
+import { writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
+import { describeKey } from '../values/model';
+import {
+  checkName, encodeLeaf, flattenValue, memberName, memberPath, shapeOf, unflattenValue,
+} from '../formats/mcutils-layout';
+import {
+  decodeData, EncodedNpy, encodeEmptyDict, npyHeaderLength, NPY_PREFIX_BYTES, parseNpyHeader, planDecode,
+} from '../formats/npy';
+import {
+  IoGen, MemberReader, NewMember, readCentralDirectory, readMember, readMemberBytes, runAsync, runSync, WriteMember, writeZip, ZipEntry,
+} from '../formats/zip';
+
+export interface NumPyCheckpointerOptions extends CheckpointerOptions {
+  /** fsync the new file and its directory before the atomic rename completes (default true). */
+  durable?: boolean;
+}
+
+/** The key a `.npy` file's one array is listed under (numpy's name for an unnamed array). */
+export const NPY_KEY = 'arr_0';
+
+/** Where a member's data is: in the opened file (zip member or whole .npy), or in memory (set, not yet written). */
+type Source =
+  | { kind: 'zip'; entry: ZipEntry }
+  | { kind: 'npy'; header: Uint8Array; fileSize: number }
+  | { kind: 'fresh'; array: EncodedNpy; byteLength: number; emptyDict: boolean };
+
+interface Member {
+  /** The key path the member stands for (`.npy` dropped, split at the separator). */
+  path: string[];
+  /** Its zip member name. */
+  zipName: string;
+  source: Source;
+}
+
+/** The open checkpoint (`stream`): the old file's descriptor and the member list. */
+export interface NumPyStream {
+  format: 'npz' | 'npy';
+  /** The file as opened (read-only); null when it did not exist or was empty. */
+  fd: number | null;
+  /** Top-level key → its members, in file order. */
+  groups: Map<string, Member[]>;
+  /** Something was set or deleted: the last close rewrites the file. */
+  dirty: boolean;
+}
+
+function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
+  if (path.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (path[i] !== prefix[i]) return false;
+  return true;
+}
+
+function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+/** Reads an .npz member holding an .npy: the data goes straight into the array `planDecode` allocates. */
+function npyMemberReader(): MemberReader<unknown> {
+  let finish: (() => unknown) | undefined;
+  return {
+    headerLength: (prefix) => npyHeaderLength(prefix),
+    target: (header) => {
+      const plan = planDecode(parseNpyHeader(header));
+      finish = plan.finish;
+      return plan.target;
+    },
+    finish: () => finish!(),
+    fromInflated: (bytes) => {
+      const h = parseNpyHeader(bytes);
+      return decodeData(h, bytes.subarray(h.headerLength), true);
+    },
+  };
+}
+
+export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
+  static override readonly defaultExtension: string = '.npz';
+  readonly durable: boolean;
+  /** 'npy' for a `.npy` file name, else 'npz'. */
+  readonly format: 'npz' | 'npy';
+
+  constructor(file: string, opts: NumPyCheckpointerOptions = {}) {
+    super(file, opts);
+    this.durable = opts.durable ?? true;
+    this.format = nodePath.extname(file).toLowerCase() === '.npy' ? 'npy' : 'npz';
+  }
+
+  get #file(): string {
+    return this.checkpointFile as string;
+  }
+
+  #s(): NumPyStream {
+    return this.stream as NumPyStream;
+  }
+
+  /** Format errors from the readers name the file here; system errors become CheckpointerErrors. */
+  #wrap(err: unknown, action: string, what = ''): CheckpointerError {
+    if (err instanceof CheckpointerError) {
+      if (err.file !== undefined) return err;
+      const prefix = err.code === 'ERR_CHECKPOINT_CORRUPT' ? `${this.#file} is not a readable ${this.format === 'npy' ? '.npy' : '.npz'} file`
+        : `${this.#file}`;
+      return new CheckpointerError(`${prefix}${what}: ${err.message}`, { code: err.code, file: this.#file, cause: err });
+    }
+    return fromSystemError(err, this.#file, action);
+  }
+
+  // ------------------------------------------------------------------ open / close
+
+  /** Indexes an opened file: the central directory of an .npz, the header of an .npy. */
+  *#index(fd: number, size: number): IoGen<Map<string, Member[]>> {
+    const groups = new Map<string, Member[]>();
+    if (this.format === 'npy') {
+      const probe = new Uint8Array(Math.min(size, Math.max(256, NPY_PREFIX_BYTES)));
+      yield { op: 'read', fd, buffer: probe, position: 0 };
+      const hlen = npyHeaderLength(probe);
+      let header = probe;
+      if (hlen > size) throw new CheckpointerError('the .npy header runs past the end of the file', { code: 'ERR_CHECKPOINT_CORRUPT' });
+      if (hlen > probe.length) {
+        header = new Uint8Array(hlen);
+        yield { op: 'read', fd, buffer: header, position: 0 };
+      }
+      header = header.subarray(0, hlen);
+      try {
+        const h = parseNpyHeader(header);
+        if (h.headerLength + h.dataLength > size) {
+          throw new CheckpointerError(`the data is truncated: ${size - h.headerLength} of ${h.dataLength} bytes`, { code: 'ERR_CHECKPOINT_CORRUPT' });
+        }
+      } catch (err) {
+        // A dtype this package does not read is reported by get, not by open.
+        if (!(err instanceof CheckpointerError && err.code === 'ERR_UNSUPPORTED_DTYPE')) throw err;
+      }
+      groups.set(NPY_KEY, [{ path: [NPY_KEY], zipName: '', source: { kind: 'npy', header, fileSize: size } }]);
+      return groups;
+    }
+    const { entries } = yield* readCentralDirectory(fd, size);
+    const byName = new Map<string, Member>();
+    for (const entry of entries) {
+      if (entry.name.endsWith('/') && entry.uncompressedSize === 0) continue; // a directory entry
+      const existing = byName.get(entry.name);
+      if (existing) {
+        existing.source = { kind: 'zip', entry }; // zipfile: the last of duplicate names wins
+        continue;
+      }
+      const member: Member = { path: memberPath(entry.name), zipName: entry.name, source: { kind: 'zip', entry } };
+      byName.set(entry.name, member);
+      const top = member.path[0]!;
+      let group = groups.get(top);
+      if (!group) groups.set(top, (group = []));
+      group.push(member);
+    }
+    return groups;
+  }
+
+  openCheckpointFileSync(): NumPyStream {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.#file, 'r');
+    } catch (err) {
+      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false };
+      throw this.#wrap(err, 'read');
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size === 0) {
+        fs.closeSync(fd);
+        return { format: this.format, fd: null, groups: new Map(), dirty: false };
+      }
+      return { format: this.format, fd, groups: runSync(this.#index(fd, size)), dirty: false };
+    } catch (err) {
+      fs.closeSync(fd);
+      throw this.#wrap(err, 'read');
+    }
+  }
+
+  override async openCheckpointFile(): Promise<NumPyStream> {
+    let fd: number;
+    try {
+      fd = await new Promise<number>((resolve, reject) => fs.open(this.#file, 'r', (err, n) => (err ? reject(err) : resolve(n))));
+    } catch (err) {
+      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false };
+      throw this.#wrap(err, 'read');
+    }
+    try {
+      const size = (await new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))))).size;
+      if (size === 0) {
+        await closeFd(fd);
+        return { format: this.format, fd: null, groups: new Map(), dirty: false };
+      }
+      return { format: this.format, fd, groups: await runAsync(this.#index(fd, size)), dirty: false };
+    } catch (err) {
+      await closeFd(fd).catch(() => undefined);
+      throw this.#wrap(err, 'read');
+    }
+  }
+
+  /** The members to write, in order, after checking the arrays given to `set` are still whole. */
+  #plan(s: NumPyStream): WriteMember[] {
+    const out: WriteMember[] = [];
+    for (const group of s.groups.values()) {
+      for (const m of group) {
+        const src = m.source;
+        if (src.kind === 'fresh') {
+          if (src.array.data.byteLength !== src.byteLength) {
+            throw new CheckpointerError(
+              `${this.#file}: the array set under ${describeKey(m.path)} changed size before it was written (its buffer was detached or resized)`,
+              { code: 'ERR_UNSUPPORTED_VALUE', file: this.#file },
+            );
+          }
+          out.push({ name: m.zipName, pieces: [src.array.header, src.array.data] });
+        } else if (src.kind === 'zip') {
+          out.push({ name: m.zipName, from: { fd: s.fd as number, entry: src.entry } });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** What the last close does: 'write' the members, 'remove' the file (.npy emptied), or nothing. */
+  #closeAction(s: NumPyStream): 'write' | 'remove' | 'none' {
+    if (!s.dirty) return 'none';
+    if (s.format === 'npy' && s.groups.size === 0) return s.fd === null && !fs.existsSync(this.#file) ? 'none' : 'remove';
+    return 'write';
+  }
+
+  *#writeOps(s: NumPyStream, fd: number): IoGen<void> {
+    const members = this.#plan(s);
+    if (s.format === 'npz') {
+      yield* writeZip(fd, members);
+      return;
+    }
+    const m = members[0] as NewMember;
+    let at = 0;
+    for (const piece of m.pieces) {
+      yield { op: 'write', fd, buffer: piece, position: at };
+      at += piece.length;
+    }
+  }
+
+  closeCheckpointFileSync(s: NumPyStream): void {
+    const action = this.#closeAction(s);
+    if (action === 'write') {
+      this.#plan(s); // fail before the temp file is even created
+      try {
+        writeFileAtomicSync(this.#file, (fd) => runSync(this.#writeOps(s, fd)), { durable: this.durable });
+      } catch (err) {
+        throw this.#wrap(err, 'write');
+      }
+    } else if (action === 'remove') {
+      try {
+        fs.unlinkSync(this.#file);
+      } catch (err) {
+        if (!isMissing(err)) throw this.#wrap(err, 'remove');
+      }
+    }
+    s.dirty = false;
+    if (s.fd !== null) {
+      fs.closeSync(s.fd);
+      s.fd = null;
+    }
+  }
+
+  override async closeCheckpointFile(s: NumPyStream): Promise<void> {
+    const action = this.#closeAction(s);
+    if (action === 'write') {
+      this.#plan(s);
+      try {
+        await writeFileAtomic(this.#file, async (fh) => runAsync(this.#writeOps(s, fh.fd)), { durable: this.durable });
+      } catch (err) {
+        throw this.#wrap(err, 'write');
+      }
+    } else if (action === 'remove') {
+      try {
+        await fs.promises.unlink(this.#file);
+      } catch (err) {
+        if (!isMissing(err)) throw this.#wrap(err, 'remove');
+      }
+    }
+    s.dirty = false;
+    if (s.fd !== null) {
+      const fd = s.fd;
+      s.fd = null;
+      await closeFd(fd);
+    }
+  }
+
+  // ------------------------------------------------------------------ parameters
+
+  /**
+   * The members under `key`, or undefined when it is absent. Every proper prefix of the key must
+   * be a dict: a path does not lead into a list, an object or an array.
+   */
+  #select(key: readonly string[]): Member[] | undefined {
+    const group = this.#s().groups.get(key[0]!);
+    if (!group) return undefined;
+    for (let i = 1; i < key.length; i++) {
+      const prefix = key.slice(0, i);
+      const shape = shapeOf(group.filter((m) => startsWith(m.path, prefix)).map((m) => m.path.slice(i)));
+      if (shape !== 'dict') return undefined;
+    }
+    const members = group.filter((m) => startsWith(m.path, key));
+    return members.length > 0 ? members : undefined;
+  }
+
+  #missing(key: readonly string[]): CheckpointerKeyError {
+    const k = key.length === 1 ? key[0]! : key;
+    const hint = this.format === 'npy' && !(key.length === 1 && key[0] === NPY_KEY)
+      ? ` (a .npy file holds one array, listed as ${JSON.stringify(NPY_KEY)})` : '';
+    return new CheckpointerKeyError(`key ${describeKey(k)} is not in the checkpoint ${this.#file}${hint}`, k, this.#file);
+  }
+
+  saveParameterSync(key: string[], value: unknown): void {
+    const s = this.#s();
+    const where = describeKey(key.length === 1 ? key[0] : key);
+    if (s.format === 'npy') {
+      if (key.length !== 1) {
+        throw new CheckpointerError(`${where}: a .npy file holds one array; nested keys need an .npz file`, { code: 'ERR_UNSUPPORTED_VALUE', file: this.#file });
+      }
+      let leaf: EncodedNpy | undefined;
+      try {
+        leaf = encodeLeaf(value, where);
+      } catch (err) {
+        throw this.#wrap(err, 'write');
+      }
+      if (!leaf) {
+        throw new CheckpointerError(
+          `${where}: a .npy file holds one array or scalar, not a ${Array.isArray(value) ? 'list' : 'dict or object'}; use an .npz file`,
+          { code: 'ERR_UNSUPPORTED_VALUE', file: this.#file },
+        );
+      }
+      s.groups = new Map([[NPY_KEY, [{ path: [NPY_KEY], zipName: '', source: freshSource(leaf, false) }]]]);
+      s.dirty = true;
+      return;
+    }
+    let leaves;
+    try {
+      for (const name of key) checkName(name, where);
+      leaves = flattenValue(value, where);
+    } catch (err) {
+      throw this.#wrap(err, 'write');
+    }
+    let group = s.groups.get(key[0]!) ?? [];
+    for (let i = 1; i < key.length; i++) {
+      const prefix = key.slice(0, i);
+      const under = group.filter((m) => startsWith(m.path, prefix));
+      const shape = shapeOf(under.map((m) => m.path.slice(i)));
+      if (shape === 'leaf' && under.length === 1 && this.#isEmptyDict(under[0]!)) {
+        // {} becomes the dict that holds the new entry: its marker goes.
+        group = group.filter((m) => m !== under[0]);
+        continue;
+      }
+      if (shape !== 'absent' && shape !== 'dict') {
+        throw new CheckpointerKeyError(
+          `key ${where}: ${describeKey(prefix)} holds a ${shape === 'leaf' ? 'value' : shape} that is not a dict`, key, this.#file,
+        );
+      }
+    }
+    const fresh: Member[] = leaves.map((l) => {
+      const path = [...key, ...l.path];
+      return { path, zipName: memberName(path), source: freshSource(l.array, l.emptyDict) };
+    });
+    // Replace in place (a rewritten key keeps its position, as in McUtils' dict), else append.
+    const first = group.findIndex((m) => startsWith(m.path, key));
+    const kept = group.filter((m) => !startsWith(m.path, key));
+    const at = first < 0 ? kept.length : group.slice(0, first).filter((m) => !startsWith(m.path, key)).length;
+    s.groups.set(key[0]!, [...kept.slice(0, at), ...fresh, ...kept.slice(at)]);
+    s.dirty = true;
+  }
+
+  /** Whether a member is an empty dict's marker (a 0-d record with no fields). */
+  #isEmptyDict(m: Member): boolean {
+    const src = m.source;
+    if (src.kind === 'fresh') return src.emptyDict;
+    if (src.kind !== 'zip' || src.entry.uncompressedSize > 4096) return false;
+    try {
+      const bytes = runSync(readMemberBytes(this.#s().fd as number, src.entry));
+      const h = parseNpyHeader(bytes);
+      return h.descr.kind === 'emptyRecord' && h.shape.length === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  *#loadOps(key: readonly string[], members: readonly Member[]): IoGen<unknown> {
+    const fd = this.#s().fd;
+    const values: { path: string[]; value: unknown }[] = [];
+    for (const m of members) {
+      const src = m.source;
+      let value: unknown;
+      try {
+        if (src.kind === 'fresh') {
+          value = decodeData(parseNpyHeader(src.array.header), src.array.data, false);
+        } else if (src.kind === 'zip') {
+          value = yield* readMember(fd as number, src.entry, npyMemberReader());
+        } else {
+          const h = parseNpyHeader(src.header);
+          if (h.headerLength + h.dataLength > src.fileSize) throw new CheckpointerError('the data is truncated', { code: 'ERR_CHECKPOINT_CORRUPT' });
+          const plan = planDecode(h);
+          const n = (yield { op: 'read', fd: fd as number, buffer: plan.target, position: h.headerLength }) as number;
+          if (n !== plan.target.length) throw new CheckpointerError('the data is truncated', { code: 'ERR_CHECKPOINT_CORRUPT' });
+          value = plan.finish();
+        }
+      } catch (err) {
+        throw this.#wrap(err, 'read', src.kind === 'zip' ? ` (member ${JSON.stringify(m.zipName)})` : '');
+      }
+      values.push({ path: m.path.slice(key.length), value });
+    }
+    try {
+      return unflattenValue(values, describeKey(key.length === 1 ? key[0] : key));
+    } catch (err) {
+      throw this.#wrap(err, 'read');
+    }
+  }
+
+  loadParameterSync(key: string[]): unknown {
+    const members = this.#select(key);
+    if (!members) throw this.#missing(key);
+    return runSync(this.#loadOps(key, members));
+  }
+
+  override async loadParameter(key: string[]): Promise<unknown> {
+    const members = this.#select(key);
+    if (!members) throw this.#missing(key);
+    return runAsync(this.#loadOps(key, members));
+  }
+
+  hasParameterSync(key: string[]): boolean {
+    return this.#select(key) !== undefined;
+  }
+
+  deleteParameterSync(key: string[]): boolean {
+    const s = this.#s();
+    const members = this.#select(key);
+    if (!members) return false;
+    const top = key[0]!;
+    const group = s.groups.get(top)!;
+    const at = group.indexOf(members[0]!);
+    const rest = group.filter((m) => !members.includes(m));
+    const parent = key.slice(0, -1);
+    if (parent.length > 0 && !rest.some((m) => startsWith(m.path, parent))) {
+      // Its dict is left empty, and stays: {} has a marker of its own.
+      rest.splice(at, 0, { path: parent, zipName: memberName(parent), source: freshSource(encodeEmptyDict(), true) });
+    }
+    if (rest.length > 0) s.groups.set(top, rest);
+    else s.groups.delete(top);
+    s.dirty = true;
+    return true;
+  }
+
+  listKeysSync(): string[] {
+    return [...this.#s().groups.keys()];
+  }
+}
+
+function freshSource(array: EncodedNpy, emptyDict: boolean): Source {
+  return { kind: 'fresh', array, byteLength: array.data.byteLength, emptyDict };
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+}
