@@ -15,7 +15,7 @@
 import { CheckpointerError, CheckpointerKeyError } from '../errors';
 import type { DatasetInfo, H5File } from '../native';
 import { classPickleBase64, classNameFromPickleBase64, displayClassName, PSEUDOPICKLE_PROTOCOL } from '../formats/pseudo-pickle';
-import { arrayTypeOf, DType, dtypeInfo, dtypeOfTypedArray, shapeSize, TypedArray } from '../values/dtype';
+import { allocateForRead, arrayTypeOf, DType, dtypeInfo, dtypeOfTypedArray, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { classify } from '../values/model';
 import { reviveObject } from '../values/registry';
@@ -265,7 +265,7 @@ export class LayoutReader {
       return info.shape.length === 0 ? strings[0] : nest(strings, info.shape);
     }
     const dtype = info.dtype as DType;
-    const data = new (arrayTypeOf(dtype))(shapeSize(info.shape) * dtypeInfo(dtype).lanes);
+    const data = allocateForRead(dtype, shapeSize(info.shape) * dtypeInfo(dtype).lanes);
     if (data.length > 0) this.jobs.push({ path, data });
     if (info.shape.length === 0 && dtypeInfo(dtype).kind !== 'c') {
       const slot = { value: undefined as unknown };

@@ -89,3 +89,14 @@ export function shapeSize(shape: readonly number[]): number {
   for (const d of shape) n *= d;
   return n;
 }
+
+/**
+ * A TypedArray of `dtype` with `length` elements whose contents will be overwritten at once (by a
+ * file read): large ones skip V8's zero-fill, which costs as much as the read itself.
+ */
+export function allocateForRead(dtype: DType, length: number): TypedArray {
+  const Ctor = arrayTypeOf(dtype);
+  const bytes = length * Ctor.BYTES_PER_ELEMENT;
+  if (bytes < 64 * 1024) return new Ctor(length);
+  return new Ctor(Buffer.allocUnsafeSlow(bytes).buffer, 0, length);
+}
