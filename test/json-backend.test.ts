@@ -93,8 +93,17 @@ describe('JSONCheckpointer: nothing lost', () => {
     assert.equal(chk.isOpen, false);
   });
 
+  it('an empty file is an empty checkpoint, as in McUtils', () => {
+    const file = fresh();
+    fs.writeFileSync(file, '');
+    const chk = new JSONCheckpointer(file);
+    assert.deepEqual(chk.keysSync(), []);
+    chk.setSync('a', 1);
+    assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), { a: 1 });
+  });
+
   it('a non-JSON or non-object file is corrupt, not overwritten', () => {
-    for (const content of [Buffer.from([0xff, 0xfe, 0x00]), Buffer.from('[1, 2]'), Buffer.alloc(0)]) {
+    for (const content of [Buffer.from([0xff, 0xfe, 0x00]), Buffer.from('[1, 2]'), Buffer.from('   ')]) {
       const file = fresh();
       fs.writeFileSync(file, content);
       assert.throws(() => new JSONCheckpointer(file).setSync('k', 1), { code: 'ERR_CHECKPOINT_CORRUPT' });

@@ -38,7 +38,8 @@ export class JSONCheckpointer extends Checkpointer<JSONDocument> {
   }
 
   #parse(bytes: Buffer | null): JSONDocument {
-    if (bytes === null) return { root: new Map(), dirty: false };
+    // A missing or empty file is an empty checkpoint, as in McUtils (an empty file holds nothing to lose).
+    if (bytes === null || bytes.length === 0) return { root: new Map(), dirty: false };
     let node: JsonNode;
     try {
       node = parseJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
