@@ -6,8 +6,8 @@ import { CheckpointerError } from '../lib/errors';
 import { DType, DTYPES, dtypeInfo } from '../lib/values/dtype';
 import { NDArray, ndarray } from '../lib/values/ndarray';
 import {
-  decodeNpy, descrOf, encodeArray, encodeNpyHeader, encodeStringScalar, fortranToC, parseNpyHeader, parsePyLiteral,
-  planDecode, PyTuple,
+  decodeNpy, descrOf, encodeArray, encodeEmptyDict, encodeNpyHeader, encodeNull, encodeStringScalar, fortranToC, parseNpyHeader,
+  parsePyLiteral, planDecode, PyTuple,
 } from '../lib/formats/npy';
 import { runPython, tempDir } from './helpers/python';
 
@@ -330,5 +330,27 @@ print(json.dumps(out))`, dir, JSON.stringify(values.map(([n]) => n)));
     assert.ok(z instanceof NDArray);
     assert.deepEqual([...z.shape], []);
     assert.deepEqual([...z.data], [2, 0]);
+  });
+
+  it('stores None as a 0-d |V0 and {} as a 0-d record without fields; numpy loads both with allow_pickle=False', () => {
+    const none = encodeNull();
+    const empty = encodeEmptyDict();
+    assert.equal(decodeNpy(Buffer.concat([none.header, none.data])), null);
+    assert.deepEqual(decodeNpy(Buffer.concat([empty.header, empty.data])), {});
+    fs.writeFileSync(path.join(dir, 'none.npy'), none.header);
+    fs.writeFileSync(path.join(dir, 'empty.npy'), empty.header);
+    const py = runPython<{ none: string[]; empty: unknown[] }>(`
+import json, os, sys, io, numpy as np
+from numpy.lib import format as F
+a = np.load(os.path.join(sys.argv[1], 'none.npy'), allow_pickle=False)
+b = np.load(os.path.join(sys.argv[1], 'empty.npy'), allow_pickle=False)
+# numpy writes the same headers for such arrays
+ha, hb = io.BytesIO(), io.BytesIO()
+np.save(ha, np.zeros((), dtype='V0')); np.save(hb, np.zeros((), dtype=[]))
+print(json.dumps({'none': [a.dtype.str, str(a.shape), ha.getvalue().hex()], 'empty': [str(b.dtype.descr), str(b.shape), hb.getvalue().hex()]}))`, dir);
+    assert.deepEqual(py.none.slice(0, 2), ['|V0', '()']);
+    assert.deepEqual(py.empty.slice(0, 2), ['[]', '()']);
+    assert.equal(py.none[2], none.header.toString('hex'));
+    assert.equal(py.empty[2], empty.header.toString('hex'));
   });
 });

@@ -99,7 +99,10 @@ function npyMemberReader(): MemberReader<unknown> {
     finish: () => finish!(),
     fromInflated: (bytes) => {
       const h = parseNpyHeader(bytes);
-      return decodeData(h, bytes.subarray(h.headerLength), true);
+      // Keep the inflated memory as the array only when it is a dedicated allocation (small
+      // Buffers share Node's pool, which must not leak into a returned TypedArray).
+      const dedicated = bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length;
+      return decodeData(h, bytes.subarray(h.headerLength), dedicated);
     },
   };
 }
