@@ -102,12 +102,14 @@ function load(chk) {
     const pos = c.getSync('positions');
     const vel = c.getSync('velocities');
     const energies = c.getSync('energies');
+    // HDF5 and npz give NDArrays back; JSON gives nested lists (numpy's tolist()).
+    const flat = (v) => Float64Array.from(v.data ?? v.flat(Infinity));
     return {
       step: c.getSync('step'),
       box: c.getSync('box'),
-      pos: Float64Array.from(pos.data),
-      vel: Float64Array.from(vel.data),
-      energies: Array.from(energies.data ?? energies, Number),
+      pos: flat(pos),
+      vel: flat(vel),
+      energies: Array.from(flat(energies)),
     };
   });
 }
