@@ -20,7 +20,7 @@
  */
 import { endianness } from 'node:os';
 import { CheckpointerError } from '../errors';
-import { DType, dtypeInfo, shapeSize, TypedArray } from '../values/dtype';
+import { allocateForRead, DType, dtypeInfo, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 
 export const NPY_MAGIC = Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59); // \x93NUMPY
@@ -309,9 +309,10 @@ export function planDecode(h: NpyHeader): DecodePlan {
   if (d.kind === 'numeric') {
     const info = dtypeInfo(d.dtype);
     const count = shapeSize(h.shape) * info.lanes;
-    const arr = new info.ArrayType(count);
+    // Every byte is overwritten by the read before the array is returned: skip the zero-fill.
+    const arr = allocateForRead(d.dtype, count);
     const reorder = h.fortranOrder && h.shape.length > 1;
-    const target = reorder ? new Uint8Array(h.dataLength) : bytesOf(arr);
+    const target = reorder ? allocateForRead('uint8', h.dataLength) as Uint8Array : bytesOf(arr);
     return {
       target,
       finish: () => {
