@@ -1,0 +1,130 @@
+/**
+ * Dataset handles: arrays in a checkpoint that grow frame by frame and are read and written in
+ * slices, without holding the whole array in memory — h5py's `Dataset` for Node. The HDF5 backend
+ * implements them (./hdf5-dataset); any backend can, by implementing `Dataset` and the
+ * checkpointer's `openDataset`/`openDatasetSync` hook.
+ */
+import type { DType, TypedArray } from '../values/dtype';
+import type { NDArray, NDArrayLike } from '../values/ndarray';
+
+/**
+ * How to create a dataset. Names and meanings follow h5py's `create_dataset` where they overlap;
+ * the differences are `maxshape`'s default (first axis unlimited) and that `dtype` is required.
+ */
+export interface DatasetOptions {
+  /** numpy's name of the element type (required to create). */
+  dtype?: DType;
+  /** Initial shape; default `[0]` for rank 1. Frames are `shape.slice(1)`. */
+  shape?: readonly number[];
+  /**
+   * Largest shape the dataset may grow to; `null` = unlimited along that axis. Default:
+   * `[null, ...shape.slice(1)]` (append along the first axis); `shape` with `chunks: false` or 0-d.
+   */
+  maxshape?: readonly (number | null)[];
+  /**
+   * `true` (the default when the dataset is resizable or filtered) picks a chunk shape for
+   * throughput; an array sets it; `false` stores the dataset contiguously (fixed size, no filters).
+   */
+  chunks?: boolean | readonly number[] | null;
+  /** `'gzip'` (deflate), or a gzip level 0–9 as h5py accepts; null/undefined = none. */
+  compression?: 'gzip' | number | null;
+  /** gzip level 0–9 (h5py's compression_opts); default 4. */
+  compressionLevel?: number;
+  /** Byte-shuffle before compressing (h5py's `shuffle`). */
+  shuffle?: boolean;
+  /** Value of elements never written (h5py's `fillvalue`). */
+  fillValue?: number | bigint | boolean;
+}
+
+/**
+ * One axis of a selection, in numpy's slice semantics: `[start, stop]` or `[start, stop, step]`
+ * (`start`/`stop` may be negative, counting from the end, or null for the axis' start/end;
+ * `step >= 1`), or `null` for the whole axis.
+ */
+export type AxisSelection =
+  | readonly [number | null, number | null]
+  | readonly [number | null, number | null, number]
+  | null;
+
+/** Per axis, from the first; missing trailing axes are taken whole. */
+export type DatasetSelection = readonly AxisSelection[];
+
+/** What `append` accepts: one frame (shape[1:]) or a batch (k, ...shape[1:]). */
+export type AppendData = NDArray | NDArrayLike | TypedArray | number | bigint | boolean;
+
+/** What `write` accepts: exactly the selection's elements (an NDArray must have its shape). */
+export type WriteData = NDArray | NDArrayLike | TypedArray;
+
+export interface WriteOptions {
+  /** Let the selection reach past the current shape (within maxshape): the dataset grows to cover it. */
+  grow?: boolean;
+}
+
+/** Small attributes on the dataset (h5py's `ds.attrs`). */
+export type AttrValue = number | bigint | boolean | string | string[] | TypedArray;
+
+export interface DatasetAttrs {
+  get(name: string): AttrValue | null | undefined;
+  set(name: string, value: AttrValue): void;
+  has(name: string): boolean;
+  delete(name: string): boolean;
+  keys(): string[];
+}
+
+/**
+ * A dataset handle. It holds an open scope of its checkpointer until `close()` (or until the
+ * checkpointer's last close, which flushes and closes it). Async calls queue behind the
+ * checkpointer's other async work and keep call order; sync calls throw ERR_BUSY while async work
+ * is in flight. `shape` is updated when a call is made, not when it settles.
+ */
+export interface Dataset extends AsyncDisposable, Disposable {
+  readonly key: readonly string[];
+  readonly dtype: DType;
+  /** Current shape, counting every append made so far (buffered or written). */
+  readonly shape: readonly number[];
+  readonly maxshape: readonly (number | null)[];
+  /** null when the dataset is not chunked. */
+  readonly chunks: readonly number[] | null;
+  readonly compression: 'gzip' | null;
+  readonly compressionLevel: number | null;
+  readonly shuffle: boolean;
+  readonly attrs: DatasetAttrs;
+  readonly isOpen: boolean;
+
+  /** Appends one frame or a batch along axis 0 (buffered into whole chunks). */
+  append(frames: AppendData): Promise<void>;
+  appendSync(frames: AppendData): void;
+  /** The selected elements as an NDArray (the whole dataset without a selection). */
+  read(selection?: DatasetSelection): Promise<NDArray>;
+  readSync(selection?: DatasetSelection): NDArray;
+  write(selection: DatasetSelection, data: WriteData, options?: WriteOptions): Promise<void>;
+  writeSync(selection: DatasetSelection, data: WriteData, options?: WriteOptions): void;
+  /** New shape within maxshape; new elements hold the fill value. */
+  resize(shape: readonly number[]): Promise<void>;
+  resizeSync(shape: readonly number[]): void;
+  /** Writes buffered frames and flushes the file's caches. */
+  flush(): Promise<void>;
+  flushSync(): void;
+  /** Writes buffered frames and gives back the checkpointer scope. Later calls throw ERR_CLOSED. */
+  close(): Promise<void>;
+  closeSync(): void;
+}
+
+/** What the checkpointer calls on the handles it handed out (not part of the public API). */
+export interface DatasetLifecycle {
+  /** Writes what is buffered and marks the handle closed, from inside the checkpointer's queue. */
+  detach(): Promise<void>;
+  detachSync(): void;
+}
+
+/** How a dataset handle runs its work in its checkpointer's order (given to the backend hook). */
+export interface DatasetHost {
+  /** Runs `task` after all async work queued on the checkpointer so far. */
+  enqueue<T>(task: () => Promise<T>): Promise<T>;
+  /** Throws CheckpointerError ERR_BUSY while async work is in flight on the checkpointer. */
+  assertIdle(): void;
+  /** Gives back the handle's scope; called from inside a queued task. */
+  release(ds: Dataset): Promise<void>;
+  /** Sync twin of `release`, called from a sync call. */
+  releaseSync(ds: Dataset): void;
+}
