@@ -9,6 +9,7 @@
 import { inspect } from 'node:util';
 import { CheckpointerError, CheckpointerKeyError } from './errors';
 import { assertStorable, describeKey, Key, keyPath } from './values/model';
+import type { Dataset, DatasetHost, DatasetLifecycle, DatasetOptions } from './dataset/types';
 
 export interface CheckpointerOptions {
   /** Only these top-level keys may be read or written. */
@@ -52,6 +53,18 @@ export abstract class Checkpointer<Stream = unknown> {
   /** Async operations queued or running: they run one at a time, in call order. */
   #queue: Promise<unknown> = Promise.resolve();
   #inFlight = 0;
+  /** Open dataset handles; each holds one open scope, and the last close detaches those left. */
+  readonly #datasets = new Set<Dataset & DatasetLifecycle>();
+  readonly #datasetHost: DatasetHost = {
+    enqueue: (task) => this.#enqueue(task),
+    assertIdle: () => this.#assertIdle(),
+    release: async (ds) => {
+      if (this.#datasets.delete(ds as Dataset & DatasetLifecycle)) await this.#exit();
+    },
+    releaseSync: (ds) => {
+      if (this.#datasets.delete(ds as Dataset & DatasetLifecycle)) this.closeSync();
+    },
+  };
 
   constructor(checkpointFile: string | null, opts: CheckpointerOptions = {}) {
     this.checkpointFile = checkpointFile;
@@ -106,6 +119,16 @@ export abstract class Checkpointer<Stream = unknown> {
     return this.listKeysSync();
   }
 
+  /** Opens the dataset at `key`, or creates it from `options` (a backend with dataset handles overrides this). */
+  openDatasetSync(_key: string[], _options: DatasetOptions | null, _host: DatasetHost): Dataset & DatasetLifecycle {
+    throw new CheckpointerError(`${this}: this backend has no dataset handles`, {
+      code: 'ERR_UNSUPPORTED_VALUE', file: this.checkpointFile ?? undefined,
+    });
+  }
+  async openDataset(key: string[], options: DatasetOptions | null, host: DatasetHost): Promise<Dataset & DatasetLifecycle> {
+    return this.openDatasetSync(key, options, host);
+  }
+
   /** Throws CheckpointerKeyError when the key's top-level name is filtered out. */
   checkAllowedKey(key: Key): void {
     const top = keyPath(key)[0]!;
@@ -148,8 +171,12 @@ export abstract class Checkpointer<Stream = unknown> {
     this.#assertIdle();
     if (this.#depth === 0) return;
     if (this.#depth === 1) {
+      const failure = this.#detachDatasetsSync();
       this.closeCheckpointFileSync(this.#stream as Stream);
       this.#stream = undefined;
+      this.#depth--;
+      if (failure) throw failure.err;
+      return;
     }
     this.#depth--;
   }
@@ -190,11 +217,42 @@ export abstract class Checkpointer<Stream = unknown> {
   async #exit(): Promise<void> {
     if (this.#depth === 0) return;
     if (this.#depth === 1) {
+      const failure = await this.#detachDatasets();
       // If writing out fails the checkpoint stays open with its data, so the caller can retry.
       await this.closeCheckpointFile(this.#stream as Stream);
       this.#stream = undefined;
+      this.#depth--;
+      if (failure) throw failure.err;
+      return;
     }
     this.#depth--;
+  }
+
+  /** The last close: dataset handles still open write what they buffered and are closed. */
+  async #detachDatasets(): Promise<{ err: unknown } | null> {
+    let failure: { err: unknown } | null = null;
+    for (const ds of [...this.#datasets]) {
+      try {
+        await ds.detach();
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+    this.#datasets.clear();
+    return failure;
+  }
+
+  #detachDatasetsSync(): { err: unknown } | null {
+    let failure: { err: unknown } | null = null;
+    for (const ds of [...this.#datasets]) {
+      try {
+        ds.detachSync();
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+    this.#datasets.clear();
+    return failure;
   }
 
   #enqueue<T>(task: () => Promise<T>): Promise<T> {
@@ -319,6 +377,44 @@ export abstract class Checkpointer<Stream = unknown> {
     const value = compute();
     this.setSync(key, value);
     return value;
+  }
+
+  // ---------------------------------------------------------------- dataset handles
+
+  /**
+   * A handle on the array dataset at `key`, for appending frames and reading and writing slices
+   * (see docs/dataset.md). With `options` it is created when absent (an existing one is opened when
+   * its dtype and frame shape match); with the key alone the existing one is opened. The handle holds
+   * an open scope until `ds.close()`; the checkpointer's last close flushes and closes it.
+   */
+  async dataset(key: Key, options?: DatasetOptions): Promise<Dataset> {
+    const path = keyPath(key);
+    this.checkAllowedKey(key);
+    return this.#enqueue(async () => {
+      await this.#enter();
+      try {
+        const ds = await this.openDataset(path, options ?? null, this.#datasetHost);
+        this.#datasets.add(ds);
+        return ds;
+      } catch (err) {
+        await this.#exit();
+        throw err;
+      }
+    });
+  }
+
+  datasetSync(key: Key, options?: DatasetOptions): Dataset {
+    const path = keyPath(key);
+    this.checkAllowedKey(key);
+    this.openSync();
+    try {
+      const ds = this.openDatasetSync(path, options ?? null, this.#datasetHost);
+      this.#datasets.add(ds);
+      return ds;
+    } catch (err) {
+      this.closeSync();
+      throw err;
+    }
   }
 
   // ---------------------------------------------------------------- display

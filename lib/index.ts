@@ -20,3 +20,5 @@ export type { DType, TypedArray } from './values/dtype';
 export { registerClass, unregisterClass, UnregisteredObject } from './values/registry';
 export type { RegisteredClass, StatefulInstance } from './values/registry';
 export type { Key, Value } from './values/model';
+export { HDF5Dataset } from './dataset/hdf5-dataset';
+export type { Dataset, DatasetOptions, DatasetSelection, AxisSelection, AppendData, WriteData, WriteOptions, DatasetAttrs } from './dataset/types';

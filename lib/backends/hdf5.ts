@@ -10,6 +10,8 @@ import { CheckpointerError, CheckpointerKeyError } from '../errors';
 import { loadNative } from '../native';
 import type { H5File } from '../native';
 import { LayoutReader, LayoutWriter, toH5Path } from './hdf5-layout';
+import { HDF5Dataset, HDF5DatasetIO } from '../dataset/hdf5-dataset';
+import type { DatasetHost, DatasetOptions } from '../dataset/types';
 
 /** The open checkpoint: the file handle (null while the file does not exist) and its mode. */
 export interface HDF5Stream {
@@ -203,5 +205,25 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
 
   listKeysSync(): string[] {
     return this.#s().file?.list('/') ?? [];
+  }
+
+  // ------------------------------------------------------------------ dataset handles
+
+  #datasetIO(): HDF5DatasetIO {
+    return {
+      fileName: this.#path,
+      file: () => (this.stream as HDF5Stream | undefined)?.file ?? null,
+      writable: () => this.#writable(),
+      writableSync: () => this.#writableSync(),
+      parents: (file, key) => this.#parents(file, key),
+    };
+  }
+
+  override openDatasetSync(key: string[], options: DatasetOptions | null, host: DatasetHost): HDF5Dataset {
+    return HDF5Dataset.openSync(this.#datasetIO(), key, options, host);
+  }
+
+  override openDataset(key: string[], options: DatasetOptions | null, host: DatasetHost): Promise<HDF5Dataset> {
+    return HDF5Dataset.open(this.#datasetIO(), key, options, host);
   }
 }
