@@ -12,7 +12,6 @@ import { assertMatchesExpected } from './helpers/expected';
 import { MCUTILS_FIXTURES, runPython, tempDir } from './helpers/python';
 
 // The raw module object (not the import-star copy), so tests can make writes fail.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const fsRaw: typeof import('node:fs') = require('node:fs');
 
 const dir = tempDir('npz-test-');
