@@ -103,7 +103,8 @@ const base = process.memoryUsage().rss;
 const a = new Float64Array(${Math.floor((1024 * MiB) / 200) * 25});
 for (let i = 0; i < a.length; i += 512) a[i] = i;
 new HDF5Checkpointer(${JSON.stringify(path.join(dir, 'big.h5'))}).setSync('x', ndarray(a, [a.length / 25, 5, 5]));
-const peak = process.resourceUsage().maxRSS * 1024;
+// VmHWM, not resourceUsage().maxRSS: on Linux a spawned child's maxRSS starts at the parent's peak.
+const peak = Number(/VmHWM:\\s+(\\d+) kB/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
 console.log(JSON.stringify({ base, peak }));`;
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
