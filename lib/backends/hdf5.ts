@@ -13,6 +13,9 @@ import { LayoutReader, LayoutWriter, toH5Path } from './hdf5-layout';
 import { HDF5Dataset, HDF5DatasetIO } from '../dataset/hdf5-dataset';
 import type { DatasetHost, DatasetOptions } from '../dataset/types';
 
+/** Transfers below this many bytes run on the calling thread: a thread hop costs more than they do. */
+const SMALL_TRANSFER = 64 * 1024;
+
 /** The open checkpoint: the file handle (null while the file does not exist) and its mode. */
 export interface HDF5Stream {
   file: H5File | null;
@@ -148,7 +151,10 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     this.#parents(file, key);
     const writer = new LayoutWriter(file);
     writer.write(path, value);
-    for (const job of writer.jobs) await file.write(job.path, job.data);
+    for (const job of writer.jobs) {
+      if (job.data.byteLength < SMALL_TRANSFER) file.writeSync(job.path, job.data);
+      else await file.write(job.path, job.data);
+    }
   }
 
   #reader(key: string[]): { reader: LayoutReader; value: unknown } | null {
@@ -168,8 +174,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   override async loadParameter(key: string[]): Promise<unknown> {
     const r = this.#reader(key) ?? this.#missing(key);
     for (const job of r.reader.jobs) {
-      // Small reads are not worth a thread hop.
-      if (job.data.byteLength < 1 << 16) this.#s().file!.readSync(job.path, job.data);
+      if (job.data.byteLength < SMALL_TRANSFER) this.#s().file!.readSync(job.path, job.data);
       else await this.#s().file!.read(job.path, job.data);
     }
     r.reader.settleScalars();
