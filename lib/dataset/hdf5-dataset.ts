@@ -197,6 +197,8 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   #bandEnd = 0;
   #bandRows = 1;
   #rowLen = 0;
+  /** shape.slice(1), kept with the layout. */
+  #frameShape: readonly number[] = [];
   #pool: TypedArray[] = [];
 
   #pending: Step[] = [];
@@ -303,6 +305,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   /** Band size and row length for the current frame shape. */
   #layout(): void {
     const frame = this.#shape.slice(1);
+    this.#frameShape = Object.freeze(frame);
     this.#rowLen = shapeSize(frame) * this.#info.lanes;
     const c0 = this.chunks?.[0] ?? 1;
     const chunkRowBytes = c0 * shapeSize(frame) * this.#info.itemSize;
@@ -327,7 +330,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
     const hi = Math.min(end, this.#bufStart + this.#bufRows) - this.#bufStart;
     if (hi <= this.#bufFlushed || !this.#buf) return;
     steps.push({
-      kind: 'rows', start: this.#bufStart + this.#bufFlushed, rows: hi - this.#bufFlushed, trailing: this.#shape.slice(1),
+      kind: 'rows', start: this.#bufStart + this.#bufFlushed, rows: hi - this.#bufFlushed, trailing: this.#frameShape,
       data: this.#buf.subarray(this.#bufFlushed * this.#rowLen, hi * this.#rowLen),
     });
     this.#bufFlushed = hi;
@@ -343,7 +346,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   /** Copies `count` frames from `data` into the buffer (or straight to steps when whole bands), planning band writes. */
   #planAppend(steps: Step[], data: TypedArray, count: number): void {
     const rowLen = this.#rowLen;
-    const trailing = this.#shape.slice(1);
+    const trailing = this.#frameShape;
     let from = 0;
     let left = count;
     while (left > 0) {
@@ -360,7 +363,8 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
       }
       const n = Math.min(left, room);
       const buf = (this.#buf ??= this.#pool.pop() ?? allocateForRead(this.dtype, this.#bandRows * rowLen));
-      buf.set(data.subarray(from * rowLen, (from + n) * rowLen) as never, this.#bufRows * rowLen);
+      if (from === 0 && n * rowLen === data.length) buf.set(data as never, this.#bufRows * rowLen);
+      else buf.set(data.subarray(from * rowLen, (from + n) * rowLen) as never, this.#bufRows * rowLen);
       this.#bufRows += n;
       from += n;
       left -= n;
@@ -539,9 +543,9 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
     this.#writableOk = true;
   }
 
-  #frame(): number[] {
+  #frame(): readonly number[] {
     if (this.#shape.length === 0) throw new TypeError(`${this}: a 0-d dataset has no axis to append along`);
-    return this.#shape.slice(1);
+    return this.#frameShape;
   }
 
   #checkRoom(count: number): void {
@@ -554,6 +558,15 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   // ------------------------------------------------------------------------------ append
 
   append(frames: AppendData): Promise<void> {
+    // The common case first: one frame of the dataset's own TypedArray that does not fill the band.
+    const buf = this.#buf;
+    if (buf !== null && frames instanceof this.#info.ArrayType && frames.length === this.#rowLen && this.#writableOk
+      && this.#bandEnd - this.#bufStart - this.#bufRows > 1 && !this.#closed && this.#broken === null && this.#shape.length > 0) {
+      buf.set(frames as never, this.#bufRows * this.#rowLen);
+      this.#bufRows++;
+      this.#shape[0]!++;
+      return RESOLVED;
+    }
     try {
       this.#assertUsable();
       const { data, count } = framesOf(frames, this.dtype, this.#frame());
@@ -626,7 +639,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
    */
   #transfers(ranges: AxisRange[], data: TypedArray, write: boolean): Transfer[] {
     if (ranges.length === 0) return [{ data, sel: undefined, block: null, readFirst: false }];
-    const blocks = blocksFor(ranges, this.#shape, this.chunks, this.#info.itemSize);
+    const blocks = blocksFor(ranges, this.#shape, this.chunks, this.#info.itemSize, { filtered: this.compression !== null || this.shuffle });
     if (blocks.length === 1 && isContiguous(ranges)) {
       return [{ data, sel: { start: blocks[0]!.start, count: blocks[0]!.count }, block: null, readFirst: false }];
     }

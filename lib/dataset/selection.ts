@@ -103,29 +103,35 @@ export interface Block {
   offset: number[];
 }
 
+export interface BlockOptions {
+  /** Chunks are compressed: a chunk is decoded whole, so read it in one box rather than index by index. */
+  filtered?: boolean;
+  /** Bytes of unselected elements worth skipping with an extra transfer instead of reading them (default 64 KiB). */
+  skipBytes?: number;
+}
+
 /**
  * Splits the selection into boxes that together hold every selected element and touch only chunks
- * holding some: along an axis with step 1 one range; with 1 < step <= chunk one range per chunk
- * (every chunk in between holds a selected index); with step > chunk one index per box.
- * `chunks` null (contiguous) uses pieces of about `contiguousBytes` on each axis.
+ * holding some. Per axis: step 1 → one range; step > chunk → one box per index; otherwise one box
+ * per chunk, from its first selected index to its last (every chunk in between holds one) — or, for
+ * unfiltered data whose gaps between selected indices are large (>= skipBytes), one box per index,
+ * so the gaps are not read. A contiguous (unchunked) dataset counts as one chunk.
  */
 export function blocksFor(
   ranges: readonly AxisRange[],
   shape: readonly number[],
   chunks: readonly number[] | null,
   itemSize: number,
-  contiguousBytes = 1 << 16,
+  options: BlockOptions = {},
 ): Block[] {
   if (ranges.some((r) => r.count === 0)) return [];
+  const skip = options.skipBytes ?? 1 << 16;
   const perAxis = ranges.map((r, axis) => {
-    let c: number;
-    if (chunks) c = chunks[axis]!;
-    else {
-      let inner = itemSize;
-      for (let a = axis + 1; a < shape.length; a++) inner *= Math.max(1, shape[a]!);
-      c = Math.max(1, Math.floor(contiguousBytes / inner));
-    }
-    return axisPieces(r, c);
+    let inner = itemSize;
+    for (let a = axis + 1; a < shape.length; a++) inner *= Math.max(1, shape[a]!);
+    const c = chunks ? chunks[axis]! : Number.MAX_SAFE_INTEGER;
+    const byIndex = r.step > c || (!options.filtered && (r.step - 1) * inner >= skip);
+    return axisPieces(r, byIndex ? 0 : c);
   });
   const blocks: Block[] = [];
   const rank = ranges.length;
@@ -159,11 +165,12 @@ interface Piece {
   offset: number;
 }
 
+/** The pieces of one axis: chunk 0 = one per selected index. */
 function axisPieces(r: AxisRange, chunk: number): Piece[] {
   const last = r.start + (r.count - 1) * r.step;
   if (r.step === 1 || r.count === 1) return [{ start: r.start, count: last + 1 - r.start, local: 0, selected: r.count, offset: 0 }];
   const pieces: Piece[] = [];
-  if (r.step > chunk) {
+  if (chunk === 0) {
     for (let k = 0; k < r.count; k++) pieces.push({ start: r.start + k * r.step, count: 1, local: 0, selected: 1, offset: k });
     return pieces;
   }
