@@ -213,6 +213,13 @@ out(bool(np.array_equal(h5py.File(sys.argv[1], 'r')['a'][()], a)))`, file, JSON.
     const stepped = blocksFor(normalizeSelection([[3, 35, 4]], [100]), [100], [10], 8);
     // step 4 <= chunk 10: one box per chunk, from its first selected index to its last
     assert.deepEqual(stepped.map((b) => [b.start[0], b.count[0]]), [[3, 5], [11, 9], [23, 5], [31, 1]]);
+    // large gaps in unfiltered data are skipped, one box per index; compressed chunks are read whole
+    const wide = normalizeSelection([[3, 35, 4]], [100, 4096]);
+    assert.equal(blocksFor(wide, [100, 4096], [10, 4096], 8).length, 8);
+    assert.equal(blocksFor(wide, [100, 4096], [10, 4096], 8, { filtered: true }).length, 4);
+    // a contiguous dataset: one box, or one per index when the gaps are large
+    assert.equal(blocksFor(normalizeSelection([[0, 10, 2]], [10]), [10], null, 8).length, 1);
+    assert.equal(blocksFor(normalizeSelection([[0, 10, 2]], [10, 8192]), [10, 8192], null, 8).length, 5);
   });
 
   it('a slice of a large dataset reads about the slice from the file (rchar)', async () => {
@@ -364,6 +371,29 @@ describe('dataset: writes, resize, grow', () => {
     ]);
   });
 
+  it('writes into buffered frames reach the file; later appends do not undo them', async () => {
+    const file = fresh();
+    const chk = new HDF5Checkpointer(file);
+    const ds = await chk.dataset('x', { dtype: 'float64', shape: [0, 3, 4], chunks: [4, 3, 4] });
+    const rows: Float64Array[] = [];
+    const push = async (f: Float64Array): Promise<void> => {
+      rows.push(f);
+      await ds.append(f);
+    };
+    for (let i = 0; i < 3; i++) await push(frame(i));
+    await ds.write([[1, 2], [0, 1]], Float64Array.of(-1, -2, -3, -4));
+    rows[1] = Float64Array.from(rows[1]!, (v, j) => (j < 4 ? -(j + 1) : v));
+    for (let i = 3; i < 11; i++) await push(frame(i));
+    await ds.flush();
+    await ds.write([[9, 11, 1], null, [3, 4]], new Float64Array(6).fill(0.5));
+    for (const r of [9, 10]) rows[r] = Float64Array.from(rows[r]!, (v, j) => (j % 4 === 3 ? 0.5 : v));
+    for (let i = 11; i < 14; i++) await push(frame(i));
+    assert.deepEqual(Array.from((await ds.read()).data as Float64Array), rows.flatMap((r) => Array.from(r)));
+    await ds.close();
+    const got = await chk.get<NDArray>('x');
+    assert.deepEqual(Array.from(got.data as Float64Array), rows.flatMap((r) => Array.from(r)));
+  });
+
   it('a 0-d dataset reads and writes whole; append is a TypeError', async () => {
     const file = fresh();
     const chk = new HDF5Checkpointer(file);
@@ -376,6 +406,102 @@ describe('dataset: writes, resize, grow', () => {
     await ds.close();
     assert.equal(await chk.get('s'), 2.5);
   });
+});
+
+describe('dataset: random operations against an in-memory model', () => {
+  for (const compressed of [false, true]) {
+    it(compressed ? 'gzip chunks [3, 4, 512]' : 'chunks [3, 4, 512]', async () => {
+      let seed = compressed ? 7 : 3;
+      const rnd = (n: number): number => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return Math.floor((seed / 2147483648) * n);
+      };
+      const F = [8, 512];
+      const L = F[0]! * F[1]!;
+      const file = fresh();
+      const chk = new HDF5Checkpointer(file);
+      const ds = await chk.dataset('x', {
+        dtype: 'float32', shape: [0, ...F], chunks: [3, 4, 512], fillValue: -7, ...(compressed ? { compression: 'gzip', shuffle: true } : {}),
+      });
+      const model: Float32Array[] = [];
+      let serial = 0;
+      const newRow = (): Float32Array => {
+        const base = ++serial * 8;
+        return Float32Array.from({ length: L }, (_, j) => base + (j % 8));
+      };
+      const randRange = (n: number): [number, number, number] => {
+        const a = rnd(n + 1);
+        const b = a + rnd(n - a + 1);
+        return [a, b, 1 + rnd(rnd(2) ? 1 : 9)];
+      };
+      const select = (r: [number, number, number], n: number): number[] => {
+        const out: number[] = [];
+        for (let i = r[0]; i < Math.min(r[1], n); i += r[2]) out.push(i);
+        return out;
+      };
+      for (let op = 0; op < 220; op++) {
+        const sync = rnd(4) === 0;
+        const kind = rnd(20);
+        if (kind < 9) {
+          const k = rnd(5) === 0 ? rnd(90) : 1;
+          const rows = Array.from({ length: k }, newRow);
+          const data = new Float32Array(k * L);
+          rows.forEach((r, i) => data.set(r, i * L));
+          model.push(...rows);
+          if (sync) ds.appendSync(k === 1 ? rows[0]! : data);
+          else await ds.append(k === 1 ? rows[0]! : ndarray(data, [k, ...F]));
+        } else if (kind < 13) {
+          const r0 = randRange(model.length);
+          const r1 = randRange(F[0]!);
+          const r2: [number, number, number] = [rnd(F[1]!), F[1]!, 1 + rnd(300)];
+          const sel: DatasetSelection = [r0, r1, r2];
+          const got = sync ? ds.readSync(sel) : await ds.read(sel);
+          const i0 = select(r0, model.length);
+          const i1 = select(r1, F[0]!);
+          const i2 = select(r2, F[1]!);
+          assert.deepEqual(got.shape, [i0.length, i1.length, i2.length], `op ${op} read ${JSON.stringify(sel)}`);
+          const want: number[] = [];
+          for (const a of i0) for (const b of i1) for (const c of i2) want.push(model[a]![b * F[1]! + c]!);
+          assert.deepEqual(Array.from(got.data as Float32Array), want, `op ${op} read ${JSON.stringify(sel)}`);
+        } else if (kind < 16) {
+          const r0 = randRange(model.length);
+          const r1 = randRange(F[0]!);
+          const i0 = select(r0, model.length);
+          const i1 = select(r1, F[0]!);
+          const data = new Float32Array(i0.length * i1.length * F[1]!);
+          let v = -(++serial) * 1000;
+          for (let e = 0; e < data.length; e++) data[e] = v--;
+          let e = 0;
+          for (const a of i0) for (const b of i1) for (let c = 0; c < F[1]!; c++) model[a]![b * F[1]! + c] = data[e++]!;
+          if (sync) ds.writeSync([r0, r1], data);
+          else await ds.write([r0, r1], data);
+        } else if (kind < 18) {
+          const n = rnd(model.length + 6);
+          while (model.length > n) model.pop();
+          while (model.length < n) model.push(new Float32Array(L).fill(-7));
+          if (sync) ds.resizeSync([n, ...F]);
+          else await ds.resize([n, ...F]);
+        } else if (kind < 19) {
+          if (sync) ds.flushSync();
+          else await ds.flush();
+        } else {
+          // grow by writing past the end
+          const at = model.length + rnd(4);
+          while (model.length <= at) model.push(new Float32Array(L).fill(-7));
+          const row = newRow();
+          model[at] = row;
+          await ds.write([[at, at + 1]], row, { grow: true });
+        }
+        assert.deepEqual(ds.shape, [model.length, ...F], `op ${op}`);
+      }
+      await ds.close();
+      const got = await chk.get<NDArray>('x');
+      assert.deepEqual(got.shape, [model.length, ...F]);
+      const flat = new Float32Array(model.length * L);
+      model.forEach((r, i) => flat.set(r, i * L));
+      assert.ok(Buffer.from((got.data as Float32Array).buffer).equals(Buffer.from(flat.buffer)), 'final contents');
+    });
+  }
 });
 
 describe('dataset: errors before anything is written', () => {
