@@ -1,0 +1,268 @@
+'use strict';
+/**
+ * Dataset handles (HDF5): streaming appends against h5py's resize-and-assign loop and one plain
+ * write of the same bytes; a 16 MiB slice of a 1 GiB dataset (bytes read from the file, time)
+ * against reading all of it; gzip-compressed writes against h5py on the same data.
+ */
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { HDF5Checkpointer, ndarray } = require('..');
+const { MiB, PYTHON, scratchDirs, randomFloat64, fmt } = require('./common');
+
+const FRAMES = 20000;
+const FRAME = [3, 100];
+const FRAME_LEN = FRAME[0] * FRAME[1];
+
+/** Best seconds of each contender over interleaved rounds (after one warm-up each). */
+async function interleaved(contenders, rounds) {
+  const bestOf = Object.fromEntries(Object.keys(contenders).map((k) => [k, Infinity]));
+  for (const fn of Object.values(contenders)) await fn();
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, fn] of Object.entries(contenders)) {
+      const t = process.hrtime.bigint();
+      await fn();
+      bestOf[name] = Math.min(bestOf[name], Number(process.hrtime.bigint() - t) / 1e9);
+    }
+  }
+  return bestOf;
+}
+
+function py(code, ...args) {
+  return JSON.parse(execFileSync(PYTHON, ['-c', code, ...args], { encoding: 'utf8', maxBuffer: 64 * MiB }));
+}
+
+// ------------------------------------------------------------------------------- appends
+
+const H5PY_LOOP = `
+import h5py, numpy as np, sys, time, json, os
+frames = np.fromfile(sys.argv[1], dtype='<f8').reshape(-1, 3, 100)
+out = os.path.join(sys.argv[2], 'h5py-loop.h5')
+best = 1e9
+for _ in range(int(sys.argv[3])):
+    if os.path.exists(out): os.remove(out)
+    t = time.perf_counter()
+    with h5py.File(out, 'w') as f:
+        ds = f.create_dataset('x', shape=(0, 3, 100), maxshape=(None, 3, 100), dtype='f8', chunks=True)
+        for i in range(len(frames)):
+            ds.resize(i + 1, axis=0)
+            ds[i] = frames[i]
+    best = min(best, time.perf_counter() - t)
+with h5py.File(out, 'r') as f:
+    ok = bool(np.array_equal(f['x'][()], frames))
+print(json.dumps({'secs': best, 'ok': ok}))`;
+
+async function appends(dir, frames) {
+  const raw = path.join(dir, 'frames.bin');
+  fs.writeFileSync(raw, frames);
+  const plainFile = path.join(dir, 'plain.bin');
+  const file = path.join(dir, 'append.h5');
+  const opts = { dtype: 'float64', shape: [0, ...FRAME] };
+  const r = await interleaved({
+    plain: async () => {
+      fs.rmSync(plainFile, { force: true });
+      fs.writeFileSync(plainFile, frames);
+    },
+    async: async () => {
+      fs.rmSync(file, { force: true });
+      const ds = await new HDF5Checkpointer(file).dataset('x', opts);
+      for (let i = 0; i < FRAMES; i++) await ds.append(frames.subarray(i * FRAME_LEN, (i + 1) * FRAME_LEN));
+      await ds.close();
+    },
+    sync: async () => {
+      fs.rmSync(file, { force: true });
+      const ds = new HDF5Checkpointer(file).datasetSync('x', opts);
+      for (let i = 0; i < FRAMES; i++) ds.appendSync(frames.subarray(i * FRAME_LEN, (i + 1) * FRAME_LEN));
+      ds.closeSync();
+    },
+  }, 7);
+  const back = await new HDF5Checkpointer(file).get('x');
+  if (Buffer.compare(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength), Buffer.from(frames.buffer)) !== 0) {
+    throw new Error('appended frames do not read back');
+  }
+  const h5py = py(H5PY_LOOP, raw, dir, '2');
+  if (!h5py.ok) throw new Error('h5py loop wrote wrong data');
+  fs.rmSync(raw);
+  return { ...r, h5py: h5py.secs };
+}
+
+// ------------------------------------------------------------------------------- slices
+
+function rchar() {
+  return Number(/rchar:\s*(\d+)/.exec(fs.readFileSync('/proc/self/io', 'utf8'))[1]);
+}
+
+async function measureRead(ds, sel, rounds = 5) {
+  let best = Infinity;
+  let bytes = Infinity;
+  let result;
+  for (let i = 0; i < rounds; i++) {
+    const before = rchar();
+    const t = process.hrtime.bigint();
+    result = await ds.read(sel);
+    best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9);
+    bytes = Math.min(bytes, rchar() - before);
+    if (i < rounds - 1) result = null;
+  }
+  return { secs: best, bytes, result };
+}
+
+async function slices(dir) {
+  const file = path.join(dir, 'big.h5');
+  fs.rmSync(file, { force: true });
+  const rows = Math.floor((1024 * MiB) / (FRAME_LEN * 8));
+  const chk = new HDF5Checkpointer(file);
+  const ds = await chk.dataset('x', { dtype: 'float64', shape: [0, ...FRAME] });
+  const batchRows = 4096;
+  const batch = new Float64Array(batchRows * FRAME_LEN);
+  const t0 = process.hrtime.bigint();
+  for (let r = 0; r < rows; r += batchRows) {
+    const n = Math.min(batchRows, rows - r);
+    for (let k = 0; k < n; k++) batch.fill(r + k, k * FRAME_LEN, (k + 1) * FRAME_LEN);
+    await ds.append(batch.subarray(0, n * FRAME_LEN));
+  }
+  await ds.flush();
+  const writeSecs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const chunks = ds.chunks;
+  await ds.close();
+
+  const rd = await chk.dataset('x');
+  const sliceRows = Math.round((16 * MiB) / (FRAME_LEN * 8));
+  const start = 200001;
+  const cases = [
+    { name: `16 MiB slice: rows [${start}, ${start + sliceRows})`, sel: [[start, start + sliceRows]] },
+    { name: `every 10th frame of rows [${start}, ${start + 10 * sliceRows}) (16 MiB)`, sel: [[start, start + 10 * sliceRows, 10]] },
+    { name: `every 1000th frame (${Math.ceil(rows / 1000)} frames)`, sel: [[0, rows, 1000]] },
+    { name: 'one column: [:, 1, 50]', sel: [null, [1, 2], [50, 51]] },
+    { name: 'the whole dataset (1 GiB)', sel: undefined },
+  ];
+  const out = [];
+  for (const c of cases) {
+    const m = await measureRead(rd, c.sel, c.sel === undefined ? 3 : 5);
+    const d = m.result.data;
+    if (c.sel && c.sel[0] && d[0] !== c.sel[0][0]) throw new Error(`${c.name}: read ${d[0]}, expected ${c.sel[0][0]}`);
+    out.push({ name: c.name, secs: m.secs, bytes: m.bytes, resultBytes: d.byteLength });
+    m.result = null;
+  }
+  await rd.close();
+  fs.rmSync(file, { force: true });
+  return { rows, chunks, writeSecs, cases: out };
+}
+
+// ------------------------------------------------------------------------------- compression
+
+/** Trajectory-like data: positions drifting by small random steps, stored to 1e-3 (an xtc-like precision). */
+function trajectory(frames) {
+  const a = new Float64Array(frames * FRAME_LEN);
+  const pos = Float64Array.from({ length: FRAME_LEN }, () => Math.random() * 10);
+  for (let f = 0; f < frames; f++) {
+    for (let j = 0; j < FRAME_LEN; j++) {
+      pos[j] += (Math.random() - 0.5) * 0.01;
+      a[f * FRAME_LEN + j] = Math.round(pos[j] * 1e3) / 1e3;
+    }
+  }
+  return a;
+}
+
+const H5PY_GZIP = `
+import h5py, numpy as np, sys, time, json, os
+a = np.fromfile(sys.argv[1], dtype='<f8').reshape(-1, 3, 100)
+chunks = json.loads(sys.argv[3])
+res = {}
+for name, ch in [('h5py chunks=True', True), ('h5py, our chunk shape', tuple(chunks))]:
+    out = os.path.join(sys.argv[2], 'h5py-gz.h5')
+    best = 1e9
+    for _ in range(3):
+        if os.path.exists(out): os.remove(out)
+        t = time.perf_counter()
+        with h5py.File(out, 'w') as f:
+            f.create_dataset('x', data=a, maxshape=(None, 3, 100), chunks=ch, compression='gzip', compression_opts=4, shuffle=True)
+        best = min(best, time.perf_counter() - t)
+    with h5py.File(out, 'r') as f:
+        res[name] = {'secs': best, 'size': os.path.getsize(out), 'chunks': f['x'].chunks}
+    os.remove(out)
+print(json.dumps(res))`;
+
+async function compression(dir) {
+  const frames = Math.floor((128 * MiB) / (FRAME_LEN * 8));
+  const data = trajectory(frames);
+  const raw = path.join(dir, 'traj.bin');
+  fs.writeFileSync(raw, data);
+  const file = path.join(dir, 'gz.h5');
+  const opts = { dtype: 'float64', shape: [0, ...FRAME], compression: 'gzip', compressionLevel: 4, shuffle: true };
+  let chunks;
+  const r = await interleaved({
+    batches: async () => {
+      fs.rmSync(file, { force: true });
+      const ds = await new HDF5Checkpointer(file).dataset('x', opts);
+      chunks = ds.chunks;
+      const step = 1024;
+      for (let f = 0; f < frames; f += step) await ds.append(data.subarray(f * FRAME_LEN, Math.min(frames, f + step) * FRAME_LEN));
+      await ds.close();
+    },
+    frames: async () => {
+      fs.rmSync(file, { force: true });
+      const ds = await new HDF5Checkpointer(file).dataset('x', opts);
+      for (let f = 0; f < frames; f++) await ds.append(data.subarray(f * FRAME_LEN, (f + 1) * FRAME_LEN));
+      await ds.close();
+    },
+  }, 3);
+  const size = fs.statSync(file).size;
+  const back = await new HDF5Checkpointer(file).get('x');
+  if (Buffer.compare(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength), Buffer.from(data.buffer)) !== 0) {
+    throw new Error('compressed frames do not read back');
+  }
+  const h5py = py(H5PY_GZIP, raw, dir, JSON.stringify(chunks));
+  fs.rmSync(raw);
+  fs.rmSync(file);
+  return { bytes: data.byteLength, frames, chunks, ours: { batches: r.batches, frames: r.frames, size }, h5py };
+}
+
+// ------------------------------------------------------------------------------- report
+
+async function main() {
+  const frames = randomFloat64(FRAMES * FRAME_LEN);
+  const bytes = frames.byteLength;
+  const ms = (s) => `${fmt(s * 1000, 1)} ms`;
+  console.log('## Dataset handles (HDF5)\n');
+  console.log(`### ${FRAMES} single-frame appends of ${FRAME.join('x')} float64 (${fmt(bytes / MiB, 1)} MiB)\n`);
+  console.log('Each run creates a fresh file, opens the dataset, appends frame by frame and closes; best of 7 interleaved '
+    + 'rounds after a warm-up. h5py: `ds.resize(i + 1, axis=0); ds[i] = frame` with `chunks=True`, best of 2. '
+    + '"plain write" is one `fs.writeFileSync` of the same bytes to a fresh file.\n');
+  console.log('| where | plain write | ours `await ds.append` | ours `appendSync` | h5py loop | h5py / ours async | ours async / plain |');
+  console.log('|---|---|---|---|---|---|---|');
+  const dirs = scratchDirs();
+  for (const { name, dir } of dirs) {
+    const r = await appends(dir, frames);
+    console.log(`| ${name} | ${ms(r.plain)} | ${ms(r.async)} | ${ms(r.sync)} | ${ms(r.h5py)} | ${fmt(r.h5py / r.async, 0)}x | ${fmt(r.async / r.plain)}x |`);
+  }
+
+  const diskDir = dirs[dirs.length - 1].dir;
+  const s = await slices(diskDir);
+  console.log(`\n### Slices of a 1 GiB dataset (${s.rows} frames of ${FRAME.join('x')} float64, chunks [${s.chunks.join(', ')}], disk, page cache warm)\n`);
+  console.log(`Written with batched appends in ${fmt(s.writeSecs, 2)} s. Bytes read are \`rchar\` from /proc/self/io around the read; best of 5 (whole: 3).\n`);
+  const whole = s.cases[s.cases.length - 1];
+  console.log('| selection | result | bytes read from the file | read / result | time | time / whole read |');
+  console.log('|---|---|---|---|---|---|');
+  for (const c of s.cases) {
+    console.log(`| ${c.name} | ${fmt(c.resultBytes / MiB, 3)} MiB | ${fmt(c.bytes / MiB, 3)} MiB | ${fmt(c.bytes / c.resultBytes)}x | `
+      + `${ms(c.secs)} | ${c === whole ? '1' : `1/${fmt(whole.secs / c.secs, 0)}`} |`);
+  }
+
+  const z = await compression(dirs[0].dir);
+  const mbs = (secs) => `${fmt(z.bytes / MiB / secs, 0)} MiB/s`;
+  console.log(`\n### gzip (level 4) + shuffle writes: ${fmt(z.bytes / MiB, 0)} MiB of trajectory-like float64 frames, tmpfs\n`);
+  console.log('Data: positions drifting by small random steps, rounded to 1e-3. Throughput counts uncompressed bytes; ratio = uncompressed / file size. '
+    + 'Ours best of 3 interleaved rounds; h5py `create_dataset(data=a, compression=\'gzip\', shuffle=True)` in one call, best of 3.\n');
+  console.log('| writer | chunks | throughput | ratio |');
+  console.log('|---|---|---|---|');
+  console.log(`| ours, appends of 1024 frames | [${z.chunks.join(', ')}] | ${mbs(z.ours.batches)} | ${fmt(z.bytes / z.ours.size)} |`);
+  console.log(`| ours, single-frame appends | [${z.chunks.join(', ')}] | ${mbs(z.ours.frames)} | ${fmt(z.bytes / z.ours.size)} |`);
+  for (const [name, v] of Object.entries(z.h5py)) console.log(`| ${name} | [${v.chunks.join(', ')}] | ${mbs(v.secs)} | ${fmt(z.bytes / v.size)} |`);
+  console.log('');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
