@@ -159,6 +159,22 @@ function closedError(what: string, file: string): CheckpointerError {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/**
+ * For loops of small transfers run inline: resolves at once, except every few milliseconds, when
+ * it lets the event loop run (a selection of many small boxes must not stall it).
+ */
+function pauser(sliceMs = 4): () => Promise<void> | void {
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    if (now - last < sliceMs) return;
+    return new Promise<void>((resolve) => setImmediate(() => {
+      last = performance.now();
+      resolve();
+    }));
+  };
+}
+
 /** One hyperslab transfer of a selection: straight to/from `data`, or through a box gathered per `block`. */
 interface Transfer {
   data: TypedArray | null;
@@ -658,10 +674,13 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   }
 
   async #readSelection(file: H5File, ranges: AxisRange[], out: TypedArray): Promise<void> {
+    const pause = pauser();
     for (const t of this.#transfers(ranges, out, false)) {
       const box = this.#box(t);
-      if (box.byteLength < SMALL_IO) file.readSync(this.path, box, t.sel);
-      else await file.read(this.path, box, t.sel);
+      if (box.byteLength < SMALL_IO) {
+        file.readSync(this.path, box, t.sel);
+        await pause();
+      } else await file.read(this.path, box, t.sel);
       if (t.block) copyBlock(t.block, box, ranges, out, this.#info.lanes, true);
     }
   }
@@ -675,9 +694,11 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   }
 
   async #writeSelection(file: H5File, ranges: AxisRange[], data: TypedArray): Promise<void> {
+    const pause = pauser();
     for (const t of this.#transfers(ranges, data, true)) {
       const box = this.#box(t);
       const small = box.byteLength < SMALL_IO;
+      if (small) await pause();
       if (t.readFirst) {
         if (small) file.readSync(this.path, box, t.sel);
         else await file.read(this.path, box, t.sel);
