@@ -231,6 +231,28 @@ function encodeHeaderWithDescrRepr(descrRepr: string, shape: readonly number[], 
   return out;
 }
 
+/**
+ * A header of exactly `total` bytes (format version `major`, as the file has it) for a new shape —
+ * how a dataset handle grows an .npy in place: the data does not move, only the shape's digits
+ * change inside the padding numpy leaves for that (GROWTH_AXIS_MAX_DIGITS). Null when the text
+ * does not fit (a header written without room to grow).
+ */
+export function encodeNpyHeaderFixed(descr: string, shape: readonly number[], fortranOrder: boolean, total: number, major: number): Buffer | null {
+  const dict = `{'descr': '${descr}', 'fortran_order': ${fortranOrder ? 'True' : 'False'}, 'shape': ${shapeRepr(shape)}, }`;
+  const text = Buffer.from(dict, 'latin1');
+  const prefixLen = major === 1 ? 10 : 12;
+  if (text.length + 1 > total - prefixLen || (major === 1 && total - 10 > 0xffff)) return null;
+  const out = Buffer.alloc(total, 0x20);
+  out.set(NPY_MAGIC, 0);
+  out[6] = major;
+  out[7] = 0;
+  if (major === 1) out.writeUInt16LE(total - 10, 8);
+  else out.writeUInt32LE(total - 12, 8);
+  out.set(text, prefixLen);
+  out[total - 1] = 0x0a;
+  return out;
+}
+
 // ------------------------------------------------------------------------------------ encoding
 
 /** An array ready to be written as a .npy: its header and its element bytes (a view, not a copy). */
@@ -385,7 +407,8 @@ function numericValue(arr: TypedArray, dtype: DType, shape: readonly number[]): 
   return new NDArray(arr, shape, dtype);
 }
 
-function swapInPlace(bytes: Uint8Array, laneSize: number): void {
+/** Reverses the byte order of each `laneSize`-byte lane, in place. */
+export function swapInPlace(bytes: Uint8Array, laneSize: number): void {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (laneSize === 2) b.swap16();
   else if (laneSize === 4) b.swap32();

@@ -33,7 +33,11 @@ export type IoOp =
   /** Waits for a deferred op; yields back its result. */
   | { op: 'await'; handle: IoHandle }
   /** Raw-inflates `data`; yields back the output Buffer. */
-  | { op: 'inflate'; data: Uint8Array; outputLength: number };
+  | { op: 'inflate'; data: Uint8Array; outputLength: number }
+  /** Sets the file's length (ftruncate): zeros when it grows. */
+  | { op: 'truncate'; fd: number; length: number }
+  /** fdatasync: the file's data (and its length) reach the disk. */
+  | { op: 'sync'; fd: number };
 
 export interface IoHandle {
   readonly id: number;
@@ -131,6 +135,12 @@ export function runSync<T>(gen: IoGen<T>): T {
         case 'inflate':
           result = zlib.inflateRawSync(op.data, inflateOptions(op.outputLength));
           break;
+        case 'truncate':
+          fs.ftruncateSync(op.fd, op.length);
+          break;
+        case 'sync':
+          fs.fdatasyncSync(op.fd);
+          break;
       }
     } catch (err) {
       step = gen.throw(err);
@@ -175,6 +185,12 @@ export async function runAsync<T>(gen: IoGen<T>): Promise<T> {
               zlib.inflateRaw(op.data, inflateOptions(op.outputLength), (err, out) => (err ? reject(err) : resolve(out)));
             });
             break;
+          case 'truncate':
+            await new Promise<void>((resolve, reject) => fs.ftruncate(op.fd, op.length, (err) => (err ? reject(err) : resolve())));
+            break;
+          case 'sync':
+            await new Promise<void>((resolve, reject) => fs.fdatasync(op.fd, (err) => (err ? reject(err) : resolve())));
+            break;
         }
       } catch (err) {
         step = gen.throw(err);
@@ -213,6 +229,44 @@ function crc32Fallback(data: Uint8Array, value = 0): number {
 export const crc32: Crc32 = typeof (zlib as { crc32?: Crc32 }).crc32 === 'function'
   ? (data, value = 0) => (zlib as unknown as { crc32: Crc32 }).crc32(data, value)
   : crc32Fallback;
+
+function gf2Times(mat: Uint32Array, vec: number): number {
+  let sum = 0;
+  for (let i = 0; vec !== 0; i++, vec >>>= 1) if (vec & 1) sum ^= mat[i]!;
+  return sum >>> 0;
+}
+
+function gf2Square(square: Uint32Array, mat: Uint32Array): void {
+  for (let n = 0; n < 32; n++) square[n] = gf2Times(mat, mat[n]!);
+}
+
+/**
+ * zlib's crc32_combine: the CRC-32 of A followed by B from crc(A), crc(B) and B's length — so a
+ * member's CRC can be computed over its body as it streams, and its header (known only at the end)
+ * put in front afterwards.
+ */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  if (lengthB <= 0) return crcA >>> 0;
+  const even = new Uint32Array(32);
+  const odd = new Uint32Array(32);
+  odd[0] = 0xedb88320;
+  for (let n = 1, row = 1; n < 32; n++, row = (row << 1) >>> 0) odd[n] = row;
+  gf2Square(even, odd); // two zero bits
+  gf2Square(odd, even); // four zero bits
+  let crc = crcA >>> 0;
+  let len = lengthB;
+  for (;;) {
+    gf2Square(even, odd);
+    if (len % 2 === 1) crc = gf2Times(even, crc);
+    len = Math.floor(len / 2);
+    if (len === 0) break;
+    gf2Square(odd, even);
+    if (len % 2 === 1) crc = gf2Times(odd, crc);
+    len = Math.floor(len / 2);
+    if (len === 0) break;
+  }
+  return (crc ^ crcB) >>> 0;
+}
 
 // ------------------------------------------------------------------------------------ reading
 
@@ -549,7 +603,19 @@ export interface CopiedMember {
   from: { fd: number; entry: ZipEntry };
 }
 
-export type WriteMember = NewMember | CopiedMember;
+/**
+ * A member made of a header from memory and a body already on disk (a spool file a dataset stream
+ * wrote), stored; `crc32` covers header and body (see crc32Combine). The body is copied, not read
+ * into memory whole.
+ */
+export interface StreamedMember {
+  name: string;
+  head: Uint8Array;
+  body: { fd: number; position: number; length: number };
+  crc32: number;
+}
+
+export type WriteMember = NewMember | CopiedMember | StreamedMember;
 
 export interface ZipWriteOptions {
   /** Sizes and offsets above this go to ZIP64 fields (default: Python's ZIP64_LIMIT, 2 GiB - 1). */
@@ -718,7 +784,16 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
   let pos = 0;
   for (const m of members) {
     const { bytes: name, flags } = encodeMemberName(m.name);
-    if ('pieces' in m) {
+    if ('body' in m) {
+      const size = m.head.length + m.body.length;
+      const w: Written = { name, flags, method: METHOD_STORED, crc32: m.crc32 >>> 0, compressedSize: size, uncompressedSize: size, offset: pos };
+      const head = localHeader(w, limit);
+      yield { op: 'write', fd, buffer: head, position: pos };
+      yield { op: 'write', fd, buffer: m.head, position: pos + head.length };
+      yield* copyRange(m.body.fd, m.body.position, fd, pos + head.length + m.head.length, m.body.length);
+      written.push(w);
+      pos += head.length + size;
+    } else if ('pieces' in m) {
       let size = 0;
       for (const p of m.pieces) size += p.length;
       const w: Written = { name, flags, method: METHOD_STORED, crc32: 0, compressedSize: size, uncompressedSize: size, offset: pos };
