@@ -40,12 +40,25 @@ import {
   decodeData, EncodedNpy, encodeEmptyDict, npyHeaderLength, NPY_PREFIX_BYTES, parseNpyHeader, planDecode,
 } from '../formats/npy';
 import {
-  IoGen, MemberReader, NewMember, readCentralDirectory, readMember, readMemberBytes, runAsync, runSync, WriteMember, writeZip, ZipEntry,
+  crc32, crc32Combine, IoGen, MemberReader, memberDataOffset, METHOD_STORED, NewMember, readCentralDirectory, readMember, readMemberBytes,
+  runAsync, runSync, WriteMember, writeZip, ZipEntry,
 } from '../formats/zip';
+import type { Dataset, DatasetHost, DatasetLifecycle, DatasetOptions } from '../dataset/types';
+import { checkExisting, NpyDataset, RowDataset, rowSpec, unsupported } from '../dataset/npy-dataset';
+import {
+  copyIntoSpool, createSpool, NpzMemberDataset, NpzStreamDataset, removeSpool, Spool, zeroSpool,
+} from '../dataset/npz-dataset';
+import { dtypeInfo, shapeSize, TypedArray } from '../values/dtype';
+import { NDArray } from '../values/ndarray';
 
 export interface NumPyCheckpointerOptions extends CheckpointerOptions {
   /** fsync the new file and its directory before the atomic rename completes (default true). */
   durable?: boolean;
+  /**
+   * Sizes and offsets above this many bytes are written as ZIP64 fields (default Python's
+   * zipfile.ZIP64_LIMIT, 2 GiB - 1). Lower it only to exercise the ZIP64 path with small data.
+   */
+  zip64Limit?: number;
 }
 
 /** The key a `.npy` file's one array is listed under (numpy's name for an unnamed array). */
@@ -55,7 +68,9 @@ export const NPY_KEY = 'arr_0';
 type Source =
   | { kind: 'zip'; entry: ZipEntry }
   | { kind: 'npy'; header: Uint8Array; fileSize: number }
-  | { kind: 'fresh'; array: EncodedNpy; byteLength: number; emptyDict: boolean };
+  | { kind: 'fresh'; array: EncodedNpy; byteLength: number; emptyDict: boolean }
+  /** Streamed by a dataset handle: the .npy header in memory, the element bytes in a spool file. */
+  | { kind: 'spool'; header: Buffer; spool: Spool };
 
 interface Member {
   /** The key path the member stands for (`.npy` dropped, split at the separator). */
@@ -74,6 +89,8 @@ export interface NumPyStream {
   groups: Map<string, Member[]>;
   /** Something was set or deleted: the last close rewrites the file. */
   dirty: boolean;
+  /** Spool files of streamed members (also replaced ones), removed after the last close writes. */
+  spools: Set<Spool>;
 }
 
 function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
@@ -112,10 +129,14 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   readonly durable: boolean;
   /** 'npy' for a `.npy` file name, else 'npz'. */
   readonly format: 'npz' | 'npy';
+  readonly #zip64Limit: number | undefined;
+  /** Open dataset handles on this file, by member name ('' for the .npy). */
+  readonly #handles = new Map<RowDataset, string>();
 
   constructor(file: string, opts: NumPyCheckpointerOptions = {}) {
     super(file, opts);
     this.durable = opts.durable ?? true;
+    this.#zip64Limit = opts.zip64Limit;
     this.format = nodePath.extname(file).toLowerCase() === '.npy' ? 'npy' : 'npz';
   }
 
@@ -190,16 +211,16 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     try {
       fd = fs.openSync(this.#file, 'r');
     } catch (err) {
-      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false };
+      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set() };
       throw this.#wrap(err, 'read');
     }
     try {
       const size = fs.fstatSync(fd).size;
       if (size === 0) {
         fs.closeSync(fd);
-        return { format: this.format, fd: null, groups: new Map(), dirty: false };
+        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set() };
       }
-      return { format: this.format, fd, groups: runSync(this.#index(fd, size)), dirty: false };
+      return { format: this.format, fd, groups: runSync(this.#index(fd, size)), dirty: false, spools: new Set() };
     } catch (err) {
       fs.closeSync(fd);
       throw this.#wrap(err, 'read');
@@ -211,16 +232,16 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     try {
       fd = await new Promise<number>((resolve, reject) => fs.open(this.#file, 'r', (err, n) => (err ? reject(err) : resolve(n))));
     } catch (err) {
-      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false };
+      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set() };
       throw this.#wrap(err, 'read');
     }
     try {
       const size = (await new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))))).size;
       if (size === 0) {
         await closeFd(fd);
-        return { format: this.format, fd: null, groups: new Map(), dirty: false };
+        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set() };
       }
-      return { format: this.format, fd, groups: await runAsync(this.#index(fd, size)), dirty: false };
+      return { format: this.format, fd, groups: await runAsync(this.#index(fd, size)), dirty: false, spools: new Set() };
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
       throw this.#wrap(err, 'read');
@@ -241,6 +262,12 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
             );
           }
           out.push({ name: m.zipName, pieces: [src.array.header, src.array.data] });
+        } else if (src.kind === 'spool') {
+          const sp = src.spool;
+          out.push({
+            name: m.zipName, head: src.header, body: { fd: sp.fd, position: 0, length: sp.length },
+            crc32: crc32Combine(crc32(src.header), sp.crc, sp.length),
+          });
         } else if (src.kind === 'zip') {
           out.push({ name: m.zipName, from: { fd: s.fd as number, entry: src.entry } });
         }
@@ -259,7 +286,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   *#writeOps(s: NumPyStream, fd: number): IoGen<void> {
     const members = this.#plan(s);
     if (s.format === 'npz') {
-      yield* writeZip(fd, members);
+      yield* writeZip(fd, members, { zip64Limit: this.#zip64Limit });
       return;
     }
     const m = members[0] as NewMember;
@@ -287,10 +314,17 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       }
     }
     s.dirty = false;
+    this.#dropSpools(s);
     if (s.fd !== null) {
       fs.closeSync(s.fd);
       s.fd = null;
     }
+  }
+
+  /** After the last close wrote (or had nothing to write): the spools are in the file, or unused. */
+  #dropSpools(s: NumPyStream): void {
+    for (const sp of s.spools) removeSpool(sp);
+    s.spools.clear();
   }
 
   override async closeCheckpointFile(s: NumPyStream): Promise<void> {
@@ -310,6 +344,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       }
     }
     s.dirty = false;
+    this.#dropSpools(s);
     if (s.fd !== null) {
       const fd = s.fd;
       s.fd = null;
@@ -345,6 +380,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   saveParameterSync(key: string[], value: unknown): void {
     const s = this.#s();
     const where = describeKey(key.length === 1 ? key[0] : key);
+    this.#guardNpy('set');
     if (s.format === 'npy') {
       if (key.length !== 1) {
         throw new CheckpointerError(`${where}: a .npy file holds one array; nested keys need an .npz file`, { code: 'ERR_UNSUPPORTED_VALUE', file: this.#file });
@@ -372,6 +408,16 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     } catch (err) {
       throw this.#wrap(err, 'write');
     }
+    this.#place(key, leaves.map((l) => {
+      const path = [...key, ...l.path];
+      return { path, zipName: memberName(path), source: freshSource(l.array, l.emptyDict) };
+    }));
+  }
+
+  /** Where members under `key` go: checks every parent is a dict (or absent); returns the group without an emptied {} marker. */
+  #parentGroup(key: readonly string[]): Member[] {
+    const s = this.#s();
+    const where = describeKey(key.length === 1 ? key[0] : key);
     let group = s.groups.get(key[0]!) ?? [];
     for (let i = 1; i < key.length; i++) {
       const prefix = key.slice(0, i);
@@ -388,10 +434,13 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
         );
       }
     }
-    const fresh: Member[] = leaves.map((l) => {
-      const path = [...key, ...l.path];
-      return { path, zipName: memberName(path), source: freshSource(l.array, l.emptyDict) };
-    });
+    return group;
+  }
+
+  /** Puts `fresh` in place of what is under `key` (keeping its position), or at the end of its group. */
+  #place(key: string[], fresh: Member[]): void {
+    const s = this.#s();
+    const group = this.#parentGroup(key);
     // Replace in place (a rewritten key keeps its position, as in McUtils' dict), else append.
     const first = group.findIndex((m) => startsWith(m.path, key));
     const kept = group.filter((m) => !startsWith(m.path, key));
@@ -425,6 +474,11 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
           value = decodeData(parseNpyHeader(src.array.header), src.array.data, false);
         } else if (src.kind === 'zip') {
           value = yield* readMember(fd as number, src.entry, npyMemberReader());
+        } else if (src.kind === 'spool') {
+          const plan = planDecode(parseNpyHeader(src.header));
+          const n = (yield { op: 'read', fd: src.spool.fd, buffer: plan.target, position: 0 }) as number;
+          if (n !== plan.target.length) throw new CheckpointerError('the streamed data is truncated', { code: 'ERR_CHECKPOINT_CORRUPT' });
+          value = plan.finish();
         } else {
           const h = parseNpyHeader(src.header);
           if (h.headerLength + h.dataLength > src.fileSize) throw new CheckpointerError('the data is truncated', { code: 'ERR_CHECKPOINT_CORRUPT' });
@@ -463,6 +517,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
 
   deleteParameterSync(key: string[]): boolean {
     const s = this.#s();
+    this.#guardNpy('delete');
     const members = this.#select(key);
     if (!members) return false;
     const top = key[0]!;
@@ -483,6 +538,163 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   listKeysSync(): string[] {
     return [...this.#s().groups.keys()];
   }
+
+  // ------------------------------------------------------------------ dataset handles
+
+  /** A .npy with an open dataset handle is changed in place by it: set/delete would undo that. */
+  #guardNpy(what: string): void {
+    if (this.format === 'npy' && this.#handles.size > 0) {
+      throw unsupported(`${this.#file}: cannot ${what} while a dataset handle is open on the .npy file; close it first`, this.#file);
+    }
+  }
+
+  /**
+   * `.npy`: the file itself (see NpyDataset; any one-name key). `.npz`: an existing member opened
+   * read-only, or with options a stream that writes the member (continuing an existing one).
+   */
+  override openDatasetSync(key: string[], options: DatasetOptions | null, host: DatasetHost): Dataset & DatasetLifecycle {
+    const s = this.#s();
+    if (s.format === 'npy') {
+      if (s.dirty) throw unsupported(`${this.#file}: a value set or deleted is written at the last close; close the checkpoint before opening the .npy as a dataset`, this.#file);
+      if (this.#handles.size > 0) throw unsupported(`${this.#file}: the .npy file already has an open dataset handle`, this.#file);
+      const ds = NpyDataset.openSync({
+        fileName: this.#file,
+        durable: this.durable,
+        changed: (header, fileSize) => this.#npyChanged(header, fileSize),
+        closed: (d) => this.#handles.delete(d),
+      }, key, options, host);
+      this.#handles.set(ds, '');
+      return ds;
+    }
+    return this.#openNpzDataset(key, options, host);
+  }
+
+  override async openDataset(key: string[], options: DatasetOptions | null, host: DatasetHost): Promise<Dataset & DatasetLifecycle> {
+    return this.openDatasetSync(key, options, host);
+  }
+
+  #npyChanged(header: Uint8Array, fileSize: number): void {
+    const s = this.#s();
+    if (s.fd === null) s.fd = fs.openSync(this.#file, 'r');
+    s.groups = new Map([[NPY_KEY, [{ path: [NPY_KEY], zipName: '', source: { kind: 'npy', header, fileSize } }]]]);
+  }
+
+  #npzIO() {
+    return {
+      fileName: this.#file,
+      commit: (key: readonly string[], header: Buffer, spool: Spool) => {
+        const s = this.#s();
+        s.spools.add(spool);
+        this.#place([...key], [{ path: [...key], zipName: memberName(key), source: { kind: 'spool', header, spool } }]);
+        s.dirty = true;
+      },
+      closed: (d: RowDataset) => this.#handles.delete(d),
+    };
+  }
+
+  #openNpzDataset(key: string[], options: DatasetOptions | null, host: DatasetHost): Dataset & DatasetLifecycle {
+    const file = this.#file;
+    const where = describeKey(key.length === 1 ? key[0] : key);
+    const name = memberName(key);
+    for (const [d, n] of this.#handles) {
+      if (n === name && d instanceof NpzStreamDataset) throw unsupported(`${where} is already open for appending`, file);
+    }
+    const spec = options ? rowSpec(options, '.npz', file) : null;
+    const members = this.#select(key);
+    const io = this.#npzIO();
+    let ds: RowDataset;
+    if (!members) {
+      if (!spec) throw this.#missing(key);
+      try {
+        for (const part of key) checkName(part, where);
+      } catch (err) {
+        throw this.#wrap(err, 'write');
+      }
+      this.#parentGroup(key); // a parent that is not a dict fails now, not at the close
+      const spool = zeroSpool(file, shapeSize(spec.shape) * dtypeInfo(spec.dtype).itemSize);
+      ds = new NpzStreamDataset(io, host, key, spec.dtype, spec.shape, spec.maxshape, spool);
+    } else {
+      if (members.length !== 1 || members[0]!.zipName !== name) {
+        throw unsupported(`${where} holds a dict, list or object, not one array; dataset handles open arrays`, file);
+      }
+      const at = this.#locate(members[0]!, where);
+      if (!spec) {
+        ds = new NpzMemberDataset(io, host, { key, ...at });
+      } else {
+        checkExisting(spec, at.dtype, at.shape, where);
+        const m0 = spec.maxshape[0] ?? null;
+        if (m0 !== null && m0 < at.shape[0]!) throw new RangeError(`${where}: maxshape [${m0}, ...] is smaller than the stored shape [${at.shape.join(', ')}]`);
+        // Continue the member: its rows are copied into the stream's spool first.
+        const spool = createSpool(file);
+        try {
+          const bytes = shapeSize(at.shape) * dtypeInfo(at.dtype).itemSize;
+          if (at.memory === null && !at.swap && !at.fortran) {
+            runSync(copyIntoSpool(spool, at.fd, at.dataOffset, bytes));
+          } else {
+            const value = this.loadParameterSync(key) as NDArray;
+            const data = new Uint8Array(value.data.buffer, value.data.byteOffset, value.data.byteLength);
+            spool.crc = crc32(data);
+            fs.writeSync(spool.fd, data, 0, data.length, 0);
+            spool.length = data.length;
+          }
+        } catch (err) {
+          removeSpool(spool);
+          throw this.#wrap(err, 'read', ` (member ${JSON.stringify(name)})`);
+        }
+        ds = new NpzStreamDataset(io, host, key, at.dtype, at.shape, [m0, ...at.shape.slice(1)], spool);
+      }
+    }
+    this.#handles.set(ds, name);
+    return ds as Dataset & DatasetLifecycle;
+  }
+
+  /** Where a member's elements are, for a handle: by offset in a file, or decoded in memory. */
+  #locate(m: Member, where: string): {
+    dtype: NonNullable<ReturnType<typeof numericOf>>; shape: number[]; fd: number; dataOffset: number; swap: boolean; fortran: boolean; memory: TypedArray | null;
+  } {
+    const src = m.source;
+    const fromHeader = (header: Uint8Array, fd: number, dataStart: number) => {
+      const h = parseNpyHeader(header);
+      const dtype = numericOf(h, where, this.#file);
+      return { dtype, shape: h.shape, fd, dataOffset: dataStart + h.headerLength, swap: h.descr.swap, fortran: h.fortranOrder, memory: null };
+    };
+    const inMemory = (value: unknown) => {
+      if (!(value instanceof NDArray)) throw unsupported(`${where} holds a scalar or strings, not an array of numbers`, this.#file);
+      return { dtype: value.dtype, shape: [...value.shape], fd: -1, dataOffset: 0, swap: false, fortran: false, memory: value.data as TypedArray };
+    };
+    try {
+      if (src.kind === 'spool') return fromHeader(src.header, src.spool.fd, -parseNpyHeader(src.header).headerLength) // the spool holds the data alone;
+      if (src.kind === 'fresh') return inMemory(decodeData(parseNpyHeader(src.array.header), src.array.data, false));
+      if (src.kind === 'zip' && src.entry.method === METHOD_STORED) {
+        const fd = this.#s().fd as number;
+        const dataStart = runSync(memberDataOffset(fd, src.entry));
+        const probe = new Uint8Array(Math.min(src.entry.uncompressedSize, 4096));
+        fs.readSync(fd, probe, 0, probe.length, dataStart);
+        let header = probe;
+        const hlen = npyHeaderLength(probe);
+        if (hlen > probe.length) {
+          header = new Uint8Array(hlen);
+          fs.readSync(fd, header, 0, hlen, dataStart);
+        }
+        const at = fromHeader(header, fd, dataStart);
+        if (at.dataOffset - dataStart + shapeSize(at.shape) * dtypeInfo(at.dtype).itemSize > src.entry.uncompressedSize) {
+          throw new CheckpointerError('its data is shorter than its header says', { code: 'ERR_CHECKPOINT_CORRUPT' });
+        }
+        return at;
+      }
+      return inMemory(this.loadParameterSync(m.path));
+    } catch (err) {
+      throw this.#wrap(err, 'read', src.kind === 'zip' ? ` (member ${JSON.stringify(m.zipName)})` : '');
+    }
+  }
+}
+
+function numericOf(h: ReturnType<typeof parseNpyHeader>, where: string, file: string) {
+  if (h.descr.kind !== 'numeric') {
+    throw new CheckpointerError(`${where} holds ${h.descr.kind === 'string' ? 'strings' : `dtype ${h.descr.descr}`}; dataset handles hold numbers`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
+  }
+  if (h.shape.length === 0) throw unsupported(`${where} holds a scalar (0-d); dataset handles open arrays`, file);
+  return h.descr.dtype;
 }
 
 function freshSource(array: EncodedNpy, emptyDict: boolean): Source {
