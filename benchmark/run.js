@@ -5,7 +5,7 @@ const path = require('node:path');
 const { machine } = require('./common');
 
 const only = process.argv.slice(2);
-const suites = ['npz.js', 'hdf5.js'].filter((s) => only.length === 0 || only.some((o) => s.startsWith(o)));
+const suites = ['npz.js', 'hdf5.js', 'dataset.js'].filter((s) => only.length === 0 || only.some((o) => s.startsWith(o)));
 console.log(`# checkpointer benchmarks\n\nMachine: ${machine()}\n`);
 let failed = false;
 for (const suite of suites) {
