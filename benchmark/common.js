@@ -20,6 +20,20 @@ async function best(fn, { repeat = 3, warm = true } = {}) {
   return min;
 }
 
+/** Best seconds of each contender, measured in interleaved rounds (after one warm-up each) so drift on a shared machine hits all alike. */
+async function interleaved(contenders, rounds) {
+  const bestOf = Object.fromEntries(Object.keys(contenders).map((k) => [k, Infinity]));
+  for (const fn of Object.values(contenders)) await fn();
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, fn] of Object.entries(contenders)) {
+      const t = process.hrtime.bigint();
+      await fn();
+      bestOf[name] = Math.min(bestOf[name], Number(process.hrtime.bigint() - t) / 1e9);
+    }
+  }
+  return bestOf;
+}
+
 function machine() {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   let fsType = '';
@@ -52,4 +66,4 @@ function randomFloat64(count) {
 
 const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
-module.exports = { PYTHON, MiB, best, machine, scratchDirs, python, randomFloat64, fmt };
+module.exports = { PYTHON, MiB, best, interleaved, machine, scratchDirs, python, randomFloat64, fmt };

@@ -8,25 +8,11 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { HDF5Checkpointer, ndarray } = require('..');
-const { MiB, PYTHON, scratchDirs, randomFloat64, fmt } = require('./common');
+const { MiB, PYTHON, interleaved, scratchDirs, randomFloat64, fmt } = require('./common');
 
 const FRAMES = 20000;
 const FRAME = [3, 100];
 const FRAME_LEN = FRAME[0] * FRAME[1];
-
-/** Best seconds of each contender over interleaved rounds (after one warm-up each). */
-async function interleaved(contenders, rounds) {
-  const bestOf = Object.fromEntries(Object.keys(contenders).map((k) => [k, Infinity]));
-  for (const fn of Object.values(contenders)) await fn();
-  for (let r = 0; r < rounds; r++) {
-    for (const [name, fn] of Object.entries(contenders)) {
-      const t = process.hrtime.bigint();
-      await fn();
-      bestOf[name] = Math.min(bestOf[name], Number(process.hrtime.bigint() - t) / 1e9);
-    }
-  }
-  return bestOf;
-}
 
 function py(code, ...args) {
   return JSON.parse(execFileSync(PYTHON, ['-c', code, ...args], { encoding: 'utf8', maxBuffer: 64 * MiB }));

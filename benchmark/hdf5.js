@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 const { HDF5Checkpointer, ndarray } = require('..');
-const { MiB, PYTHON, best, scratchDirs, randomFloat64, fmt } = require('./common');
+const { MiB, PYTHON, best, interleaved, scratchDirs, randomFloat64, fmt } = require('./common');
 
 const ROWS = Math.floor((256 * MiB) / (25 * 8));
 const BYTES = ROWS * 25 * 8;
@@ -40,20 +40,6 @@ for i in range(3):
     best = min(best, time.perf_counter() - t)
 print(json.dumps(best))`;
   return JSON.parse(execFileSync(PYTHON, ['-c', code, raw, dir], { encoding: 'utf8' }));
-}
-
-/** Best seconds of each contender, measured in interleaved rounds so drift hits all alike. */
-async function interleaved(contenders, rounds) {
-  const bestOf = Object.fromEntries(Object.keys(contenders).map((k) => [k, Infinity]));
-  for (const fn of Object.values(contenders)) await fn(); // warm-up
-  for (let r = 0; r < rounds; r++) {
-    for (const [name, fn] of Object.entries(contenders)) {
-      const t = process.hrtime.bigint();
-      await fn();
-      bestOf[name] = Math.min(bestOf[name], Number(process.hrtime.bigint() - t) / 1e9);
-    }
-  }
-  return bestOf;
 }
 
 async function throughput(dir, data, arr) {

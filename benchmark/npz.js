@@ -12,7 +12,7 @@ const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
-const { MiB, PYTHON, scratchDirs, randomFloat64, fmt, machine } = require('./common');
+const { MiB, PYTHON, interleaved, scratchDirs, randomFloat64, fmt, machine } = require('./common');
 
 function load() {
   const dist = path.resolve(__dirname, '..', 'dist');
@@ -25,21 +25,6 @@ const { NumPyCheckpointer, ndarray } = load();
 const ROWS = Math.floor((256 * MiB) / (25 * 8));
 const BYTES = ROWS * 25 * 8;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-
-/** Best seconds of each contender, measured in interleaved rounds so drift hits all alike. */
-async function interleaved(contenders, rounds) {
-  const bestOf = Object.fromEntries(Object.keys(contenders).map((k) => [k, Infinity]));
-  for (const fn of Object.values(contenders)) await fn(); // warm-up
-  for (let r = 0; r < rounds; r++) {
-    for (const [name, fn] of Object.entries(contenders)) {
-      global.gc?.();
-      const t = process.hrtime.bigint();
-      await fn();
-      bestOf[name] = Math.min(bestOf[name], Number(process.hrtime.bigint() - t) / 1e9);
-    }
-  }
-  return bestOf;
-}
 
 function numpy(dir, raw) {
   const code = `
