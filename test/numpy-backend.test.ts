@@ -6,9 +6,10 @@ import fc from 'fast-check';
 import {
   Checkpointer, CheckpointerError, CheckpointerKeyError, NDArray, ndarray, NumPyCheckpointer, registerClass, UnregisteredObject,
 } from '../lib/index';
-import { DType, DTYPES, dtypeInfo, dtypeOfTypedArray } from '../lib/values/dtype';
-import { classify } from '../lib/values/model';
+import { DType, DTYPES, dtypeInfo } from '../lib/values/dtype';
 import { assertMatchesExpected } from './helpers/expected';
+import * as roundtrip from './helpers/roundtrip';
+import { assertSame, DataHolderClass, expectedBack } from './helpers/roundtrip';
 import { MCUTILS_FIXTURES, runPython, tempDir } from './helpers/python';
 
 // The raw module object (not the import-star copy), so tests can make writes fail.
@@ -19,17 +20,6 @@ let n = 0;
 const fresh = (ext = '.npz'): string => path.join(dir, `c${n++}${ext}`);
 const rand = (count: number): Float64Array => Float64Array.from({ length: count }, () => Math.random());
 const open = (file: string, opts: Record<string, unknown> = {}): NumPyCheckpointer => new NumPyCheckpointer(file, { durable: false, ...opts });
-
-class DataHolderClass {
-  constructor(readonly data: Record<string, unknown>) {}
-  toState(): Record<string, unknown> {
-    return this.data;
-  }
-  static fromState(state: Record<string, unknown>): DataHolderClass {
-    return new DataHolderClass(state);
-  }
-}
-registerClass('DataHolderClass', DataHolderClass);
 
 function errorCode(err: unknown): string | undefined {
   return err instanceof CheckpointerError ? err.code : undefined;
@@ -44,79 +34,6 @@ function leftoverTemps(): string[] {
 }
 
 // ------------------------------------------------------------------------------------ comparison
-
-/** What a written value reads back as, by the fidelity rules of this backend. */
-function expectedBack(v: unknown): unknown {
-  const c = classify(v);
-  switch (c.kind) {
-    case 'null':
-      return null;
-    case 'boolean':
-    case 'number':
-    case 'string':
-      return c.value;
-    case 'bigint':
-      return Number.isSafeInteger(Number(c.value)) ? Number(c.value) : c.value;
-    case 'typed': {
-      const dt = dtypeOfTypedArray(c.value);
-      const data = c.value instanceof Uint8ClampedArray ? new Uint8Array(c.value) : c.value;
-      return ndarray(data, [c.value.length], dt);
-    }
-    case 'ndarray': {
-      const a = c.value;
-      const info = dtypeInfo(a.dtype);
-      if (a.shape.length === 0 && info.lanes === 1) {
-        const x = a.data[0]!;
-        if (a.dtype === 'bool') return x !== 0;
-        return typeof x === 'bigint' ? (Number.isSafeInteger(Number(x)) ? Number(x) : x) : x;
-      }
-      return a;
-    }
-    case 'list':
-      return c.value.map(expectedBack);
-    case 'dict': {
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of c.entries) Object.defineProperty(out, k, { value: expectedBack(x), enumerable: true, writable: true, configurable: true });
-      return out;
-    }
-    case 'object':
-      return { $class: c.className, state: expectedBack(c.state) };
-  }
-}
-
-function bytesOf(a: NDArray): Buffer {
-  return Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength);
-}
-
-function assertSame(actual: unknown, expected: unknown, where = 'value'): void {
-  if (expected instanceof NDArray) {
-    assert.ok(actual instanceof NDArray, `${where}: expected an NDArray, got ${Object.prototype.toString.call(actual)}`);
-    assert.equal(actual.dtype, expected.dtype, `${where}: dtype`);
-    assert.deepEqual([...actual.shape], [...expected.shape], `${where}: shape`);
-    assert.ok(bytesOf(actual).equals(bytesOf(expected)), `${where}: data`);
-    return;
-  }
-  if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual), `${where}: expected a list`);
-    assert.equal(actual.length, expected.length, `${where}: length`);
-    expected.forEach((e, i) => assertSame(actual[i], e, `${where}[${i}]`));
-    return;
-  }
-  if (expected !== null && typeof expected === 'object') {
-    const e = expected as Record<string, unknown>;
-    if ('$class' in e && Object.keys(e).length === 2) {
-      assert.ok(actual instanceof DataHolderClass || actual instanceof UnregisteredObject, `${where}: expected an object`);
-      const state = actual instanceof DataHolderClass ? actual.toState() : (actual as UnregisteredObject).state;
-      assertSame(state, e.state, `${where}.state`);
-      return;
-    }
-    assert.ok(actual !== null && typeof actual === 'object' && Object.getPrototypeOf(actual) === Object.prototype, `${where}: expected a plain object`);
-    assert.deepEqual(Object.keys(actual as object), Object.keys(e), `${where}: keys`);
-    for (const k of Object.keys(e)) assertSame((actual as Record<string, unknown>)[k], e[k], `${where}.${k}`);
-    return;
-  }
-  assert.ok(Object.is(actual, expected), `${where}: ${String(actual)} (${typeof actual}) is not ${String(expected)} (${typeof expected})`);
-}
 
 // ------------------------------------------------------------------------------------ McUtils
 
@@ -694,73 +611,20 @@ describe('NumPyCheckpointer: atomic rewrites and corrupt files', () => {
 
 // ------------------------------------------------------------------------------------ properties
 
-const nameArb = fc.string({ maxLength: 5 }).filter((k) => !k.includes('\0') && !k.includes('::>|<::') && k !== '_list_numitems');
-
-function elementArb(dt: DType): fc.Arbitrary<number | bigint> {
-  switch (dt) {
-    case 'bool': return fc.integer({ min: 0, max: 1 });
-    case 'int8': return fc.integer({ min: -128, max: 127 });
-    case 'uint8': return fc.integer({ min: 0, max: 255 });
-    case 'int16': return fc.integer({ min: -32768, max: 32767 });
-    case 'uint16': return fc.integer({ min: 0, max: 65535 });
-    case 'int32': return fc.integer();
-    case 'uint32': return fc.integer({ min: 0, max: 2 ** 32 - 1 });
-    case 'int64': return fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
-    case 'uint64': return fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
-    case 'float32':
-    case 'complex64': return fc.float();
-    default: return fc.double();
-  }
-}
-
-const ndarrayArb: fc.Arbitrary<NDArray> = fc.constantFrom(...DTYPES).chain((dt) => fc
-  .array(fc.integer({ min: 0, max: 3 }), { maxLength: 3 })
-  .chain((shape) => {
-    const count = shape.reduce((a, b) => a * b, 1) * dtypeInfo(dt).lanes;
-    return fc.array(elementArb(dt), { minLength: count, maxLength: count }).map((values) => {
-      const data = new (dtypeInfo(dt).ArrayType)(count);
-      values.forEach((v, i) => { (data as unknown as (number | bigint)[])[i] = v; });
-      return ndarray(data, shape, dt);
-    });
-  }));
-
-const typedArb = fc.oneof(
-  fc.float64Array({ maxLength: 5 }), fc.float32Array({ maxLength: 5 }), fc.int32Array({ maxLength: 5 }),
-  fc.uint8Array({ maxLength: 5 }), fc.int16Array({ maxLength: 5 }), fc.bigInt64Array({ maxLength: 5 }), fc.bigUint64Array({ maxLength: 5 }),
-  fc.uint8ClampedArray({ maxLength: 5 }),
-);
-
-const leafArb = fc.oneof(
-  fc.constant(null),
-  fc.boolean(),
-  fc.double(),
-  fc.integer(),
-  fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }),
-  fc.string({ unit: 'binary', maxLength: 6 }).filter((s) => !s.endsWith('\0')),
-  typedArb,
-  ndarrayArb,
-);
-
-const { value: valueArb } = fc.letrec((tie) => ({
-  value: fc.oneof(
-    { depthSize: 'small', withCrossShrink: true },
-    leafArb,
-    fc.array(tie('value'), { maxLength: 3 }),
-    fc.dictionary(nameArb, tie('value'), { maxKeys: 3 }),
-    fc.dictionary(nameArb, tie('value'), { maxKeys: 2 }).map((state) => new DataHolderClass(state)),
-    fc.array(fc.tuple(nameArb, tie('value')), { maxLength: 2 }).map((entries) => new Map(entries)),
-  ),
-}));
+const valueArb = roundtrip.valueArb({
+  name: (k) => !k.includes('\0') && !k.includes('::>|<::') && k !== '_list_numitems',
+  text: (s) => !s.endsWith('\0'),
+});
 
 describe('NumPyCheckpointer: property-based round trips', () => {
   it('any storable value comes back by the fidelity rules, after a reopen', () => {
     fc.assert(fc.property(valueArb, (value) => {
       const file = fresh();
       open(file).withSync((c) => c.setSync('v', value));
-      assertSame(open(file).getSync('v'), expectedBack(value));
+      assertSame(open(file).getSync('v'), expectedBack(value, 'npz'));
       // a second, unrelated key does not disturb it, and the raw copy on rewrite keeps it intact
       open(file).withSync((c) => c.setSync('w', 1));
-      assertSame(open(file).getSync('v'), expectedBack(value));
+      assertSame(open(file).getSync('v'), expectedBack(value, 'npz'));
       fs.rmSync(file, { force: true });
     }), { numRuns: 150 });
   });

@@ -174,7 +174,8 @@ export class LayoutWriter {
       this.file.createDataset(path, {
         dtype,
         shape,
-        maxshape: [null, ...shape.slice(1)],
+        // A zero-length fixed axis cannot hold a chunk of 1: leave such axes unlimited.
+        maxshape: [null, ...shape.slice(1).map((d) => (d === 0 ? null : d))],
         chunks: chunkShapeFor(shape, dtypeInfo(dtype).itemSize),
       });
     }

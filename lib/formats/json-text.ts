@@ -137,7 +137,11 @@ function formatNumber(v: number): string {
   if (v === Infinity) return 'Infinity';
   if (v === -Infinity) return '-Infinity';
   if (Object.is(v, -0)) return '-0.0';
-  return String(v);
+  const text = String(v);
+  // An integral float past 2^53 prints as digits only; mark it a float (as Python does) so it is
+  // not read back as an exact integer (a bigint).
+  if (!Number.isSafeInteger(v) && /^-?\d+$/.test(text)) return `${text}.0`;
+  return text;
 }
 
 /** Writes a JsonNode tree as text, with Python's default `, ` and `: ` separators. */
