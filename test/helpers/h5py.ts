@@ -5,8 +5,9 @@
  * {"bytes": [...]}, Empty → {"empty": dtype}. Arguments arrive as sys.argv[1:].
  */
 import { execFileSync } from 'node:child_process';
+import { PYTHON } from './python';
 
-export const PYTHON = process.env.CHECKPOINTER_TEST_PYTHON ?? '/usr/bin/python3';
+export { PYTHON };
 
 const PRELUDE = `
 import sys, json, h5py, numpy as np
