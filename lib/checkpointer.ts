@@ -34,6 +34,29 @@ export interface CheckpointerClass {
 
 const NO_DEFAULT: unique symbol = Symbol('no default');
 
+/**
+ * Flushes of checkpointers that have dataset handles open: run if the process exits without
+ * closing them, so frames still buffered reach the file (h5py writes each frame at once; a user
+ * coming from it expects them there). Work still queued asynchronously at exit cannot finish and
+ * is skipped.
+ */
+const flushesAtExit = new Set<() => void>();
+let exitHookInstalled = false;
+
+function trackExitFlush(flush: () => void, active: boolean): void {
+  if (!active) {
+    flushesAtExit.delete(flush);
+    return;
+  }
+  flushesAtExit.add(flush);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const f of flushesAtExit) f();
+    });
+  }
+}
+
 export abstract class Checkpointer<Stream = unknown> {
   /** The extension this class writes by default (McUtils' `default_extension`). */
   static readonly defaultExtension: string = '';
@@ -59,11 +82,21 @@ export abstract class Checkpointer<Stream = unknown> {
     enqueue: (task) => this.#enqueue(task),
     assertIdle: () => this.#assertIdle(),
     release: async (ds) => {
-      if (this.#datasets.delete(ds as Dataset & DatasetLifecycle)) await this.#exit();
+      if (this.#forgetDataset(ds as Dataset & DatasetLifecycle)) await this.#exit();
     },
     releaseSync: (ds) => {
-      if (this.#datasets.delete(ds as Dataset & DatasetLifecycle)) this.closeSync();
+      if (this.#forgetDataset(ds as Dataset & DatasetLifecycle)) this.closeSync();
     },
+  };
+  readonly #flushAtExit = (): void => {
+    if (this.#inFlight > 0) return;
+    for (const ds of this.#datasets) {
+      try {
+        ds.flushSync();
+      } catch {
+        // Exiting: nothing is left to report the failure to.
+      }
+    }
   };
 
   constructor(checkpointFile: string | null, opts: CheckpointerOptions = {}) {
@@ -228,6 +261,17 @@ export abstract class Checkpointer<Stream = unknown> {
     this.#depth--;
   }
 
+  #rememberDataset(ds: Dataset & DatasetLifecycle): void {
+    this.#datasets.add(ds);
+    trackExitFlush(this.#flushAtExit, true);
+  }
+
+  #forgetDataset(ds: Dataset & DatasetLifecycle): boolean {
+    const had = this.#datasets.delete(ds);
+    trackExitFlush(this.#flushAtExit, this.#datasets.size > 0);
+    return had;
+  }
+
   /** The last close: dataset handles still open write what they buffered and are closed. */
   async #detachDatasets(): Promise<{ err: unknown } | null> {
     let failure: { err: unknown } | null = null;
@@ -239,6 +283,7 @@ export abstract class Checkpointer<Stream = unknown> {
       }
     }
     this.#datasets.clear();
+    trackExitFlush(this.#flushAtExit, false);
     return failure;
   }
 
@@ -252,6 +297,7 @@ export abstract class Checkpointer<Stream = unknown> {
       }
     }
     this.#datasets.clear();
+    trackExitFlush(this.#flushAtExit, false);
     return failure;
   }
 
@@ -394,7 +440,7 @@ export abstract class Checkpointer<Stream = unknown> {
       await this.#enter();
       try {
         const ds = await this.openDataset(path, options ?? null, this.#datasetHost);
-        this.#datasets.add(ds);
+        this.#rememberDataset(ds);
         return ds;
       } catch (err) {
         await this.#exit();
@@ -409,7 +455,7 @@ export abstract class Checkpointer<Stream = unknown> {
     this.openSync();
     try {
       const ds = this.openDatasetSync(path, options ?? null, this.#datasetHost);
-      this.#datasets.add(ds);
+      this.#rememberDataset(ds);
       return ds;
     } catch (err) {
       this.closeSync();
