@@ -463,6 +463,34 @@ IoSpaces slabSpaces(hid_t dset, const std::vector<hsize_t>& start, const std::ve
   return io;
 }
 
+// A numeric read or write checked before any I/O: the TypedArray's kind against the stored dtype,
+// the selection against the extent, the byte count against the selection.
+struct Transfer {
+  Hid ftype;
+  DType dtype;
+  Extent extent;
+  Slab slab;
+  size_t esize;
+};
+
+Transfer checkTransfer(hid_t dset, const std::string& p, size_t bytes, ArrayKind kind, const Selection& sel, bool writing) {
+  Transfer t;
+  t.ftype = ownType(H5Dget_type(dset), "H5Dget_type");
+  t.dtype = classify(t.ftype.get(), nullptr, p);
+  if (t.dtype == DType::String) typeError(p + (writing ? " holds strings; use writeStrings()" : " holds strings; use readStrings()"));
+  if (!arrayFits(t.dtype, kind))
+    typeError(std::string("a ") + arrayKindName(kind) + (writing ? " cannot be written to " : " cannot receive ") + p +
+              " of dtype " + dtypeName(t.dtype));
+  Hid fspace = ownSpace(H5Dget_space(dset), "H5Dget_space");
+  t.extent = extentOf(fspace.get());
+  t.slab = resolveSelection(sel, t.extent, p);
+  t.esize = dtypeSize(t.dtype);
+  if (t.slab.elements * t.esize != bytes)
+    rangeError((writing ? "data holds " : "the output holds ") + std::to_string(bytes) + " bytes but the selection of " + p +
+               (writing ? " needs " : " has ") + std::to_string(t.slab.elements) + " x " + std::to_string(t.esize));
+  return t;
+}
+
 // Chunked, unfiltered, stored exactly as in memory: whole chunks may move with H5Dwrite_chunk /
 // H5Dread_chunk. Returns the chunk dims (empty when the fast path does not apply).
 std::vector<hsize_t> directChunkDims(hid_t dset, hid_t ftype, hid_t mtype, size_t rank) {
@@ -1034,24 +1062,15 @@ void File::resize(const std::string& p, const std::vector<uint64_t>& shape) {
 void File::write(const std::string& p, const void* data, size_t bytes, ArrayKind kind, const Selection& sel) {
   requireWritable("write");
   Hid d = openDataset(p);
-  Hid ftype = ownType(H5Dget_type(d.get()), "H5Dget_type");
-  DType dt = classify(ftype.get(), nullptr, p);
-  if (dt == DType::String) typeError(p + " holds strings; use writeStrings()");
-  if (!arrayFits(dt, kind))
-    typeError(std::string("a ") + arrayKindName(kind) + " cannot be written to " + p + " of dtype " + dtypeName(dt));
-  Hid fspace = ownSpace(H5Dget_space(d.get()), "H5Dget_space");
-  Extent e = extentOf(fspace.get());
-  Slab s = resolveSelection(sel, e, p);
-  size_t esize = dtypeSize(dt);
-  if (s.elements * esize != bytes)
-    rangeError("data holds " + std::to_string(bytes) + " bytes but the selection of " + p + " needs " +
-               std::to_string(s.elements) + " x " + std::to_string(esize));
-  if (s.elements == 0) return;
-  Hid mtype = memType(dt);
+  Transfer t = checkTransfer(d.get(), p, bytes, kind, sel, true);
+  if (t.slab.elements == 0) return;
+  const Slab& s = t.slab;
+  const size_t esize = t.esize;
+  Hid mtype = memType(t.dtype);
   const char* base = static_cast<const char*>(data);
   std::string what = "cannot write " + p;
 
-  std::vector<hsize_t> c = directChunkDims(d.get(), ftype.get(), mtype.get(), e.dims.size());
+  std::vector<hsize_t> c = directChunkDims(d.get(), t.ftype.get(), mtype.get(), t.extent.dims.size());
   hsize_t k0 = 0, k1 = 0;
   if (!c.empty() && wholeChunkRun(c, s, esize, &k0, &k1)) {
     uint64_t rowBytes = product(s.count, 1) * esize;
@@ -1082,20 +1101,10 @@ void File::write(const std::string& p, const void* data, size_t bytes, ArrayKind
 
 void File::read(const std::string& p, void* data, size_t bytes, ArrayKind kind, const Selection& sel) {
   Hid d = openDataset(p);
-  Hid ftype = ownType(H5Dget_type(d.get()), "H5Dget_type");
-  DType dt = classify(ftype.get(), nullptr, p);
-  if (dt == DType::String) typeError(p + " holds strings; use readStrings()");
-  if (!arrayFits(dt, kind))
-    typeError(std::string("a ") + arrayKindName(kind) + " cannot receive " + p + " of dtype " + dtypeName(dt));
-  Hid fspace = ownSpace(H5Dget_space(d.get()), "H5Dget_space");
-  Extent e = extentOf(fspace.get());
-  Slab s = resolveSelection(sel, e, p);
-  size_t esize = dtypeSize(dt);
-  if (s.elements * esize != bytes)
-    rangeError("the output holds " + std::to_string(bytes) + " bytes but the selection of " + p + " has " +
-               std::to_string(s.elements) + " x " + std::to_string(esize));
-  if (s.elements == 0) return;
-  Hid mtype = memType(dt);
+  Transfer t = checkTransfer(d.get(), p, bytes, kind, sel, false);
+  if (t.slab.elements == 0) return;
+  const Slab& s = t.slab;
+  Hid mtype = memType(t.dtype);
   IoSpaces io = slabSpaces(d.get(), s.start, s.count, s.all);
   check(H5Dread(d.get(), mtype.get(), io.memId(), io.fileId(), H5P_DEFAULT, data), ("cannot read " + p).c_str());
 }
