@@ -60,6 +60,12 @@ export class CheckpointerKeyError extends CheckpointerError {
     super(message, { code: 'ERR_KEY', file });
     this.key = key;
   }
+
+  /** The error for a key path that is not stored; a one-name path is shown as that name. */
+  static missing(path: readonly string[], file?: string, detail = ''): CheckpointerKeyError {
+    const key = path.length === 1 ? path[0]! : path;
+    return new CheckpointerKeyError(`key ${JSON.stringify(key)} is not in the checkpoint${detail}`, key, file);
+  }
 }
 
 /**

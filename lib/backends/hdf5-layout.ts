@@ -208,10 +208,11 @@ export class LayoutReader {
   readonly #scalars: { slot: { value: unknown }; data: TypedArray; dtype: DType }[] = [];
   constructor(private readonly file: H5File) {}
 
-  /** Loads `path`, or throws CheckpointerKeyError when it does not exist. */
-  load(path: string, key: string | readonly string[]): unknown {
+  /** Loads the value at `key`, or throws CheckpointerKeyError when it does not exist. */
+  load(key: readonly string[]): unknown {
+    const path = toH5Path(key);
     const kind = this.file.kind(path);
-    if (kind === null) throw new CheckpointerKeyError(`key ${JSON.stringify(key)} is not in the checkpoint`, key, this.file.path);
+    if (kind === null) throw CheckpointerKeyError.missing(key, this.file.path);
     return this.#node(path);
   }
 

@@ -161,7 +161,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     const file = this.#s().file;
     if (!file) return null;
     const reader = new LayoutReader(file);
-    return { reader, value: reader.load(toH5Path(key), key.length === 1 ? key[0]! : key) };
+    return { reader, value: reader.load(key) };
   }
 
   loadParameterSync(key: string[]): unknown {
@@ -182,7 +182,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   }
 
   #missing(key: string[]): never {
-    throw new CheckpointerKeyError(`key ${JSON.stringify(key.length === 1 ? key[0] : key)} is not in the checkpoint`, key.length === 1 ? key[0]! : key, this.#path);
+    throw CheckpointerKeyError.missing(key, this.#path);
   }
 
   hasParameterSync(key: string[]): boolean {

@@ -21,9 +21,7 @@ export class NullCheckpointer extends Checkpointer<null> {
   saveParameterSync(): void {}
 
   loadParameterSync(key: string[]): never {
-    throw new CheckpointerKeyError(
-      `key ${JSON.stringify(key.length === 1 ? key[0] : key)} is not stored: ${this} keeps nothing`, key.length === 1 ? key[0]! : key,
-    );
+    throw CheckpointerKeyError.missing(key, undefined, `: ${this} keeps nothing`);
   }
 
   hasParameterSync(): boolean {

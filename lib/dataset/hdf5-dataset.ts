@@ -275,8 +275,8 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   }
 
   static #attach(io: HDF5DatasetIO, host: DatasetHost, key: readonly string[], path: string, file: H5File | null, spec: CreateDatasetOptions | null): HDF5Dataset {
+    if (!file || !exists(file, key)) throw CheckpointerKeyError.missing(key, io.fileName);
     const shown = key.length === 1 ? key[0]! : key;
-    if (!file || !exists(file, key)) throw new CheckpointerKeyError(`key ${JSON.stringify(shown)} is not in the checkpoint`, shown, io.fileName);
     if (file.kind(path) !== 'dataset') {
       throw new CheckpointerError(`key ${JSON.stringify(shown)} holds a group (a dict, list or object), not an array dataset`, { code: 'ERR_UNSUPPORTED_VALUE', file: io.fileName });
     }

@@ -56,7 +56,7 @@ export function pathGet(root: Container, path: readonly string[], file?: string)
   const parent = parentOf(root, path);
   const last = path[path.length - 1]!;
   if (parent === undefined || !containerHas(parent, last)) {
-    throw new CheckpointerKeyError(`key ${JSON.stringify(path.length === 1 ? last : path)} is not in the checkpoint`, path.length === 1 ? last : path, file);
+    throw CheckpointerKeyError.missing(path, file);
   }
   return containerGet(parent, last);
 }
