@@ -1,810 +1,572 @@
-// Node-API surface of the HDF5 binding: the H5File class (sync methods and Promise-returning
-// async ones), argument conversion, error conversion, the one-job-in-flight queue, and teardown.
+// The Node-API surface (declared for TypeScript in lib/native.ts): H5File, H5Dataset and H5Group,
+// thin JS classes over the native objects of h5objects.h. Every method exists twice, from one
+// definition: `xSync` runs its task on the calling thread under the HDF5 lock; `x` queues the same
+// task on the HDF5 executor and returns a Promise. Arguments are converted on the JS thread, results
+// are built there; the task in between touches no JS.
 #include <napi.h>
 
-#include <algorithm>
-#include <cstring>
-#include <deque>
 #include <memory>
-#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "convert.h"
+#include "executor.h"
 #include "h5core.h"
-#include "h5file.h"
+#include "h5objects.h"
+#include "h5ops.h"
 
 namespace ckpt {
 namespace {
 
-class Job;
+// Type tags: only externals made here construct wrappers, and a method refuses a `this` of
+// another class (napi_unwrap alone would hand it the wrong C++ type).
+constexpr napi_type_tag kConstructTag = {0x7a1c3f0e5b2d4c81ULL, 0x93e6a4d2c1b0f857ULL};
+constexpr napi_type_tag kFileTag = {0x1f2e3d4c5b6a7988ULL, 0x0a1b2c3d4e5f6071ULL};
+constexpr napi_type_tag kDatasetTag = {0x2e3d4c5b6a798817ULL, 0x1b2c3d4e5f607182ULL};
+constexpr napi_type_tag kGroupTag = {0x3d4c5b6a79881726ULL, 0x2c3d4e5f60718293ULL};
 
-// Per-environment state (the main thread and each worker thread have their own).
-struct AddonData {
-  Napi::FunctionReference fileCtor;
-  std::deque<Job*> queue;  // async jobs waiting for their turn
-  bool busy = false;       // a job is on the libuv pool
-  bool tornDown = false;   // the environment is being destroyed; the last one out frees this
-  std::vector<std::weak_ptr<File>> files;
-
-  void track(const std::shared_ptr<File>& f) {
-    std::vector<std::weak_ptr<File>> alive;
-    for (auto& w : files)
-      if (!w.expired()) alive.push_back(w);
-    alive.push_back(f);
-    files.swap(alive);
-  }
-};
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-Napi::Error toJsError(Napi::Env env, const Failure& f) {
-  if (f.code() == "TypeError") return Napi::TypeError::New(env, f.message());
-  if (f.code() == "RangeError") return Napi::RangeError::New(env, f.message());
-  Napi::Error e = Napi::Error::New(env, f.message());
-  e.Set("code", Napi::String::New(env, f.code()));
-  Napi::Array stack = Napi::Array::New(env, f.stack().size());
-  for (size_t i = 0; i < f.stack().size(); ++i) stack.Set(static_cast<uint32_t>(i), Napi::String::New(env, f.stack()[i]));
-  e.Set("hdf5Stack", stack);
-  if (!f.errnoName().empty()) e.Set("sysCode", Napi::String::New(env, f.errnoName()));
-  return e;
+void checkTag(const Napi::CallbackInfo& info, const napi_type_tag& tag, const char* cls) {
+  bool ok = false;
+  napi_value self = info.This();
+  if (napi_check_object_type_tag(info.Env(), self, &tag, &ok) != napi_ok || !ok)
+    throw Napi::TypeError::New(info.Env(), std::string("this is not an ") + cls);
 }
 
-// Runs `fn` under the HDF5 lock; failures become JS exceptions after the lock is released.
-template <class Fn>
-auto locked(Napi::Env env, Fn&& fn) -> decltype(fn()) {
+// ---------------------------------------------------------------------------------------------
+// Tasks: one definition of a call, run now (sync twin) or on the executor (async twin).
+
+struct Task {
+  virtual ~Task() = default;
+  virtual void run() = 0;  // HDF5 lock held; no JS
+  virtual Napi::Value result(Napi::Env env) { return env.Undefined(); }
+  std::shared_ptr<File> file;      // the file the call works on (ERR_BUSY accounting, messages)
+  std::vector<Napi::Value> keep;   // JS values whose memory the task uses
+  long failedOp = -1;              // set by batches
+};
+
+std::string fileName(const Task& t) { return t.file ? t.file->path() : std::string(); }
+
+void runGuarded(Task& t) {
+  try {
+    t.run();
+  } catch (const BatchFailure& f) {
+    t.failedOp = static_cast<long>(f.index());
+    throw Failure(f);
+  } catch (const Failure&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Failure("ERR_TOO_LARGE", "out of memory in the HDF5 binding");
+  } catch (const std::exception& e) {
+    throw Failure("ERR_HDF5", std::string("HDF5 binding failure: ") + e.what());
+  }
+}
+
+Napi::Value runNow(Napi::Env env, Task& t) {
+  if (t.file && t.file->pendingJobs > 0)
+    throw jsError(env, Failure("ERR_BUSY", "a synchronous call on " + t.file->path() + " while " + std::to_string(t.file->pendingJobs) +
+                                               " asynchronous call(s) on it are pending; await them first"), fileName(t));
   try {
     Lock lock;
-    return fn();
+    runGuarded(t);
   } catch (const Failure& f) {
-    throw toJsError(env, f);
-  } catch (const std::bad_alloc&) {
-    throw Napi::Error::New(env, "out of memory in the HDF5 binding");
+    throw jsError(env, f, fileName(t), t.failedOp);
   }
+  return t.result(env);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Arguments
-
-std::string argString(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsString())
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
-  return info[i].As<Napi::String>().Utf8Value();
-}
-
-uint64_t toIndex(Napi::Env env, Napi::Value v, const char* name) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(name) + " entries must be numbers");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0) || d > 9007199254740991.0 || static_cast<double>(static_cast<uint64_t>(d)) != d)
-    throw Napi::RangeError::New(env, std::string(name) + " entries must be non-negative integers");
-  return static_cast<uint64_t>(d);
-}
-
-std::vector<uint64_t> toShape(Napi::Env env, Napi::Value v, const char* name) {
-  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(name) + " must be an array of integers");
-  Napi::Array a = v.As<Napi::Array>();
-  if (a.Length() > 32) throw Napi::RangeError::New(env, std::string(name) + " has more than 32 dimensions");
-  std::vector<uint64_t> out;
-  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(toIndex(env, a.Get(i), name));
-  return out;
-}
-
-Selection toSelection(Napi::Env env, Napi::Value v) {
-  Selection s;
-  if (v.IsUndefined() || v.IsNull()) return s;
-  if (!v.IsObject()) throw Napi::TypeError::New(env, "selection must be {start, count}");
-  Napi::Object o = v.As<Napi::Object>();
-  s.all = false;
-  s.start = toShape(env, o.Get("start"), "selection.start");
-  s.count = toShape(env, o.Get("count"), "selection.count");
-  return s;
-}
-
-struct ArrayArg {
-  ArrayKind kind;
-  void* data = nullptr;
-  size_t bytes = 0;
-};
-
-ArrayArg toArray(Napi::Env env, Napi::Value v, const char* name) {
-  if (!v.IsTypedArray()) throw Napi::TypeError::New(env, std::string(name) + " must be a TypedArray");
-  napi_typedarray_type type;
-  size_t length = 0, offset = 0;
-  void* data = nullptr;
-  napi_value buffer;
-  napi_status st = napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset);
-  NAPI_THROW_IF_FAILED(env, st, ArrayArg{});
-  ArrayArg a;
-  switch (type) {
-    case napi_int8_array: a.kind = ArrayKind::Int8; break;
-    case napi_uint8_array: a.kind = ArrayKind::Uint8; break;
-    case napi_uint8_clamped_array: a.kind = ArrayKind::Uint8Clamped; break;
-    case napi_int16_array: a.kind = ArrayKind::Int16; break;
-    case napi_uint16_array: a.kind = ArrayKind::Uint16; break;
-    case napi_int32_array: a.kind = ArrayKind::Int32; break;
-    case napi_uint32_array: a.kind = ArrayKind::Uint32; break;
-    case napi_float32_array: a.kind = ArrayKind::Float32; break;
-    case napi_float64_array: a.kind = ArrayKind::Float64; break;
-    case napi_bigint64_array: a.kind = ArrayKind::BigInt64; break;
-    case napi_biguint64_array: a.kind = ArrayKind::BigUint64; break;
-    default: throw Napi::TypeError::New(env, std::string(name) + ": unsupported TypedArray type");
-  }
-  a.data = data;
-  a.bytes = length * arrayKindSize(a.kind);
-  if (a.bytes > 0 && a.data == nullptr) throw Napi::TypeError::New(env, std::string(name) + " is detached");
-  return a;
-}
-
-DType kindDType(ArrayKind k) {
-  switch (k) {
-    case ArrayKind::Int8: return DType::Int8;
-    case ArrayKind::Uint8:
-    case ArrayKind::Uint8Clamped: return DType::Uint8;
-    case ArrayKind::Int16: return DType::Int16;
-    case ArrayKind::Uint16: return DType::Uint16;
-    case ArrayKind::Int32: return DType::Int32;
-    case ArrayKind::Uint32: return DType::Uint32;
-    case ArrayKind::Float32: return DType::Float32;
-    case ArrayKind::Float64: return DType::Float64;
-    case ArrayKind::BigInt64: return DType::Int64;
-    case ArrayKind::BigUint64: return DType::Uint64;
-  }
-  return DType::Uint8;
-}
-
-Napi::Value newTypedArray(Napi::Env env, DType t, const std::vector<uint8_t>& bytes, uint64_t length) {
-  size_t n = static_cast<size_t>(length);
-  Napi::TypedArray out;
-  switch (t) {
-    case DType::Bool:
-    case DType::Uint8: out = Napi::Uint8Array::New(env, n); break;
-    case DType::Int8: out = Napi::Int8Array::New(env, n); break;
-    case DType::Int16: out = Napi::Int16Array::New(env, n); break;
-    case DType::Uint16: out = Napi::Uint16Array::New(env, n); break;
-    case DType::Int32: out = Napi::Int32Array::New(env, n); break;
-    case DType::Uint32: out = Napi::Uint32Array::New(env, n); break;
-    case DType::Int64: out = Napi::BigInt64Array::New(env, n); break;
-    case DType::Uint64: out = Napi::BigUint64Array::New(env, n); break;
-    case DType::Float32: out = Napi::Float32Array::New(env, n); break;
-    case DType::Float64: out = Napi::Float64Array::New(env, n); break;
-    case DType::Complex64: out = Napi::Float32Array::New(env, 2 * n); break;
-    case DType::Complex128: out = Napi::Float64Array::New(env, 2 * n); break;
-    case DType::String: return env.Null();
-  }
-  if (!bytes.empty()) {
-    uint8_t* dst = static_cast<uint8_t*>(out.ArrayBuffer().Data()) + out.ByteOffset();
-    std::memcpy(dst, bytes.data(), std::min(bytes.size(), out.ByteLength()));
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Async jobs: one in flight per environment, the rest wait in AddonData::queue.
-
-void pump(AddonData* d);
-
-class Job : public Napi::AsyncWorker {
+class TaskJob : public Job {
  public:
-  Job(Napi::Env env, AddonData* data)
-      : Napi::AsyncWorker(env, "checkpointer.hdf5"), data_(data), deferred_(Napi::Promise::Deferred::New(env)) {}
+  TaskJob(std::unique_ptr<Task> task, napi_deferred deferred) : task_(std::move(task)), deferred_(deferred) {}
 
-  Napi::Promise Submit() {
-    Napi::Promise p = deferred_.Promise();
-    data_->queue.push_back(this);
-    pump(data_);
-    return p;
-  }
-
- protected:
-  virtual void Run() = 0;                                   // pool thread, lock held
-  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }  // main thread
-  virtual void Finished() {}                                // main thread, success or not
-
-  void Execute() override {
+  void run() override {
     try {
-      Lock lock;
-      Run();
+      runGuarded(*task_);
     } catch (const Failure& f) {
-      failure_.emplace(f);
-    } catch (const std::exception& e) {
-      failure_.emplace("ERR_HDF5", std::string("HDF5 binding failure: ") + e.what());
+      failure.emplace(f);
     }
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    Finished();
-    if (failure_) {
-      deferred_.Reject(toJsError(env, *failure_).Value());
-    } else {
-      try {
-        deferred_.Resolve(Result(env));
-      } catch (const Napi::Error& e) {
-        deferred_.Reject(e.Value());
-      }
-    }
-  }
-
-  void OnError(const Napi::Error& e) override {
-    Finished();
-    deferred_.Reject(e.Value());
-  }
-
-  void OnWorkComplete(Napi::Env env, napi_status status) override {
-    AddonData* d = data_;
-    d->busy = false;
-    // A terminating environment (worker.terminate(), teardown) cannot run JS: settling would
-    // throw outside any JS frame. Then free the job, and the data when cleanupEnv already ran.
-    napi_handle_scope probe = nullptr;
-    bool alive = !d->tornDown && napi_open_handle_scope(env, &probe) == napi_ok;
-    if (probe) napi_close_handle_scope(env, probe);
-    if (!alive) {
-      delete this;
-      if (d->tornDown) delete d;
-      return;
-    }
+  void settle(napi_env raw) override {
+    Napi::Env env(raw);
+    Napi::HandleScope scope(env);
+    if (task_->file) task_->file->pendingJobs--;
+    napi_value outcome;
+    bool ok = !failure.has_value();
     try {
-      Napi::AsyncWorker::OnWorkComplete(env, status);  // settles, then deletes this
-    } catch (...) {
+      outcome = ok ? task_->result(env) : jsError(env, *failure, fileName(*task_), task_->failedOp).Value();
+    } catch (const Napi::Error& e) {
+      ok = false;
+      outcome = e.Value();
     }
-    pump(d);
+    if (ok) napi_resolve_deferred(raw, deferred_, outcome);
+    else napi_reject_deferred(raw, deferred_, outcome);
+    for (napi_ref r : refs) napi_delete_reference(raw, r);
+    refs.clear();
   }
+
+  std::vector<napi_ref> refs;
 
  private:
-  AddonData* data_;
-  Napi::Promise::Deferred deferred_;
-  std::optional<Failure> failure_;
+  std::unique_ptr<Task> task_;
+  napi_deferred deferred_;
 };
 
-void pump(AddonData* d) {
-  while (!d->busy && !d->queue.empty() && !d->tornDown) {
-    Job* next = d->queue.front();
-    d->queue.pop_front();
-    d->busy = true;
-    try {
-      next->Queue();
-    } catch (...) {
-      // Only when the environment is shutting down; the job cannot run or settle.
-      d->busy = false;
-      delete next;
-    }
+Napi::Value runLater(Napi::Env env, std::unique_ptr<Task> t) {
+  EnvData* d = env.GetInstanceData<EnvData>();
+  napi_deferred deferred;
+  napi_value promise;
+  NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &deferred, &promise), Napi::Value());
+  std::vector<napi_ref> refs;
+  for (Napi::Value v : t->keep) {
+    napi_ref r;
+    napi_create_reference(env, v, 1, &r);
+    refs.push_back(r);
+  }
+  t->keep.clear();
+  if (t->file) t->file->pendingJobs++;
+  auto* job = new TaskJob(std::move(t), deferred);
+  job->refs = std::move(refs);
+  job->env = d->state;
+  executor::submit(job);
+  return Napi::Value(env, promise);
+}
+
+// Builds the task (argument conversion may throw) and runs it now or later. In the async twin an
+// argument mistake rejects the promise instead of throwing.
+template <bool Async, class Make>
+Napi::Value dispatch(const Napi::CallbackInfo& info, Make make) {
+  Napi::Env env = info.Env();
+  if (!Async) {
+    std::unique_ptr<Task> t = make();
+    return runNow(env, *t);
+  }
+  try {
+    return runLater(env, make());
+  } catch (const Napi::Error& e) {
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Reject(e.Value());
+    return deferred.Promise();
   }
 }
 
+// A task from a lambda: `fn` runs under the lock, `res` builds the result on the JS thread.
+template <class Fn, class Res>
+struct FnTask : Task {
+  Fn fn;
+  Res res;
+  FnTask(Fn f, Res r) : fn(std::move(f)), res(std::move(r)) {}
+  void run() override { fn(); }
+  Napi::Value result(Napi::Env env) override { return res(env); }
+};
+
+template <class Fn, class Res>
+std::unique_ptr<Task> task(std::shared_ptr<File> file, Fn fn, Res res) {
+  auto t = std::make_unique<FnTask<Fn, Res>>(std::move(fn), std::move(res));
+  t->file = std::move(file);
+  return t;
+}
+
+auto undefinedResult = [](Napi::Env env) { return env.Undefined(); };
+
 // ---------------------------------------------------------------------------------------------
-// H5File
+// Wrappers
 
-// Methods stay writable and configurable so lib/native.ts can wrap them (error conversion).
-constexpr napi_property_attributes kPatchable = static_cast<napi_property_attributes>(napi_writable | napi_configurable);
+template <class Native>
+Napi::Object wrapNew(Napi::Env env, Napi::FunctionReference& ctor, std::shared_ptr<Native> obj) {
+  auto* holder = new std::shared_ptr<Native>(std::move(obj));
+  Napi::External<std::shared_ptr<Native>> ext = Napi::External<std::shared_ptr<Native>>::New(
+      env, holder, [](Napi::Env, std::shared_ptr<Native>* h) { delete h; });
+  napi_type_tag_object(env, ext, &kConstructTag);
+  return ctor.New({ext});
+}
 
-class H5File : public Napi::ObjectWrap<H5File> {
+template <class Native>
+std::shared_ptr<Native> fromExternal(const Napi::CallbackInfo& info, const char* cls) {
+  bool ok = false;
+  if (info.Length() == 1 && info[0].IsExternal())
+    napi_check_object_type_tag(info.Env(), info[0], &kConstructTag, &ok);
+  if (!ok) throw Napi::TypeError::New(info.Env(), std::string(cls) + " objects are made by the addon (H5File.open / openDataset)");
+  return *info[0].As<Napi::External<std::shared_ptr<Native>>>().Data();
+}
+
+// Attribute methods shared by datasets and groups (both are Child objects).
+template <bool Async>
+Napi::Value attrsOf(const Napi::CallbackInfo& info, const std::shared_ptr<Child>& c) {
+  return dispatch<Async>(info, [&] {
+    auto out = std::make_shared<Attrs>();
+    return task(c->file().shared_from_this(), [c, out] { *out = readAttrs(c->id(), c->path()); },
+                [out](Napi::Env env) { return fromAttrs(env, *out); });
+  });
+}
+
+template <bool Async>
+Napi::Value setAttrOf(const Napi::CallbackInfo& info, const std::shared_ptr<Child>& c) {
+  return dispatch<Async>(info, [&] {
+    std::string name = argString(info, 0, "name");
+    AttrValue v = toAttrValue(info.Env(), info[1]);
+    return task(c->file().shared_from_this(), [c, name, v] {
+      c->file().requireWritable("set an attribute on " + c->path());
+      setAttr(c->id(), name, v, c->path());
+    }, undefinedResult);
+  });
+}
+
+template <bool Async>
+Napi::Value deleteAttrOf(const Napi::CallbackInfo& info, const std::shared_ptr<Child>& c) {
+  return dispatch<Async>(info, [&] {
+    std::string name = argString(info, 0, "name");
+    return task(c->file().shared_from_this(), [c, name] {
+      c->file().requireWritable("delete an attribute of " + c->path());
+      deleteAttr(c->id(), name, c->path());
+    }, undefinedResult);
+  });
+}
+
+template <bool Async>
+Napi::Value closeChild(const Napi::CallbackInfo& info, const std::shared_ptr<Child>& c) {
+  return dispatch<Async>(info, [&] { return task(c->file().shared_from_this(), [c] { c->close(); }, undefinedResult); });
+}
+
+class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
  public:
-  static void Init(Napi::Env env, Napi::Object exports, AddonData* data) {
-    Napi::Function ctor = DefineClass(
-        env, "H5File",
-        {
-            StaticMethod<&H5File::OpenSync>("openSync", kPatchable),
-            StaticMethod<&H5File::OpenAsync>("open", kPatchable),
-            StaticMethod<&H5File::IsHdf5>("isHDF5", kPatchable),
-            InstanceAccessor<&H5File::IsOpen>("isOpen"),
-            InstanceAccessor<&H5File::Path>("path"),
-            InstanceAccessor<&H5File::Writable>("writable"),
-            InstanceMethod<&H5File::CloseSync>("closeSync", kPatchable),
-            InstanceMethod<&H5File::CloseAsync>("close", kPatchable),
-            InstanceMethod<&H5File::FlushSync>("flushSync", kPatchable),
-            InstanceMethod<&H5File::OpenObjectCount>("openObjectCount", kPatchable),
-            InstanceMethod<&H5File::Kind>("kind", kPatchable),
-            InstanceMethod<&H5File::List>("list", kPatchable),
-            InstanceMethod<&H5File::CreateGroup>("createGroup", kPatchable),
-            InstanceMethod<&H5File::Delete>("delete", kPatchable),
-            InstanceMethod<&H5File::Info>("info", kPatchable),
-            InstanceMethod<&H5File::CreateDataset>("createDataset", kPatchable),
-            InstanceMethod<&H5File::CreateNull>("createNull", kPatchable),
-            InstanceMethod<&H5File::Resize>("resize", kPatchable),
-            InstanceMethod<&H5File::WriteSync>("writeSync", kPatchable),
-            InstanceMethod<&H5File::WriteAsync>("write", kPatchable),
-            InstanceMethod<&H5File::ReadSync>("readSync", kPatchable),
-            InstanceMethod<&H5File::ReadAsync>("read", kPatchable),
-            InstanceMethod<&H5File::WriteStrings>("writeStrings", kPatchable),
-            InstanceMethod<&H5File::ReadStrings>("readStrings", kPatchable),
-            InstanceMethod<&H5File::WriteBytes>("writeBytes", kPatchable),
-            InstanceMethod<&H5File::ReadBytes>("readBytes", kPatchable),
-            InstanceMethod<&H5File::SetAttr>("setAttr", kPatchable),
-            InstanceMethod<&H5File::GetAttr>("getAttr", kPatchable),
-            InstanceMethod<&H5File::AttrNames>("attrNames", kPatchable),
-            InstanceMethod<&H5File::DeleteAttr>("deleteAttr", kPatchable),
-        },
-        data);
-    data->fileCtor = Napi::Persistent(ctor);
-    exports.Set("H5File", ctor);
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "H5Dataset", {
+        InstanceAccessor<&H5DatasetWrap::Path>("path"),
+        InstanceAccessor<&H5DatasetWrap::IsOpen>("isOpen"),
+        InstanceMethod<&H5DatasetWrap::Read<false>>("readSync"),
+        InstanceMethod<&H5DatasetWrap::Read<true>>("read"),
+        InstanceMethod<&H5DatasetWrap::Write<false>>("writeSync"),
+        InstanceMethod<&H5DatasetWrap::Write<true>>("write"),
+        InstanceMethod<&H5DatasetWrap::Resize<false>>("resizeSync"),
+        InstanceMethod<&H5DatasetWrap::Resize<true>>("resize"),
+        InstanceMethod<&H5DatasetWrap::Extent<false>>("extentSync"),
+        InstanceMethod<&H5DatasetWrap::Extent<true>>("extent"),
+        InstanceMethod<&H5DatasetWrap::Attrs<false>>("attrsSync"),
+        InstanceMethod<&H5DatasetWrap::Attrs<true>>("attrs"),
+        InstanceMethod<&H5DatasetWrap::SetAttr<false>>("setAttrSync"),
+        InstanceMethod<&H5DatasetWrap::SetAttr<true>>("setAttr"),
+        InstanceMethod<&H5DatasetWrap::DeleteAttr<false>>("deleteAttrSync"),
+        InstanceMethod<&H5DatasetWrap::DeleteAttr<true>>("deleteAttr"),
+        InstanceMethod<&H5DatasetWrap::Close<false>>("closeSync"),
+        InstanceMethod<&H5DatasetWrap::Close<true>>("close"),
+    });
   }
 
-  H5File(const Napi::CallbackInfo& info) : Napi::ObjectWrap<H5File>(info) {
-    // Only Wrap() below constructs usable instances; `new H5File()` from JS is refused.
-    if (info.Length() != 1 || !info[0].IsExternal())
-      throw Napi::TypeError::New(info.Env(), "use H5File.openSync(path, mode) or H5File.open(path, mode)");
-    file_ = *info[0].As<Napi::External<std::shared_ptr<File>>>().Data();
-  }
-
-  ~H5File() override {
-    // GC finalizer: close if nobody holds the HDF5 lock, else hand the id to the next holder.
-    if (file_ && file_->isOpen()) {
-      File* f = file_.get();
-      bool done = Lock::tryRun([](void* p) {
-        try {
-          static_cast<File*>(p)->close();
-        } catch (...) {
-        }
-      }, f);
-      if (!done) f->abandon();
-    }
-  }
-
-  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<File> file) {
-    AddonData* data = env.GetInstanceData<AddonData>();
-    data->track(file);
-    std::shared_ptr<File> holder = file;
-    Napi::External<std::shared_ptr<File>> ext = Napi::External<std::shared_ptr<File>>::New(env, &holder);
-    return data->fileCtor.New({ext});
+  explicit H5DatasetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<H5DatasetWrap>(info) {
+    ds_ = fromExternal<Dataset>(info, "H5Dataset");
+    napi_type_tag_object(info.Env(), info.This(), &kDatasetTag);
+    // A snapshot taken at open (the shape changes with resize; TypeScript tracks it).
+    info.This().As<Napi::Object>().DefineProperty(
+        Napi::PropertyDescriptor::Value("info", fromInfo(info.Env(), ds_->info()), napi_enumerable));
   }
 
  private:
-  friend class FileJob;
-  std::shared_ptr<File> file_;
-  int pending_ = 0;  // async jobs queued or running on this handle
+  std::shared_ptr<Dataset> ds_;
 
-  // -- open / close ---------------------------------------------------------------------------
+  std::shared_ptr<File> file() const { return ds_->file().shared_from_this(); }
 
-  static Napi::Value OpenSync(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string path = argString(info, 0, "path");
-    std::string mode = argString(info, 1, "mode");
-    std::shared_ptr<File> f = locked(env, [&] { return File::open(path, mode); });
-    return Wrap(env, f);
+  Napi::Value Path(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return Napi::String::New(info.Env(), ds_->path());
+  }
+  Napi::Value IsOpen(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return Napi::Boolean::New(info.Env(), ds_->isOpen() && ds_->file().isOpen());
   }
 
-  static Napi::Value OpenAsync(const Napi::CallbackInfo& info);
+  template <bool Async>
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return dispatch<Async>(info, [&] {
+      ArrayRef out = toArray(info.Env(), info[0], "out", Async);
+      Hyperslab sel = toHyperslab(info.Env(), info[1]);
+      auto ds = ds_;
+      auto t = task(file(), [ds, out, sel] { ds->read(out, sel); }, undefinedResult);
+      t->keep.push_back(info[0]);
+      return t;
+    });
+  }
+
+  template <bool Async>
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return dispatch<Async>(info, [&] {
+      ArrayRef data = toArray(info.Env(), info[0], "data", Async);
+      Hyperslab sel = toHyperslab(info.Env(), info[1]);
+      auto ds = ds_;
+      auto t = task(file(), [ds, data, sel] { ds->write(data, sel); }, undefinedResult);
+      t->keep.push_back(info[0]);
+      return t;
+    });
+  }
+
+  template <bool Async>
+  Napi::Value Resize(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return dispatch<Async>(info, [&] {
+      std::vector<hsize_t> shape = toShape(info.Env(), info[0], "shape");
+      auto ds = ds_;
+      return task(file(), [ds, shape] { ds->resize(shape); }, undefinedResult);
+    });
+  }
+
+  template <bool Async>
+  Napi::Value Extent(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return dispatch<Async>(info, [&] {
+      auto ds = ds_;
+      auto out = std::make_shared<std::vector<hsize_t>>();
+      return task(file(), [ds, out] { *out = ds->extent(); }, [out](Napi::Env env) { return fromShape(env, *out); });
+    });
+  }
+
+  template <bool Async>
+  Napi::Value Attrs(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return attrsOf<Async>(info, ds_);
+  }
+  template <bool Async>
+  Napi::Value SetAttr(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return setAttrOf<Async>(info, ds_);
+  }
+  template <bool Async>
+  Napi::Value DeleteAttr(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return deleteAttrOf<Async>(info, ds_);
+  }
+  template <bool Async>
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    checkTag(info, kDatasetTag, "H5Dataset");
+    return closeChild<Async>(info, ds_);
+  }
+};
+
+class H5GroupWrap : public Napi::ObjectWrap<H5GroupWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "H5Group", {
+        InstanceAccessor<&H5GroupWrap::Path>("path"),
+        InstanceAccessor<&H5GroupWrap::IsOpen>("isOpen"),
+        InstanceMethod<&H5GroupWrap::Names<false>>("namesSync"),
+        InstanceMethod<&H5GroupWrap::Names<true>>("names"),
+        InstanceMethod<&H5GroupWrap::Attrs<false>>("attrsSync"),
+        InstanceMethod<&H5GroupWrap::Attrs<true>>("attrs"),
+        InstanceMethod<&H5GroupWrap::SetAttr<false>>("setAttrSync"),
+        InstanceMethod<&H5GroupWrap::SetAttr<true>>("setAttr"),
+        InstanceMethod<&H5GroupWrap::DeleteAttr<false>>("deleteAttrSync"),
+        InstanceMethod<&H5GroupWrap::DeleteAttr<true>>("deleteAttr"),
+        InstanceMethod<&H5GroupWrap::Close<false>>("closeSync"),
+        InstanceMethod<&H5GroupWrap::Close<true>>("close"),
+    });
+  }
+
+  explicit H5GroupWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<H5GroupWrap>(info) {
+    g_ = fromExternal<Group>(info, "H5Group");
+    napi_type_tag_object(info.Env(), info.This(), &kGroupTag);
+  }
+
+ private:
+  std::shared_ptr<Group> g_;
+
+  Napi::Value Path(const Napi::CallbackInfo& info) {
+    checkTag(info, kGroupTag, "H5Group");
+    return Napi::String::New(info.Env(), g_->path());
+  }
+  Napi::Value IsOpen(const Napi::CallbackInfo& info) {
+    checkTag(info, kGroupTag, "H5Group");
+    return Napi::Boolean::New(info.Env(), g_->isOpen() && g_->file().isOpen());
+  }
+  template <bool Async>
+  Napi::Value Names(const Napi::CallbackInfo& info) {
+    checkTag(info, kGroupTag, "H5Group");
+    return dispatch<Async>(info, [&] {
+      auto g = g_;
+      auto out = std::make_shared<std::vector<std::string>>();
+      return task(g->file().shared_from_this(), [g, out] { *out = g->names(); },
+                  [out](Napi::Env env) { return fromStrings(env, *out); });
+    });
+  }
+  template <bool Async>
+  Napi::Value Attrs(const Napi::CallbackInfo& info) {
+    checkTag(info, kGroupTag, "H5Group");
+    return attrsOf<Async>(info, g_);
+  }
+  template <bool Async>
+  Napi::Value SetAttr(const Napi::CallbackInfo& info) {
+    checkTag(info, kGroupTag, "H5Group");
+    return setAttrOf<Async>(info, g_);
+  }
+  template <bool Async>
+  Napi::Value DeleteAttr(const Napi::CallbackInfo& info) {
+    checkTag(info, kGroupTag, "H5Group");
+    return deleteAttrOf<Async>(info, g_);
+  }
+  template <bool Async>
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    checkTag(info, kGroupTag, "H5Group");
+    return closeChild<Async>(info, g_);
+  }
+};
+
+Napi::Object wrapDataset(Napi::Env env, std::shared_ptr<Dataset> ds) {
+  return wrapNew(env, env.GetInstanceData<EnvData>()->datasetCtor, std::move(ds));
+}
+
+Napi::Object wrapGroup(Napi::Env env, std::shared_ptr<Group> g) {
+  return wrapNew(env, env.GetInstanceData<EnvData>()->groupCtor, std::move(g));
+}
+
+Napi::Object wrapFile(Napi::Env env, std::shared_ptr<File> f) {
+  EnvData* d = env.GetInstanceData<EnvData>();
+  d->track(f);
+  return wrapNew(env, d->fileCtor, std::move(f));
+}
+
+class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "H5File", {
+        StaticMethod<&H5FileWrap::Open<false>>("openSync"),
+        StaticMethod<&H5FileWrap::Open<true>>("open"),
+        StaticMethod<&H5FileWrap::IsHdf5>("isHDF5"),
+        InstanceAccessor<&H5FileWrap::Path>("path"),
+        InstanceAccessor<&H5FileWrap::IsOpen>("isOpen"),
+        InstanceAccessor<&H5FileWrap::Writable>("writable"),
+        InstanceMethod<&H5FileWrap::Close<false>>("closeSync"),
+        InstanceMethod<&H5FileWrap::Close<true>>("close"),
+        InstanceMethod<&H5FileWrap::Flush<false>>("flushSync"),
+        InstanceMethod<&H5FileWrap::Flush<true>>("flush"),
+        InstanceMethod<&H5FileWrap::OpenObjectCount>("openObjectCount"),
+        InstanceMethod<&H5FileWrap::Exec<false>>("execSync"),
+        InstanceMethod<&H5FileWrap::Exec<true>>("exec"),
+        InstanceMethod<&H5FileWrap::OpenDataset<false>>("openDatasetSync"),
+        InstanceMethod<&H5FileWrap::OpenDataset<true>>("openDataset"),
+        InstanceMethod<&H5FileWrap::OpenGroup<false>>("openGroupSync"),
+        InstanceMethod<&H5FileWrap::OpenGroup<true>>("openGroup"),
+    });
+  }
+
+  explicit H5FileWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<H5FileWrap>(info) {
+    file_ = fromExternal<File>(info, "H5File");
+    napi_type_tag_object(info.Env(), info.This(), &kFileTag);
+  }
+
+  // The last JS reference went away: a file still open is closed (or its id handed to the next
+  // holder of the lock, so the finalizer never waits on it).
+  ~H5FileWrap() override = default;
+
+ private:
+  std::shared_ptr<File> file_;
+
+  template <bool Async>
+  static Napi::Value Open(const Napi::CallbackInfo& info) {
+    return dispatch<Async>(info, [&] {
+      std::string path = argString(info, 0, "path");
+      std::string mode = argString(info, 1, "mode");
+      auto out = std::make_shared<std::shared_ptr<File>>();
+      auto t = task(nullptr, [path, mode, out] { *out = File::open(path, mode); },
+                    [out](Napi::Env env) -> Napi::Value { return wrapFile(env, *out); });
+      return t;
+    });
+  }
 
   static Napi::Value IsHdf5(const Napi::CallbackInfo& info) {
     std::string path = argString(info, 0, "path");
-    htri_t r = locked(info.Env(), [&] {
-      htri_t v = H5Fis_hdf5(path.c_str());
-      clearErrorStack();
-      return v;
+    bool r = false;
+    {
+      Lock lock;
+      r = h5::isHdf5(path.c_str());
+    }
+    return Napi::Boolean::New(info.Env(), r);
+  }
+
+  Napi::Value Path(const Napi::CallbackInfo& info) {
+    checkTag(info, kFileTag, "H5File");
+    return Napi::String::New(info.Env(), file_->path());
+  }
+  Napi::Value IsOpen(const Napi::CallbackInfo& info) {
+    checkTag(info, kFileTag, "H5File");
+    return Napi::Boolean::New(info.Env(), file_->isOpen());
+  }
+  Napi::Value Writable(const Napi::CallbackInfo& info) {
+    checkTag(info, kFileTag, "H5File");
+    return Napi::Boolean::New(info.Env(), file_->writable());
+  }
+
+  template <bool Async>
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    checkTag(info, kFileTag, "H5File");
+    return dispatch<Async>(info, [&] {
+      auto f = file_;
+      return task(f, [f] { f->close(); }, undefinedResult);
     });
-    return Napi::Boolean::New(info.Env(), r > 0);
   }
 
-  Napi::Value IsOpen(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), file_->isOpen()); }
-  Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), file_->path()); }
-  Napi::Value Writable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), file_->writable()); }
-
-  Napi::Value CloseSync(const Napi::CallbackInfo& info) {
-    if (pending_ > 0)
-      throw toJsError(info.Env(), Failure("ERR_BUSY", "closeSync() while " + std::to_string(pending_) +
-                                                          " asynchronous operation(s) are pending on " + file_->path() +
-                                                          "; await close() instead"));
-    locked(info.Env(), [&] { file_->close(); });
-    return info.Env().Undefined();
-  }
-  Napi::Value CloseAsync(const Napi::CallbackInfo& info);
-
-  Napi::Value FlushSync(const Napi::CallbackInfo& info) {
-    locked(info.Env(), [&] { file_->flush(); });
-    return info.Env().Undefined();
+  template <bool Async>
+  Napi::Value Flush(const Napi::CallbackInfo& info) {
+    checkTag(info, kFileTag, "H5File");
+    return dispatch<Async>(info, [&] {
+      auto f = file_;
+      return task(f, [f] { f->flush(); }, undefinedResult);
+    });
   }
 
   Napi::Value OpenObjectCount(const Napi::CallbackInfo& info) {
-    int n = locked(info.Env(), [&] { return file_->openObjectCount(); });
-    return Napi::Number::New(info.Env(), n);
+    checkTag(info, kFileTag, "H5File");
+    auto f = file_;
+    auto n = std::make_shared<int>(0);
+    auto t = task(f, [f, n] { *n = f->openObjectCount(); }, [n](Napi::Env env) { return Napi::Number::New(env, *n); });
+    return runNow(info.Env(), *t);
   }
 
-  // -- links ----------------------------------------------------------------------------------
-
-  Napi::Value Kind(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    std::string k = locked(info.Env(), [&] { return file_->kind(p); });
-    if (k.empty()) return info.Env().Null();
-    return Napi::String::New(info.Env(), k);
+  template <bool Async>
+  Napi::Value Exec(const Napi::CallbackInfo& info) {
+    checkTag(info, kFileTag, "H5File");
+    return dispatch<Async>(info, [&] {
+      auto f = file_;
+      std::vector<Napi::Value> keep;
+      auto ops = std::make_shared<std::vector<Op>>(toOps(info.Env(), info[0], &keep, Async));
+      auto results = std::make_shared<std::vector<OpResult>>();
+      auto t = task(f, [f, ops, results] { *results = runOps(*f, *ops); },
+                    [f, ops, results](Napi::Env env) { return fromResults(env, *ops, *results, f->path()); });
+      t->keep = std::move(keep);
+      return t;
+    });
   }
 
-  Napi::Value List(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    std::vector<std::string> names = locked(info.Env(), [&] { return file_->list(p); });
-    return stringArray(info.Env(), names);
+  template <bool Async>
+  Napi::Value OpenDataset(const Napi::CallbackInfo& info) {
+    checkTag(info, kFileTag, "H5File");
+    return dispatch<Async>(info, [&] {
+      auto f = file_;
+      std::string p = argString(info, 0, "path");
+      auto out = std::make_shared<std::shared_ptr<Dataset>>();
+      return task(f, [f, p, out] { *out = f->openDataset(p); }, [out](Napi::Env env) -> Napi::Value { return wrapDataset(env, *out); });
+    });
   }
 
-  Napi::Value CreateGroup(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    locked(info.Env(), [&] { file_->createGroup(p); });
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Delete(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    locked(info.Env(), [&] { file_->remove(p); });
-    return info.Env().Undefined();
-  }
-
-  // -- datasets -------------------------------------------------------------------------------
-
-  Napi::Value Info(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string p = argString(info, 0, "path");
-    DatasetInfo di = locked(env, [&] { return file_->info(p); });
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("dtype", dtypeName(di.dtype));
-    Napi::Array shape = Napi::Array::New(env, di.shape.size());
-    Napi::Array maxshape = Napi::Array::New(env, di.maxshape.size());
-    for (uint32_t i = 0; i < di.shape.size(); ++i) {
-      shape.Set(i, Napi::Number::New(env, static_cast<double>(di.shape[i])));
-      maxshape.Set(i, di.maxshape[i] < 0 ? env.Null() : Napi::Number::New(env, static_cast<double>(di.maxshape[i])));
-    }
-    o.Set("shape", shape);
-    o.Set("maxshape", maxshape);
-    if (di.chunked) {
-      Napi::Array chunks = Napi::Array::New(env, di.chunks.size());
-      for (uint32_t i = 0; i < di.chunks.size(); ++i) chunks.Set(i, Napi::Number::New(env, static_cast<double>(di.chunks[i])));
-      o.Set("chunks", chunks);
-    } else {
-      o.Set("chunks", env.Null());
-    }
-    o.Set("isNull", di.isNull);
-    if (di.dtype == DType::String) {
-      Napi::Object st = Napi::Object::New(env);
-      st.Set("variable", di.str.variable);
-      st.Set("length", Napi::Number::New(env, static_cast<double>(di.str.length)));
-      st.Set("utf8", di.str.utf8);
-      o.Set("stringType", st);
-    }
-    Napi::Object filters = Napi::Object::New(env);
-    filters.Set("compression", di.gzip ? Napi::String::New(env, "gzip") : env.Null());
-    filters.Set("level", di.gzip && di.level >= 0 ? Napi::Number::New(env, di.level) : env.Null());
-    filters.Set("shuffle", di.shuffle);
-    o.Set("filters", filters);
-    return o;
-  }
-
-  Napi::Value CreateDataset(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string p = argString(info, 0, "path");
-    if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(env, "options must be an object");
-    Napi::Object o = info[1].As<Napi::Object>();
-    CreateOptions c;
-    Napi::Value dt = o.Get("dtype");
-    if (!dt.IsString() || !parseDType(dt.As<Napi::String>().Utf8Value(), &c.dtype))
-      throw Napi::TypeError::New(env, "options.dtype must be a numeric dtype name (bool, int8, ..., complex128)");
-    c.shape = toShape(env, o.Get("shape"), "options.shape");
-    Napi::Value ms = o.Get("maxshape");
-    if (!ms.IsUndefined() && !ms.IsNull()) {
-      if (!ms.IsArray()) throw Napi::TypeError::New(env, "options.maxshape must be an array");
-      Napi::Array a = ms.As<Napi::Array>();
-      c.hasMaxshape = true;
-      for (uint32_t i = 0; i < a.Length(); ++i) {
-        Napi::Value v = a.Get(i);
-        c.maxshape.push_back(v.IsNull() ? -1 : static_cast<int64_t>(toIndex(env, v, "options.maxshape")));
-      }
-    }
-    Napi::Value ch = o.Get("chunks");
-    if (!ch.IsUndefined() && !ch.IsNull()) {
-      c.hasChunks = true;
-      c.chunks = toShape(env, ch, "options.chunks");
-    }
-    Napi::Value comp = o.Get("compression");
-    if (!comp.IsUndefined() && !comp.IsNull()) {
-      if (!comp.IsString() || comp.As<Napi::String>().Utf8Value() != "gzip")
-        throw Napi::TypeError::New(env, "options.compression must be 'gzip' or null");
-      c.gzip = true;
-    }
-    Napi::Value lvl = o.Get("compressionLevel");
-    if (!lvl.IsUndefined() && !lvl.IsNull()) c.level = static_cast<int>(toIndex(env, lvl, "options.compressionLevel"));
-    Napi::Value sh = o.Get("shuffle");
-    c.shuffle = sh.IsBoolean() && sh.As<Napi::Boolean>().Value();
-    Napi::Value fill = o.Get("fillValue");
-    if (fill.IsNumber()) {
-      c.hasFill = true;
-      c.fill = fill.As<Napi::Number>().DoubleValue();
-    } else if (fill.IsBoolean()) {
-      c.hasFill = true;
-      c.fill = fill.As<Napi::Boolean>().Value() ? 1 : 0;
-    } else if (fill.IsBigInt()) {
-      c.hasFill = true;
-      c.fillIsInt64 = true;
-      bool lossless = false;
-      if (c.dtype == DType::Uint64) c.fillUint64 = fill.As<Napi::BigInt>().Uint64Value(&lossless);
-      else c.fillInt64 = fill.As<Napi::BigInt>().Int64Value(&lossless);
-      if (!lossless || (c.dtype != DType::Int64 && c.dtype != DType::Uint64))
-        throw Napi::RangeError::New(env, "a bigint fillValue needs an int64/uint64 dataset and must fit it");
-    } else if (!fill.IsUndefined() && !fill.IsNull()) {
-      throw Napi::TypeError::New(env, "options.fillValue must be a number, boolean or bigint");
-    }
-    locked(env, [&] { file_->createDataset(p, c); });
-    return env.Undefined();
-  }
-
-  Napi::Value CreateNull(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    locked(info.Env(), [&] { file_->createNull(p); });
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Resize(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    if (info.Length() < 2) throw Napi::TypeError::New(info.Env(), "shape is required");
-    std::vector<uint64_t> shape = toShape(info.Env(), info[1], "shape");
-    locked(info.Env(), [&] { file_->resize(p, shape); });
-    return info.Env().Undefined();
-  }
-
-  Napi::Value WriteSync(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string p = argString(info, 0, "path");
-    ArrayArg a = toArray(env, info[1], "data");
-    Selection sel = toSelection(env, info[2]);
-    locked(env, [&] { file_->write(p, a.data, a.bytes, a.kind, sel); });
-    return env.Undefined();
-  }
-
-  Napi::Value ReadSync(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string p = argString(info, 0, "path");
-    ArrayArg a = toArray(env, info[1], "out");
-    Selection sel = toSelection(env, info[2]);
-    locked(env, [&] { file_->read(p, a.data, a.bytes, a.kind, sel); });
-    return env.Undefined();
-  }
-
-  Napi::Value WriteAsync(const Napi::CallbackInfo& info);
-  Napi::Value ReadAsync(const Napi::CallbackInfo& info);
-
-  // -- strings and bytes ----------------------------------------------------------------------
-
-  static Napi::Array stringArray(Napi::Env env, const std::vector<std::string>& v) {
-    Napi::Array a = Napi::Array::New(env, v.size());
-    for (uint32_t i = 0; i < v.size(); ++i) a.Set(i, Napi::String::New(env, v[i]));
-    return a;
-  }
-
-  static std::vector<std::string> toStrings(Napi::Env env, Napi::Value v, const char* name) {
-    if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(name) + " must be an array of strings");
-    Napi::Array a = v.As<Napi::Array>();
-    std::vector<std::string> out;
-    out.reserve(a.Length());
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      Napi::Value s = a.Get(i);
-      if (!s.IsString()) throw Napi::TypeError::New(env, std::string(name) + " must hold only strings");
-      out.push_back(s.As<Napi::String>().Utf8Value());
-    }
-    return out;
-  }
-
-  Napi::Value WriteStrings(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string p = argString(info, 0, "path");
-    std::vector<std::string> strs = toStrings(env, info[1], "strings");
-    std::vector<uint64_t> shape;
-    if (info.Length() > 2 && !info[2].IsUndefined()) shape = toShape(env, info[2], "shape");
-    else shape.push_back(strs.size());
-    locked(env, [&] { file_->writeStrings(p, strs, shape); });
-    return env.Undefined();
-  }
-
-  Napi::Value ReadStrings(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    std::vector<std::string> v = locked(info.Env(), [&] { return file_->readStrings(p); });
-    return stringArray(info.Env(), v);
-  }
-
-  Napi::Value WriteBytes(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string p = argString(info, 0, "path");
-    ArrayArg a = toArray(env, info[1], "bytes");
-    if (a.kind != ArrayKind::Uint8) throw Napi::TypeError::New(env, "bytes must be a Uint8Array");
-    BytesLayout layout = BytesLayout::Void;
-    if (info.Length() > 2 && !info[2].IsUndefined()) {
-      std::string l = argString(info, 2, "layout");
-      if (l == "void") layout = BytesLayout::Void;
-      else if (l == "S") layout = BytesLayout::FixedString;
-      else if (l == "uint8") layout = BytesLayout::Uint8;
-      else throw Napi::TypeError::New(env, "layout must be 'void', 'S' or 'uint8'");
-    }
-    locked(env, [&] { file_->writeBytes(p, static_cast<const uint8_t*>(a.data), a.bytes, layout); });
-    return env.Undefined();
-  }
-
-  Napi::Value ReadBytes(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    std::vector<uint8_t> b = locked(info.Env(), [&] { return file_->readBytes(p); });
-    return newTypedArray(info.Env(), DType::Uint8, b, b.size());
-  }
-
-  // -- attributes -----------------------------------------------------------------------------
-
-  Napi::Value SetAttr(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string p = argString(info, 0, "path");
-    std::string name = argString(info, 1, "name");
-    Napi::Value v = info.Length() > 2 ? info[2] : env.Undefined();
-    AttrValue a;
-    if (v.IsNumber()) {
-      a.kind = AttrValue::Kind::Number;
-      a.number = v.As<Napi::Number>().DoubleValue();
-    } else if (v.IsBigInt()) {
-      bool lossless = false;
-      a.i64 = v.As<Napi::BigInt>().Int64Value(&lossless);
-      a.kind = AttrValue::Kind::Int64;
-      if (!lossless) {
-        a.u64 = v.As<Napi::BigInt>().Uint64Value(&lossless);
-        a.kind = AttrValue::Kind::Uint64;
-        if (!lossless) throw Napi::RangeError::New(env, "bigint attribute does not fit 64 bits");
-      }
-    } else if (v.IsBoolean()) {
-      a.kind = AttrValue::Kind::Bool;
-      a.boolean = v.As<Napi::Boolean>().Value();
-    } else if (v.IsString()) {
-      a.kind = AttrValue::Kind::String;
-      a.str = v.As<Napi::String>().Utf8Value();
-    } else if (v.IsArray()) {
-      a.kind = AttrValue::Kind::Strings;
-      a.strs = toStrings(env, v, "value");
-    } else if (v.IsTypedArray()) {
-      ArrayArg arr = toArray(env, v, "value");
-      a.kind = AttrValue::Kind::Array;
-      a.dtype = kindDType(arr.kind);
-      a.length = arr.bytes / arrayKindSize(arr.kind);
-      a.bytes.assign(static_cast<uint8_t*>(arr.data), static_cast<uint8_t*>(arr.data) + arr.bytes);
-    } else {
-      throw Napi::TypeError::New(env, "attribute value must be a number, bigint, boolean, string, string[] or TypedArray");
-    }
-    locked(env, [&] { file_->setAttr(p, name, a); });
-    return env.Undefined();
-  }
-
-  Napi::Value GetAttr(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string p = argString(info, 0, "path");
-    std::string name = argString(info, 1, "name");
-    AttrValue a = locked(env, [&] { return file_->getAttr(p, name); });
-    switch (a.kind) {
-      case AttrValue::Kind::Null: return env.Null();
-      case AttrValue::Kind::Number: return Napi::Number::New(env, a.number);
-      case AttrValue::Kind::Int64: return Napi::BigInt::New(env, a.i64);
-      case AttrValue::Kind::Uint64: return Napi::BigInt::New(env, a.u64);
-      case AttrValue::Kind::Bool: return Napi::Boolean::New(env, a.boolean);
-      case AttrValue::Kind::String: return Napi::String::New(env, a.str);
-      case AttrValue::Kind::Strings: return stringArray(env, a.strs);
-      case AttrValue::Kind::Array: return newTypedArray(env, a.dtype, a.bytes, a.length);
-    }
-    return env.Null();
-  }
-
-  Napi::Value AttrNames(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    std::vector<std::string> v = locked(info.Env(), [&] { return file_->attrNames(p); });
-    return stringArray(info.Env(), v);
-  }
-
-  Napi::Value DeleteAttr(const Napi::CallbackInfo& info) {
-    std::string p = argString(info, 0, "path");
-    std::string name = argString(info, 1, "name");
-    locked(info.Env(), [&] { file_->deleteAttr(p, name); });
-    return info.Env().Undefined();
+  template <bool Async>
+  Napi::Value OpenGroup(const Napi::CallbackInfo& info) {
+    checkTag(info, kFileTag, "H5File");
+    return dispatch<Async>(info, [&] {
+      auto f = file_;
+      std::string p = argString(info, 0, "path");
+      auto out = std::make_shared<std::shared_ptr<Group>>();
+      return task(f, [f, p, out] { *out = f->openGroup(p); }, [out](Napi::Env env) -> Napi::Value { return wrapGroup(env, *out); });
+    });
   }
 };
-
-// ---------------------------------------------------------------------------------------------
-// Async jobs
-
-class OpenJob : public Job {
- public:
-  OpenJob(Napi::Env env, AddonData* d, std::string path, std::string mode)
-      : Job(env, d), path_(std::move(path)), mode_(std::move(mode)) {}
-
- protected:
-  void Run() override { file_ = File::open(path_, mode_); }
-  Napi::Value Result(Napi::Env env) override { return H5File::Wrap(env, file_); }
-  void Finished() override {
-    // An open that succeeded but whose result can no longer be delivered would leak; Result()
-    // runs right after this on success, so nothing to do here.
-  }
-
- private:
-  std::string path_, mode_;
-  std::shared_ptr<File> file_;
-};
-
-// A job on an open handle: keeps the H5File (and any TypedArray) alive until it settles.
-class FileJob : public Job {
- public:
-  FileJob(Napi::Env env, AddonData* d, H5File* h) : Job(env, d), handle_(h), file_(h->file_) {
-    self_ = Napi::Persistent(h->Value());
-    h->pending_++;
-  }
-
- protected:
-  void Finished() override {
-    handle_->pending_--;
-    self_.Reset();
-    array_.Reset();
-  }
-  void keepArray(Napi::Value v) { array_ = Napi::Persistent(v.As<Napi::Object>()); }
-
-  H5File* handle_;
-  std::shared_ptr<File> file_;
-
- private:
-  Napi::ObjectReference self_;
-  Napi::ObjectReference array_;
-};
-
-class CloseJob : public FileJob {
- public:
-  using FileJob::FileJob;
-
- protected:
-  void Run() override { file_->close(); }
-};
-
-class IoJob : public FileJob {
- public:
-  IoJob(Napi::Env env, AddonData* d, H5File* h, bool write, std::string path, Napi::Value array, ArrayArg a, Selection sel)
-      : FileJob(env, d, h), write_(write), path_(std::move(path)), a_(a), sel_(std::move(sel)) {
-    keepArray(array);
-  }
-
- protected:
-  void Run() override {
-    if (write_) file_->write(path_, a_.data, a_.bytes, a_.kind, sel_);
-    else file_->read(path_, a_.data, a_.bytes, a_.kind, sel_);
-  }
-
- private:
-  bool write_;
-  std::string path_;
-  ArrayArg a_;
-  Selection sel_;
-};
-
-Napi::Value H5File::OpenAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path = argString(info, 0, "path");
-  std::string mode = argString(info, 1, "mode");
-  return (new OpenJob(env, env.GetInstanceData<AddonData>(), path, mode))->Submit();
-}
-
-Napi::Value H5File::CloseAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return (new CloseJob(env, env.GetInstanceData<AddonData>(), this))->Submit();
-}
-
-Napi::Value H5File::WriteAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string p = argString(info, 0, "path");
-  ArrayArg a = toArray(env, info[1], "data");
-  Selection sel = toSelection(env, info[2]);
-  return (new IoJob(env, env.GetInstanceData<AddonData>(), this, true, p, info[1], a, sel))->Submit();
-}
-
-Napi::Value H5File::ReadAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string p = argString(info, 0, "path");
-  ArrayArg a = toArray(env, info[1], "out");
-  Selection sel = toSelection(env, info[2]);
-  return (new IoJob(env, env.GetInstanceData<AddonData>(), this, false, p, info[1], a, sel))->Submit();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Environment lifecycle
 
+// The environment is going away (process exit, worker.terminate()): no job of it may run or
+// settle after this, and its files are closed so what they hold is on disk.
 void cleanupEnv(void* arg) {
-  auto* d = static_cast<AddonData*>(arg);
-  d->tornDown = true;
-  // Jobs that never started: drop them (their promises can no longer settle).
-  while (!d->queue.empty()) {
-    Job* j = d->queue.front();
-    d->queue.pop_front();
-    delete j;
-  }
+  auto* d = static_cast<EnvData*>(arg);
+  d->state->close();
   Lock lock;
   for (auto& w : d->files) {
     if (auto f = w.lock()) {
@@ -815,31 +577,39 @@ void cleanupEnv(void* arg) {
     }
   }
   d->files.clear();
-  // A job still on the pool frees `d` when it completes (Job::OnWorkComplete).
-  if (!d->busy) delete d;
 }
 
-// The environment's instance data is freed by cleanupEnv (or the last job), not by Node-API.
-void keepAddonData(Napi::Env, AddonData*) {}
-
-std::string libraryVersion() {
-  unsigned maj = 0, min = 0, rel = 0;
-  H5get_libversion(&maj, &min, &rel);
-  return std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "setErrorClass needs a constructor");
+  info.Env().GetInstanceData<EnvData>()->errorClass = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::string mismatch = versionMismatch();
   if (!mismatch.empty())
-    throw Napi::Error::New(env, "libhdf5 version mismatch: " + mismatch +
-                                    "; rebuild the addon against the installed libhdf5 (npm run build:native)");
-  { Lock lock; }  // silences HDF5's error printing on the main thread
-  auto* data = new AddonData();
-  env.SetInstanceData<AddonData, keepAddonData>(data);
-  H5File::Init(env, exports, data);
+    throw Napi::Error::New(env, "libhdf5 version mismatch: " + mismatch + "; rebuild the addon against the installed libhdf5");
+  executor::installExitGuard();
+  { Lock lock; }  // silences HDF5's error printing on this thread
+  auto* data = new EnvData();
+  data->state = std::make_shared<EnvState>(env);
+  env.SetInstanceData<EnvData>(data);  // deleted when the environment is torn down
+  NAPI_THROW_IF_FAILED(env, createCompletionChannel(env, data->state), exports);
+  // Registered after the completion channel, so it runs before the channel's own cleanup.
+  napi_add_env_cleanup_hook(env, cleanupEnv, data);
+
+  Napi::Function file = H5FileWrap::Define(env);
+  Napi::Function dataset = H5DatasetWrap::Define(env);
+  Napi::Function group = H5GroupWrap::Define(env);
+  data->fileCtor = Napi::Persistent(file);
+  data->datasetCtor = Napi::Persistent(dataset);
+  data->groupCtor = Napi::Persistent(group);
+  exports.Set("H5File", file);
+  exports.Set("H5Dataset", dataset);
+  exports.Set("H5Group", group);
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("hdf5Version", Napi::String::New(env, libraryVersion()));
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
-  napi_add_env_cleanup_hook(env, cleanupEnv, data);
   return exports;
 }
 

@@ -1,0 +1,450 @@
+#include "convert.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace ckpt {
+
+namespace {
+
+[[noreturn]] void jsTypeError(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+[[noreturn]] void jsRangeError(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+
+uint64_t toIndex(Napi::Env env, Napi::Value v, const char* name) {
+  if (!v.IsNumber()) jsTypeError(env, std::string(name) + " entries must be numbers");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 9007199254740991.0 || std::floor(d) != d) jsRangeError(env, std::string(name) + " entries must be non-negative integers");
+  return static_cast<uint64_t>(d);
+}
+
+Napi::Array stringArray(Napi::Env env, const std::vector<std::string>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (uint32_t i = 0; i < v.size(); ++i) a.Set(i, Napi::String::New(env, v[i]));
+  return a;
+}
+
+std::vector<std::string> toStrings(Napi::Env env, Napi::Value v, const char* name) {
+  if (!v.IsArray()) jsTypeError(env, std::string(name) + " must be an array of strings");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  out.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value s = a.Get(i);
+    if (!s.IsString()) jsTypeError(env, std::string(name) + " must hold only strings");
+    out.push_back(s.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+// A TypedArray of dtype `t` holding `bytes` (native memory, C order).
+Napi::Value newTypedArray(Napi::Env env, DType t, const std::vector<uint8_t>& bytes) {
+  size_t esize = dtypeSize(t);
+  size_t n = esize ? bytes.size() / esize : 0;
+  Napi::TypedArray out;
+  switch (t) {
+    case DType::Bool:
+    case DType::Uint8: out = Napi::Uint8Array::New(env, n); break;
+    case DType::Int8: out = Napi::Int8Array::New(env, n); break;
+    case DType::Int16: out = Napi::Int16Array::New(env, n); break;
+    case DType::Uint16: out = Napi::Uint16Array::New(env, n); break;
+    case DType::Int32: out = Napi::Int32Array::New(env, n); break;
+    case DType::Uint32: out = Napi::Uint32Array::New(env, n); break;
+    case DType::Int64: out = Napi::BigInt64Array::New(env, n); break;
+    case DType::Uint64: out = Napi::BigUint64Array::New(env, n); break;
+    case DType::Float32: out = Napi::Float32Array::New(env, n); break;
+    case DType::Float64: out = Napi::Float64Array::New(env, n); break;
+    case DType::Complex64: out = Napi::Float32Array::New(env, 2 * n); break;
+    case DType::Complex128: out = Napi::Float64Array::New(env, 2 * n); break;
+    case DType::String: return env.Null();
+  }
+  if (!bytes.empty()) {
+    uint8_t* dst = static_cast<uint8_t*>(out.ArrayBuffer().Data()) + out.ByteOffset();
+    std::memcpy(dst, bytes.data(), std::min(bytes.size(), out.ByteLength()));
+  }
+  return out;
+}
+
+Napi::Value fromAttrValue(Napi::Env env, const AttrValue& a) {
+  switch (a.kind) {
+    case AttrValue::Kind::Null: return env.Null();
+    case AttrValue::Kind::Number: return Napi::Number::New(env, a.number);
+    case AttrValue::Kind::Int64: return Napi::BigInt::New(env, a.i64);
+    case AttrValue::Kind::Uint64: return Napi::BigInt::New(env, a.u64);
+    case AttrValue::Kind::Bool: return Napi::Boolean::New(env, a.boolean);
+    case AttrValue::Kind::String: return Napi::String::New(env, a.str);
+    case AttrValue::Kind::Strings: return stringArray(env, a.strs);
+    case AttrValue::Kind::Array: return newTypedArray(env, a.dtype, a.bytes);
+    case AttrValue::Kind::Unsupported: {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("unsupported", a.str);
+      return o;
+    }
+  }
+  return env.Null();
+}
+
+Napi::Value fromNode(Napi::Env env, WalkNode& n, const std::string& file, int depth) {
+  switch (n.kind) {
+    case WalkNode::Kind::Missing: return env.Null();
+    case WalkNode::Kind::Group: {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", "group");
+      o.Set("names", stringArray(env, n.names));
+      Napi::Array children = Napi::Array::New(env, n.children.size());
+      for (uint32_t i = 0; i < n.children.size(); ++i) children.Set(i, fromNode(env, n.children[i], file, depth + 1));
+      o.Set("children", children);
+      return o;
+    }
+    case WalkNode::Kind::Dataset: {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", "dataset");
+      o.Set("info", fromInfo(env, n.info));
+      if (n.data == WalkNode::Data::Numeric) o.Set("data", newTypedArray(env, n.info.dtype, n.bytes));
+      if (n.data == WalkNode::Data::Strings) o.Set("strings", stringArray(env, n.strings));
+      return o;
+    }
+    case WalkNode::Kind::Link: {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", "link");
+      o.Set("linkType", n.linkType);
+      return o;
+    }
+    case WalkNode::Kind::Error: {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", "error");
+      o.Set("error", jsError(env, n.error, file).Value());
+      return o;
+    }
+  }
+  return env.Null();
+}
+
+}  // namespace
+
+void EnvData::track(const std::shared_ptr<File>& f) {
+  std::vector<std::weak_ptr<File>> alive;
+  for (auto& w : files)
+    if (!w.expired()) alive.push_back(w);
+  alive.push_back(f);
+  files.swap(alive);
+}
+
+Napi::Error jsError(Napi::Env env, const Failure& f, const std::string& file, long opIndex) {
+  if (f.code() == "TypeError") return Napi::TypeError::New(env, f.message());
+  if (f.code() == "RangeError") return Napi::RangeError::New(env, f.message());
+  EnvData* d = env.GetInstanceData<EnvData>();
+  Napi::Object opts = Napi::Object::New(env);
+  opts.Set("code", f.code());
+  if (!file.empty()) opts.Set("file", file);
+  Napi::Object err;
+  if (d && !d->errorClass.IsEmpty()) {
+    err = d->errorClass.New({Napi::String::New(env, f.message()), opts});
+  } else {
+    err = Napi::Error::New(env, f.message()).Value();
+    err.Set("code", f.code());
+  }
+  err.Set("hdf5Stack", stringArray(env, f.stack()));
+  err.Set("hdf5Minors", stringArray(env, f.minors()));
+  if (!f.errnoName().empty()) err.Set("sysCode", f.errnoName());
+  if (!f.subject().empty()) err.Set("subject", f.subject());
+  if (opIndex >= 0) err.Set("opIndex", Napi::Number::New(env, static_cast<double>(opIndex)));
+  return Napi::Error(env, err);
+}
+
+std::string argString(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsString()) jsTypeError(info.Env(), std::string(name) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+std::string getString(Napi::Object o, const char* key, const char* what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) jsTypeError(o.Env(), std::string(what) + "." + key + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<hsize_t> toShape(Napi::Env env, Napi::Value v, const char* name, bool allowNull) {
+  if (!v.IsArray()) jsTypeError(env, std::string(name) + " must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > 32) jsRangeError(env, std::string(name) + " has more than 32 dimensions");
+  std::vector<hsize_t> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value x = a.Get(i);
+    out.push_back(allowNull && x.IsNull() ? H5S_UNLIMITED : toIndex(env, x, name));
+  }
+  return out;
+}
+
+Hyperslab toHyperslab(Napi::Env env, Napi::Value v) {
+  Hyperslab s;
+  if (v.IsUndefined() || v.IsNull()) return s;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    jsTypeError(env, "a selection is a Float64Array [start..., stride..., count...]");
+  Napi::Float64Array a = v.As<Napi::Float64Array>();
+  size_t n = a.ElementLength();
+  if (n % 3 != 0 || n / 3 > 32) jsRangeError(env, "a selection holds 3 numbers per axis (at most 32 axes)");
+  size_t rank = n / 3;
+  s.all = false;
+  s.start.resize(rank);
+  s.stride.resize(rank);
+  s.count.resize(rank);
+  for (size_t i = 0; i < n; ++i) {
+    double d = a[i];
+    if (!(d >= 0) || d > 9007199254740991.0 || std::floor(d) != d) jsRangeError(env, "selection entries must be non-negative integers");
+    hsize_t x = static_cast<hsize_t>(d);
+    (i < rank ? s.start[i] : i < 2 * rank ? s.stride[i - rank] : s.count[i - 2 * rank]) = x;
+  }
+  return s;
+}
+
+ArrayRef toArray(Napi::Env env, Napi::Value v, const char* name, bool forAsync) {
+  if (!v.IsTypedArray()) jsTypeError(env, std::string(name) + " must be a TypedArray");
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  napi_status st = napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset);
+  NAPI_THROW_IF_FAILED(env, st, ArrayRef{});
+  ArrayRef a;
+  switch (type) {
+    case napi_int8_array: a.kind = ArrayKind::Int8; break;
+    case napi_uint8_array: a.kind = ArrayKind::Uint8; break;
+    case napi_uint8_clamped_array: a.kind = ArrayKind::Uint8Clamped; break;
+    case napi_int16_array: a.kind = ArrayKind::Int16; break;
+    case napi_uint16_array: a.kind = ArrayKind::Uint16; break;
+    case napi_int32_array: a.kind = ArrayKind::Int32; break;
+    case napi_uint32_array: a.kind = ArrayKind::Uint32; break;
+    case napi_float32_array: a.kind = ArrayKind::Float32; break;
+    case napi_float64_array: a.kind = ArrayKind::Float64; break;
+    case napi_bigint64_array: a.kind = ArrayKind::BigInt64; break;
+    case napi_biguint64_array: a.kind = ArrayKind::BigUint64; break;
+    default: jsTypeError(env, std::string(name) + ": unsupported TypedArray type");
+  }
+  a.data = data;
+  a.bytes = length * arrayKindSize(a.kind);
+  if (a.bytes > 0 && a.data == nullptr) jsTypeError(env, std::string(name) + " is detached");
+  if (forAsync) {
+    Napi::Object buf = Napi::Value(env, buffer).As<Napi::Object>();
+    if (buf.Get("resizable").StrictEquals(Napi::Boolean::New(env, true)) || buf.Get("growable").StrictEquals(Napi::Boolean::New(env, true)))
+      jsTypeError(env, std::string(name) + " is a view of a resizable buffer; copy it before an asynchronous call");
+  }
+  return a;
+}
+
+DatasetSpec toSpec(Napi::Env env, Napi::Value v) {
+  if (!v.IsObject()) jsTypeError(env, "spec must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  DatasetSpec c;
+  Napi::Value dt = o.Get("dtype");
+  if (!dt.IsString() || !parseDType(dt.As<Napi::String>().Utf8Value(), &c.dtype))
+    jsTypeError(env, "spec.dtype must be a numeric dtype name (bool, int8, ..., complex128)");
+  c.shape = toShape(env, o.Get("shape"), "spec.shape");
+  Napi::Value ms = o.Get("maxshape");
+  if (!ms.IsUndefined() && !ms.IsNull()) {
+    c.hasMaxshape = true;
+    c.maxshape = toShape(env, ms, "spec.maxshape", true);
+  }
+  Napi::Value ch = o.Get("chunks");
+  if (!ch.IsUndefined() && !ch.IsNull()) c.chunks = toShape(env, ch, "spec.chunks");
+  Napi::Value comp = o.Get("compression");
+  if (!comp.IsUndefined() && !comp.IsNull()) {
+    if (!comp.IsString() || comp.As<Napi::String>().Utf8Value() != "gzip") jsTypeError(env, "spec.compression must be 'gzip' or null");
+    c.gzip = true;
+  }
+  Napi::Value lvl = o.Get("compressionLevel");
+  if (!lvl.IsUndefined() && !lvl.IsNull()) c.level = static_cast<int>(std::min<uint64_t>(toIndex(env, lvl, "spec.compressionLevel"), 99));
+  c.shuffle = o.Get("shuffle").StrictEquals(Napi::Boolean::New(env, true));
+  Napi::Value fill = o.Get("fillValue");
+  if (fill.IsNumber()) {
+    c.fill.kind = ScalarValue::Kind::Number;
+    c.fill.number = fill.As<Napi::Number>().DoubleValue();
+  } else if (fill.IsBoolean()) {
+    c.fill.kind = ScalarValue::Kind::Number;
+    c.fill.number = fill.As<Napi::Boolean>().Value() ? 1 : 0;
+  } else if (fill.IsBigInt()) {
+    bool lossless = false;
+    if (c.dtype == DType::Uint64) {
+      c.fill.kind = ScalarValue::Kind::Uint64;
+      c.fill.u64 = fill.As<Napi::BigInt>().Uint64Value(&lossless);
+    } else {
+      c.fill.kind = ScalarValue::Kind::Int64;
+      c.fill.i64 = fill.As<Napi::BigInt>().Int64Value(&lossless);
+    }
+    if (!lossless) jsRangeError(env, "spec.fillValue does not fit 64 bits");
+  } else if (!fill.IsUndefined() && !fill.IsNull()) {
+    jsTypeError(env, "spec.fillValue must be a number, boolean or bigint");
+  }
+  return c;
+}
+
+AttrValue toAttrValue(Napi::Env env, Napi::Value v) {
+  AttrValue a;
+  if (v.IsNumber()) {
+    a.kind = AttrValue::Kind::Number;
+    a.number = v.As<Napi::Number>().DoubleValue();
+  } else if (v.IsBigInt()) {
+    bool lossless = false;
+    a.i64 = v.As<Napi::BigInt>().Int64Value(&lossless);
+    a.kind = AttrValue::Kind::Int64;
+    if (!lossless) {
+      a.u64 = v.As<Napi::BigInt>().Uint64Value(&lossless);
+      a.kind = AttrValue::Kind::Uint64;
+      if (!lossless) jsRangeError(env, "a bigint attribute must fit 64 bits");
+    }
+  } else if (v.IsBoolean()) {
+    a.kind = AttrValue::Kind::Bool;
+    a.boolean = v.As<Napi::Boolean>().Value();
+  } else if (v.IsString()) {
+    a.kind = AttrValue::Kind::String;
+    a.str = v.As<Napi::String>().Utf8Value();
+  } else if (v.IsArray()) {
+    a.kind = AttrValue::Kind::Strings;
+    a.strs = toStrings(env, v, "value");
+  } else if (v.IsTypedArray()) {
+    ArrayRef arr = toArray(env, v, "value", false);
+    a.kind = AttrValue::Kind::Array;
+    a.dtype = kindDType(arr.kind);
+    a.length = arr.bytes / arrayKindSize(arr.kind);
+    a.bytes.assign(static_cast<uint8_t*>(arr.data), static_cast<uint8_t*>(arr.data) + arr.bytes);  // copied: attrs are small
+  } else {
+    jsTypeError(env, "an attribute value is a number, bigint, boolean, string, string[] or TypedArray");
+  }
+  return a;
+}
+
+std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* keep, bool forAsync) {
+  if (!v.IsArray()) jsTypeError(env, "ops must be an array");
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<Op> ops(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value item = arr.Get(i);
+    if (!item.IsObject()) jsTypeError(env, "each op must be an object");
+    Napi::Object o = item.As<Napi::Object>();
+    Op& op = ops[i];
+    std::string kind = getString(o, "op", "op");
+    op.path = getString(o, "path", "op");
+    auto array = [&](const char* key) {
+      Napi::Value a = o.Get(key);
+      op.array = toArray(env, a, key, forAsync);
+      keep->push_back(a);
+    };
+    if (kind == "walk") {
+      op.kind = Op::Kind::Walk;
+      Napi::Value ib = o.Get("inlineBytes"), it = o.Get("inlineTotal");
+      op.walk.inlineBytes = ib.IsUndefined() ? 0 : toIndex(env, ib, "inlineBytes");
+      op.walk.inlineTotal = it.IsUndefined() ? 0 : toIndex(env, it, "inlineTotal");
+    } else if (kind == "lookup") {
+      op.kind = Op::Kind::Lookup;
+    } else if (kind == "list") {
+      op.kind = Op::Kind::List;
+    } else if (kind == "createGroup") {
+      op.kind = Op::Kind::CreateGroup;
+    } else if (kind == "createDataset") {
+      op.kind = Op::Kind::CreateDataset;
+      op.spec = toSpec(env, o.Get("spec"));
+      if (!o.Get("data").IsUndefined()) {
+        array("data");
+        op.hasData = true;
+      }
+    } else if (kind == "createStrings") {
+      op.kind = Op::Kind::CreateStrings;
+      op.strings = toStrings(env, o.Get("strings"), "strings");
+      op.shape = toShape(env, o.Get("shape"), "shape");
+    } else if (kind == "createBytes") {
+      op.kind = Op::Kind::CreateBytes;
+      array("bytes");
+      if (op.array.kind != ArrayKind::Uint8) jsTypeError(env, "bytes must be a Uint8Array");
+      std::string l = getString(o, "layout", "createBytes");
+      if (l == "void") op.layout = BytesLayout::Void;
+      else if (l == "S") op.layout = BytesLayout::FixedString;
+      else if (l == "uint8") op.layout = BytesLayout::Uint8;
+      else jsTypeError(env, "layout must be 'void', 'S' or 'uint8'");
+    } else if (kind == "createNull") {
+      op.kind = Op::Kind::CreateNull;
+    } else if (kind == "read") {
+      op.kind = Op::Kind::Read;
+      array("out");
+      op.sel = toHyperslab(env, o.Get("sel"));
+    } else if (kind == "move") {
+      op.kind = Op::Kind::Move;
+      op.to = getString(o, "to", "move");
+    } else if (kind == "delete") {
+      op.kind = Op::Kind::Delete;
+    } else if (kind == "attrs") {
+      op.kind = Op::Kind::Attrs;
+    } else if (kind == "setAttr") {
+      op.kind = Op::Kind::SetAttr;
+      op.name = getString(o, "name", "setAttr");
+      op.attr = toAttrValue(env, o.Get("value"));
+    } else if (kind == "deleteAttr") {
+      op.kind = Op::Kind::DeleteAttr;
+      op.name = getString(o, "name", "deleteAttr");
+    } else {
+      jsTypeError(env, "unknown op '" + kind + "'");
+    }
+  }
+  return ops;
+}
+
+Napi::Value fromShape(Napi::Env env, const std::vector<hsize_t>& shape) {
+  Napi::Array a = Napi::Array::New(env, shape.size());
+  for (uint32_t i = 0; i < shape.size(); ++i)
+    a.Set(i, shape[i] == H5S_UNLIMITED ? env.Null() : Napi::Number::New(env, static_cast<double>(shape[i])));
+  return a;
+}
+
+Napi::Value fromStrings(Napi::Env env, const std::vector<std::string>& v) { return stringArray(env, v); }
+
+Napi::Value fromInfo(Napi::Env env, const DatasetInfo& i) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("dtype", i.supported ? Napi::Value(Napi::String::New(env, dtypeName(i.dtype))) : env.Null());
+  if (!i.supported) o.Set("unsupported", i.unsupported);
+  o.Set("opaque", i.opaque);
+  o.Set("shape", fromShape(env, i.shape));
+  o.Set("maxshape", fromShape(env, i.maxshape));
+  o.Set("chunks", i.chunked ? fromShape(env, i.chunks) : env.Null());
+  o.Set("isNull", i.isNull);
+  o.Set("isScalar", i.isScalar);
+  if (i.supported && i.dtype == DType::String) {
+    Napi::Object st = Napi::Object::New(env);
+    st.Set("variable", i.str.variable);
+    st.Set("length", Napi::Number::New(env, static_cast<double>(i.str.length)));
+    st.Set("utf8", i.str.utf8);
+    o.Set("stringType", st);
+  }
+  Napi::Object filters = Napi::Object::New(env);
+  filters.Set("compression", i.filters.gzip ? Napi::Value(Napi::String::New(env, "gzip")) : env.Null());
+  filters.Set("level", i.filters.gzip && i.filters.level >= 0 ? Napi::Value(Napi::Number::New(env, i.filters.level)) : env.Null());
+  filters.Set("shuffle", i.filters.shuffle);
+  filters.Set("other", Napi::Number::New(env, i.filters.other));
+  o.Set("filters", filters);
+  return o;
+}
+
+Napi::Value fromAttrs(Napi::Env env, const Attrs& attrs) {
+  Napi::Array a = Napi::Array::New(env, attrs.size());
+  for (uint32_t i = 0; i < attrs.size(); ++i) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, Napi::String::New(env, attrs[i].first));
+    pair.Set(1u, fromAttrValue(env, attrs[i].second));
+    a.Set(i, pair);
+  }
+  return a;
+}
+
+Napi::Value fromResults(Napi::Env env, const std::vector<Op>& ops, std::vector<OpResult>& results, const std::string& file) {
+  Napi::Array a = Napi::Array::New(env, results.size());
+  for (uint32_t i = 0; i < results.size(); ++i) {
+    Napi::Value v = env.Undefined();
+    switch (ops[i].kind) {
+      case Op::Kind::Walk: v = fromNode(env, results[i].node, file, 0); break;
+      case Op::Kind::Lookup:
+      case Op::Kind::List: v = stringArray(env, results[i].names); break;
+      case Op::Kind::Attrs: v = fromAttrs(env, results[i].attrs); break;
+      default: break;
+    }
+    a.Set(i, v);
+  }
+  return a;
+}
+
+}  // namespace ckpt

@@ -1,0 +1,552 @@
+#include "h5objects.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+namespace ckpt {
+
+namespace {
+
+const char* errnoName(int e) {
+  switch (e) {
+    case ENOENT: return "ENOENT";
+    case ENOTDIR: return "ENOTDIR";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EROFS: return "EROFS";
+    case EEXIST: return "EEXIST";
+    case EISDIR: return "EISDIR";
+    case ENOSPC: return "ENOSPC";
+    case EMFILE: return "EMFILE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ELOOP: return "ELOOP";
+    default: return "EIO";
+  }
+}
+
+// An OS-level fact about the path (or its directory): TypeScript decides which error code it is.
+[[noreturn]] void systemFailure(int e, const std::string& subject, const std::string& action, const std::string& path) {
+  throw Failure::system("cannot " + action + " " + path + ": " + std::strerror(e), errnoName(e), subject);
+}
+
+std::string parentDir(const std::string& path) {
+  size_t p = path.find_last_of('/');
+  if (p == std::string::npos) return ".";
+  if (p == 0) return "/";
+  return path.substr(0, p);
+}
+
+// HDF5 1.10.7+ locks files unless HDF5_USE_FILE_LOCKING is FALSE (or 0).
+bool lockingEnabled() {
+  const char* v = std::getenv("HDF5_USE_FILE_LOCKING");
+  if (!v) return true;
+  std::string s(v);
+  return !(s == "FALSE" || s == "0" || s == "false");
+}
+
+Hid newPlist(hid_t cls) { return own(H5Pcreate(cls), "H5Pcreate"); }
+
+// Files we create: links and attributes in creation order (McUtils' dict order), and free space
+// tracked across sessions, so rewriting a key (new data under a temporary link, then a swap)
+// reuses the space the old value held instead of growing the file each time it is reopened.
+Hid fileCreatePlist() {
+  Hid fcpl = newPlist(H5P_FILE_CREATE);
+  check(H5Pset_link_creation_order(fcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), "H5Pset_link_creation_order");
+  check(H5Pset_attr_creation_order(fcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), "H5Pset_attr_creation_order");
+  check(H5Pset_file_space_strategy(fcpl.get(), H5F_FSPACE_STRATEGY_FSM_AGGR, 1, 1), "H5Pset_file_space_strategy");
+  return fcpl;
+}
+
+// Closing a file closes every id in it (a backstop: File::close closes its children first). The
+// newest format a 1.10 reader opens (h5py 3.7 ships HDF5 1.10), whatever library writes it.
+Hid fileAccessPlist(bool create) {
+  Hid fapl = newPlist(H5P_FILE_ACCESS);
+  check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree");
+  if (create) {
+#if H5_VERSION_GE(1, 10, 2)
+    check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_EARLIEST, H5F_LIBVER_V110), "H5Pset_libver_bounds");
+#else
+    check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST), "H5Pset_libver_bounds");
+#endif
+  }
+  return fapl;
+}
+
+// The chunk cache of compressed datasets: several chunks, so reading frames one by one, in any
+// order, decompresses each chunk about once (HDF5's default, 1 MiB, holds at most one).
+constexpr size_t kFilteredCacheMin = size_t(1) << 20;
+constexpr size_t kFilteredCacheMax = size_t(64) << 20;
+constexpr size_t kFilteredCacheChunks = 8;
+
+hid_t openDatasetId(hid_t file, const std::string& p) {
+  Hid d = own(H5Dopen2(file, p.c_str(), H5P_DEFAULT), "cannot open dataset " + p);
+  Hid dcpl = own(H5Dget_create_plist(d.get()), "H5Dget_create_plist");
+  if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED || H5Pget_nfilters(dcpl.get()) <= 0) return d.release();
+  Hid type = own(H5Dget_type(d.get()), "H5Dget_type");
+  int rank = H5Pget_chunk(dcpl.get(), 0, nullptr);
+  std::vector<hsize_t> c(rank > 0 ? static_cast<size_t>(rank) : 0);
+  if (rank <= 0 || H5Pget_chunk(dcpl.get(), rank, c.data()) != rank) {
+    clearErrorStack();
+    return d.release();
+  }
+  uint64_t chunkBytes = H5Tget_size(type.get());
+  for (hsize_t x : c) chunkBytes = x == 0 || chunkBytes > (uint64_t(1) << 40) / x ? (uint64_t(1) << 40) : chunkBytes * x;
+  uint64_t want = chunkBytes * kFilteredCacheChunks;
+  size_t nbytes = static_cast<size_t>(want < kFilteredCacheMin ? kFilteredCacheMin : want > kFilteredCacheMax ? kFilteredCacheMax : want);
+  Hid dapl = newPlist(H5P_DATASET_ACCESS);
+  check(H5Pset_chunk_cache(dapl.get(), 1009, nbytes, H5D_CHUNK_CACHE_W0_DEFAULT), "H5Pset_chunk_cache");
+  d.reset();
+  return own(H5Dopen2(file, p.c_str(), dapl.get()), "cannot open dataset " + p).release();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Paths
+
+std::vector<std::string> splitPath(const std::string& p) {
+  if (p.empty() || p[0] != '/') typeError("HDF5 paths must be absolute (start with '/'): '" + p + "'");
+  if (p.find('\0') != std::string::npos) typeError("HDF5 paths cannot contain NUL");
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string::npos) j = p.size();
+    if (j > i) out.push_back(p.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string joinPath(const std::vector<std::string>& parts, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += "/" + parts[i];
+  return s.empty() ? "/" : s;
+}
+
+Hid linkCreatePlist() {
+  Hid lcpl = newPlist(H5P_LINK_CREATE);
+  check(H5Pset_char_encoding(lcpl.get(), H5T_CSET_UTF8), "H5Pset_char_encoding");
+  return lcpl;
+}
+
+Hid groupCreatePlist() {
+  Hid gcpl = newPlist(H5P_GROUP_CREATE);
+  check(H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), "H5Pset_link_creation_order");
+  check(H5Pset_attr_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), "H5Pset_attr_creation_order");
+  check(H5Pset_obj_track_times(gcpl.get(), 0), "H5Pset_obj_track_times");
+  return gcpl;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selections
+
+namespace {
+
+// Chunked, unfiltered, stored exactly as in memory: whole chunks may go with H5Dwrite_chunk.
+std::vector<hsize_t> directChunkDims(hid_t dset, hid_t ftype, hid_t mtype, size_t rank) {
+  std::vector<hsize_t> none;
+  if (rank == 0) return none;
+  Hid dcpl = own(H5Dget_create_plist(dset), "H5Dget_create_plist");
+  if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED || H5Pget_nfilters(dcpl.get()) != 0) return none;
+  if (checkTri(H5Tequal(ftype, mtype), "H5Tequal") <= 0) return none;
+  std::vector<hsize_t> c(rank);
+  if (H5Pget_chunk(dcpl.get(), static_cast<int>(rank), c.data()) != static_cast<int>(rank)) {
+    clearErrorStack();
+    return none;
+  }
+  return c;
+}
+
+// A numeric read or write, checked before any I/O: the TypedArray's kind against the stored
+// dtype, the selection against the extent, the byte count against the selection.
+struct Transfer {
+  std::vector<hsize_t> dims;
+  H5S_class_t cls = H5S_SIMPLE;
+  Hid fspace;
+  uint64_t elements = 0;
+  bool whole = true;  // the selection is the whole extent
+};
+
+Transfer checkTransfer(hid_t dset, const std::string& p, const NumericLayout& l, const ArrayRef& a, const Hyperslab& sel, bool writing) {
+  if (!arrayFits(l.dtype, a.kind))
+    typeError(std::string("a ") + arrayKindName(a.kind) + (writing ? " cannot be written to " : " cannot receive ") + p +
+              " of dtype " + dtypeName(l.dtype));
+  Transfer t;
+  t.fspace = own(H5Dget_space(dset), "H5Dget_space");
+  t.cls = H5Sget_simple_extent_type(t.fspace.get());
+  if (t.cls == H5S_NO_CLASS) throwHdf5("H5Sget_simple_extent_type");
+  if (t.cls == H5S_SIMPLE) {
+    int rank = H5Sget_simple_extent_ndims(t.fspace.get());
+    if (rank < 0) throwHdf5("H5Sget_simple_extent_ndims");
+    t.dims.resize(static_cast<size_t>(rank));
+    if (H5Sget_simple_extent_dims(t.fspace.get(), t.dims.data(), nullptr) < 0) throwHdf5("H5Sget_simple_extent_dims");
+  }
+  if (t.cls == H5S_NULL) {
+    if (!sel.all) typeError(p + " has a null dataspace; it holds no elements to select");
+    t.elements = 0;
+  } else if (sel.all) {
+    t.elements = productChecked(t.dims, "the dataset's extent");
+  } else {
+    size_t rank = t.dims.size();
+    if (t.cls != H5S_SIMPLE) typeError("a selection needs an n-d dataset; " + p + " is scalar");
+    if (sel.start.size() != rank || sel.count.size() != rank || sel.stride.size() != rank)
+      rangeError("the selection's rank does not match " + p + " of shape " + shapeText(t.dims));
+    for (size_t i = 0; i < rank; ++i) {
+      if (sel.stride[i] == 0) rangeError("selection strides must be positive");
+      if (sel.count[i] > 0) {
+        uint64_t last = sel.start[i] + mulChecked(sel.count[i] - 1, sel.stride[i], "selection");
+        if (last < sel.start[i] || last >= t.dims[i])
+          rangeError("the selection (start " + shapeText(sel.start) + ", stride " + shapeText(sel.stride) + ", count " +
+                     shapeText(sel.count) + ") is outside " + p + " of shape " + shapeText(t.dims));
+      }
+      if (sel.start[i] != 0 || sel.count[i] != t.dims[i] || (sel.count[i] > 1 && sel.stride[i] != 1)) t.whole = false;
+    }
+    t.elements = productChecked(sel.count, "the selection");
+  }
+  if (mulChecked(t.elements, l.esize, "the selection") != a.bytes)
+    rangeError((writing ? "the data holds " : "the output holds ") + std::to_string(a.bytes) + " bytes but the selection of " +
+               p + (writing ? " needs " : " has ") + std::to_string(t.elements) + " x " + std::to_string(l.esize));
+  return t;
+}
+
+// The memory space of a selection, and the file space with the hyperslab selected.
+Hid selectSlab(hid_t fspace, const std::vector<hsize_t>& start, const std::vector<hsize_t>& stride, const std::vector<hsize_t>& count) {
+  check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), stride.data(), count.data(), nullptr), "cannot select the hyperslab");
+  return own(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), "H5Screate_simple");
+}
+
+// The whole chunks [k0, k1) along axis 0 that a step-1 slab covers and that are contiguous in
+// the C-ordered buffer (each chunk spans the slab in every trailing axis).
+bool wholeChunkRun(const std::vector<hsize_t>& c, const std::vector<hsize_t>& start, const std::vector<hsize_t>& count,
+                   size_t esize, hsize_t* k0, hsize_t* k1) {
+  for (size_t d = 1; d < c.size(); ++d)
+    if (count[d] != c[d] || start[d] % c[d] != 0) return false;
+  uint64_t chunkBytes = mulChecked(productChecked(c, "chunk"), esize, "chunk");
+  if (chunkBytes > std::numeric_limits<uint32_t>::max()) return false;
+  hsize_t lo = (start[0] + c[0] - 1) / c[0];
+  hsize_t hi = (start[0] + count[0]) / c[0];
+  if (hi <= lo) return false;
+  *k0 = lo;
+  *k1 = hi;
+  return true;
+}
+
+}  // namespace
+
+NumericLayout numericLayout(hid_t dset, const std::string& p) {
+  NumericLayout l;
+  Hid ftype = own(H5Dget_type(dset), "H5Dget_type");
+  l.dtype = classify(ftype.get(), nullptr, p);
+  if (l.dtype == DType::String) typeError(p + " holds strings, not numbers");
+  l.esize = dtypeSize(l.dtype);
+  l.memType = memType(l.dtype);
+  Hid space = own(H5Dget_space(dset), "H5Dget_space");
+  int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0) throwHdf5("H5Sget_simple_extent_ndims");
+  l.directChunks = directChunkDims(dset, ftype.get(), l.memType.get(), static_cast<size_t>(rank));
+  return l;
+}
+
+void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, const ArrayRef& data, const Hyperslab& sel) {
+  Transfer t = checkTransfer(dset, p, l, data, sel, true);
+  if (t.elements == 0) return;
+  const char* base = static_cast<const char*>(data.data);
+  std::string what = "cannot write " + p;
+  size_t rank = t.dims.size();
+  std::vector<hsize_t> start = sel.all ? std::vector<hsize_t>(rank, 0) : sel.start;
+  std::vector<hsize_t> count = sel.all ? t.dims : sel.count;
+  std::vector<hsize_t> ones(rank, 1);
+  bool unitStride = true;
+  for (size_t i = 0; !sel.all && i < rank; ++i)
+    if (sel.stride[i] != 1 && sel.count[i] > 1) unitStride = false;
+  hsize_t k0 = 0, k1 = 0;
+  if (unitStride && t.cls == H5S_SIMPLE && !l.directChunks.empty() && wholeChunkRun(l.directChunks, start, count, l.esize, &k0, &k1)) {
+    const std::vector<hsize_t>& c = l.directChunks;
+    uint64_t rowBytes = productChecked(count, "selection", 1) * l.esize;
+    uint64_t chunkBytes = c[0] * rowBytes;
+    std::vector<hsize_t> off = start;
+    for (hsize_t k = k0; k < k1; ++k) {
+      off[0] = k * c[0];
+      const char* src = base + (off[0] - start[0]) * rowBytes;
+      check(H5Dwrite_chunk(dset, H5P_DEFAULT, 0, off.data(), static_cast<size_t>(chunkBytes), src), what.c_str());
+    }
+    // Rows before the first and after the last whole chunk go through H5Dwrite.
+    hsize_t runStart = k0 * c[0], runEnd = k1 * c[0], selEnd = start[0] + count[0];
+    std::pair<hsize_t, hsize_t> rest[2] = {{start[0], runStart}, {runEnd, selEnd}};
+    for (auto& r : rest) {
+      if (r.second <= r.first) continue;
+      std::vector<hsize_t> st = start, ct = count;
+      st[0] = r.first;
+      ct[0] = r.second - r.first;
+      Hid mem = selectSlab(t.fspace.get(), st, ones, ct);
+      check(H5Dwrite(dset, l.memType.get(), mem.get(), t.fspace.get(), H5P_DEFAULT, base + (r.first - start[0]) * rowBytes), what.c_str());
+    }
+    return;
+  }
+  if (t.whole) {
+    check(H5Dwrite(dset, l.memType.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data), what.c_str());
+    return;
+  }
+  Hid mem = selectSlab(t.fspace.get(), start, sel.stride, count);
+  check(H5Dwrite(dset, l.memType.get(), mem.get(), t.fspace.get(), H5P_DEFAULT, data.data), what.c_str());
+}
+
+void readSelection(hid_t dset, const std::string& p, const NumericLayout& l, const ArrayRef& out, const Hyperslab& sel) {
+  Transfer t = checkTransfer(dset, p, l, out, sel, false);
+  if (t.elements == 0) return;
+  std::string what = "cannot read " + p;
+  if (t.whole) {
+    check(H5Dread(dset, l.memType.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data), what.c_str());
+    return;
+  }
+  Hid mem = selectSlab(t.fspace.get(), sel.start, sel.stride, sel.count);
+  check(H5Dread(dset, l.memType.get(), mem.get(), t.fspace.get(), H5P_DEFAULT, out.data), what.c_str());
+}
+
+Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
+  if (o.dtype == DType::String) typeError("string datasets are created with createStrings");
+  size_t rank = o.shape.size();
+  if (rank > 32) rangeError("a dataset has at most 32 dimensions");
+  std::vector<hsize_t> maxdims = o.hasMaxshape ? o.maxshape : o.shape;
+  if (maxdims.size() != rank) rangeError("maxshape must have the same length as shape");
+  uint64_t elements = productChecked(o.shape, "shape");
+  mulChecked(elements, dtypeSize(o.dtype), "shape");
+  for (size_t i = 0; i < rank; ++i) {
+    if (maxdims[i] != H5S_UNLIMITED && maxdims[i] < o.shape[i]) rangeError("maxshape is smaller than shape on axis " + std::to_string(i));
+  }
+  if (!o.chunks.empty()) {
+    if (o.chunks.size() != rank || rank == 0) rangeError("chunks must have the same length as shape (and a 0-d dataset has none)");
+    uint64_t bytes = dtypeSize(o.dtype);
+    for (size_t i = 0; i < rank; ++i) {
+      if (o.chunks[i] == 0) rangeError("chunk dimensions must be positive");
+      if (maxdims[i] != H5S_UNLIMITED && o.chunks[i] > maxdims[i]) rangeError("a chunk dimension exceeds maxshape");
+      bytes = mulChecked(bytes, o.chunks[i], "chunks");
+    }
+    if (bytes >= (uint64_t(1) << 32)) rangeError("a chunk must hold less than 4 GiB");
+  } else if (o.gzip || o.shuffle || maxdims != o.shape) {
+    typeError("a resizable or compressed dataset needs chunks");
+  }
+  if (o.gzip && (o.level < 0 || o.level > 9)) rangeError("the gzip level must be 0..9");
+
+  Hid space = rank == 0 ? own(H5Screate(H5S_SCALAR), "H5Screate")
+                        : own(H5Screate_simple(static_cast<int>(rank), o.shape.data(), maxdims.data()), "cannot create the dataspace of " + p);
+  Hid dcpl = newPlist(H5P_DATASET_CREATE);
+  check(H5Pset_obj_track_times(dcpl.get(), 0), "H5Pset_obj_track_times");
+  if (!o.chunks.empty()) check(H5Pset_chunk(dcpl.get(), static_cast<int>(rank), o.chunks.data()), "H5Pset_chunk");
+  if (o.shuffle) check(H5Pset_shuffle(dcpl.get()), "H5Pset_shuffle");
+  if (o.gzip) {
+    if (checkTri(H5Zfilter_avail(H5Z_FILTER_DEFLATE), "H5Zfilter_avail") <= 0)
+      throw Failure("ERR_HDF5", "gzip (deflate) is not available in this libhdf5");
+    unsigned config = 0;
+    check(H5Zget_filter_info(H5Z_FILTER_DEFLATE, &config), "H5Zget_filter_info");
+    if (!(config & H5Z_FILTER_CONFIG_ENCODE_ENABLED)) throw Failure("ERR_HDF5", "gzip (deflate) encoding is not enabled in this libhdf5");
+    check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(o.level)), "H5Pset_deflate");
+  }
+  if (o.fill.kind != ScalarValue::Kind::None) {
+    Hid mtype = memType(o.dtype);
+    std::vector<uint8_t> fill = encodeScalar(o.dtype, o.fill);
+    check(H5Pset_fill_value(dcpl.get(), mtype.get(), fill.data()), "H5Pset_fill_value");
+  }
+  Hid ftype = fileType(o.dtype);
+  Hid lcpl = linkCreatePlist();
+  return own(H5Dcreate2(file, p.c_str(), ftype.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child objects
+
+Child::Child(std::shared_ptr<File> file, hid_t id, std::string path) : file_(std::move(file)), id_(id), path_(std::move(path)) {}
+
+Child::~Child() {
+  hid_t id = id_.exchange(H5I_INVALID_HID);
+  if (id < 0) return;
+  // Dropped while open (a GC finalizer, or a job freed after its environment went away).
+  if (Lock::heldByThisThread()) {
+    closeAnyId(id);
+    return;
+  }
+  if (!Lock::tryRun([](void* p) { closeAnyId(*static_cast<hid_t*>(p)); }, &id)) deferClose(id);
+}
+
+hid_t Child::id() const {
+  hid_t id = id_.load();
+  if (id < 0 || !file_->isOpen()) closedError(std::string("the HDF5 ") + kindName() + " " + path_ + " of " + file_->path());
+  return id;
+}
+
+void Child::close() {
+  hid_t id = id_.exchange(H5I_INVALID_HID);
+  if (id >= 0) closeAnyId(id);
+}
+
+std::vector<std::string> Group::names() { return h5::linkNames(id()); }
+
+Dataset::Dataset(std::shared_ptr<File> file, hid_t id, std::string path) : Child(std::move(file), id, std::move(path)) {
+  info_ = datasetInfo(id, path_);
+}
+
+std::vector<hsize_t> Dataset::extent() {
+  Hid s = own(H5Dget_space(id()), "H5Dget_space");
+  return extentOf(s.get()).dims;
+}
+
+const NumericLayout& Dataset::layout() {
+  if (!layout_) layout_.emplace(numericLayout(id(), path_));
+  return *layout_;
+}
+
+void Dataset::read(const ArrayRef& out, const Hyperslab& sel) {
+  hid_t d = id();
+  readSelection(d, path_, layout(), out, sel);
+}
+
+void Dataset::write(const ArrayRef& data, const Hyperslab& sel) {
+  file_->requireWritable("write " + path_);
+  hid_t d = id();
+  writeSelection(d, path_, layout(), data, sel);
+}
+
+std::vector<hsize_t> Dataset::resize(const std::vector<hsize_t>& shape) {
+  file_->requireWritable("resize " + path_);
+  hid_t d = id();
+  Hid s = own(H5Dget_space(d), "H5Dget_space");
+  Extent e = extentOf(s.get());
+  if (e.cls != H5S_SIMPLE || e.dims.size() != shape.size())
+    rangeError("resize: " + path_ + " has rank " + std::to_string(e.dims.size()) + ", the new shape has " + std::to_string(shape.size()));
+  productChecked(shape, "resize");
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (e.maxdims[i] != H5S_UNLIMITED && shape[i] > e.maxdims[i])
+      rangeError("resize: " + path_ + " cannot grow beyond maxshape " + shapeText(e.maxdims));
+  check(H5Dset_extent(d, shape.data()), ("cannot resize " + path_).c_str());
+  info_.shape = shape;
+  return shape;
+}
+
+std::vector<std::string> Dataset::readStrings() {
+  hid_t d = id();
+  Hid t = own(H5Dget_type(d), "H5Dget_type");
+  if (H5Tget_class(t.get()) != H5T_STRING) typeError(path_ + " does not hold strings");
+  Hid s = own(H5Dget_space(d), "H5Dget_space");
+  return readStringValues(StringSource{d, false}, t.get(), s.get(), path_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// File
+
+std::shared_ptr<File> File::open(const std::string& path, const std::string& mode) {
+  bool create = mode == "w" || mode == "x";
+  if (!create && mode != "r" && mode != "r+") typeError("mode must be 'r', 'r+', 'w' or 'x', not '" + mode + "'");
+  if (path.empty()) typeError("path must be a non-empty string");
+  if (path.find('\0') != std::string::npos) typeError("path contains a NUL character");
+
+  // OS-level facts first: HDF5 reports them only as text.
+  struct stat st;
+  std::string dir = parentDir(path);
+  if (::stat(dir.c_str(), &st) != 0) systemFailure(errno, "directory", create ? "create" : "open", path);
+  if (!S_ISDIR(st.st_mode)) systemFailure(ENOTDIR, "directory", create ? "create" : "open", path);
+  bool exists = ::stat(path.c_str(), &st) == 0;
+  if (exists && S_ISDIR(st.st_mode)) systemFailure(EISDIR, "file", create ? "create" : "open", path);
+  if (create) {
+    if (exists && mode == "x") systemFailure(EEXIST, "file", "create", path);
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) systemFailure(errno, "directory", "create", path);
+    if (exists && ::access(path.c_str(), W_OK) != 0) systemFailure(errno, "file", "overwrite", path);
+    // H5Fcreate(H5F_ACC_TRUNC) truncates the file *before* it tries HDF5's lock, so a file another
+    // process has open would be destroyed and then reported as locked. Probe the same lock first.
+    if (exists && lockingEnabled()) {
+      int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+      if (fd >= 0) {
+        bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        ::close(fd);  // also drops the probe's lock
+        if (busy) throw Failure("ERR_HDF5", "cannot overwrite " + path + ": the file is locked", {}, {"Unable to lock file"});
+      }
+    }
+    Hid fcpl = fileCreatePlist();
+    Hid fapl = fileAccessPlist(true);
+    hid_t fid = H5Fcreate(path.c_str(), mode == "x" ? H5F_ACC_EXCL : H5F_ACC_TRUNC, fcpl.get(), fapl.get());
+    if (fid < 0) throwHdf5("cannot create " + path);
+    return std::shared_ptr<File>(new File(fid, path, true));
+  }
+  if (!exists) systemFailure(ENOENT, "file", "open", path);
+  int fd = ::open(path.c_str(), (mode == "r" ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) systemFailure(errno, "file", mode == "r" ? "read" : "open for writing", path);
+  ::close(fd);
+  Hid fapl = fileAccessPlist(false);
+  hid_t fid = H5Fopen(path.c_str(), mode == "r" ? H5F_ACC_RDONLY : H5F_ACC_RDWR, fapl.get());
+  if (fid < 0) throwHdf5("cannot open " + path);
+  return std::shared_ptr<File>(new File(fid, path, mode == "r+"));
+}
+
+File::~File() {
+  hid_t id = id_.exchange(H5I_INVALID_HID);
+  if (id < 0) return;
+  if (Lock::heldByThisThread()) {
+    closeAnyId(id);
+    return;
+  }
+  if (!Lock::tryRun([](void* p) { closeAnyId(*static_cast<hid_t*>(p)); }, &id)) deferClose(id);
+}
+
+hid_t File::id() const {
+  hid_t id = id_.load();
+  if (id < 0) closedError("the HDF5 file " + path_);
+  return id;
+}
+
+void File::requireWritable(const std::string& op) const {
+  id();
+  if (!writable_) throw Failure("ERR_NOT_WRITABLE", "cannot " + op + ": " + path_ + " is open read-only");
+}
+
+void File::close() {
+  if (id_.load() < 0) return;
+  for (auto& w : children_)
+    if (auto c = w.lock()) c->close();
+  children_.clear();
+  hid_t id = id_.exchange(H5I_INVALID_HID);
+  clearErrorStack();
+  // Ids the binding did not hand out (none are expected) go with the strong close degree.
+  if (H5Fclose(id) < 0) throwHdf5("cannot close " + path_);
+}
+
+void File::flush() { check(H5Fflush(id(), H5F_SCOPE_LOCAL), ("cannot flush " + path_).c_str()); }
+
+int File::openObjectCount() {
+  ssize_t n = H5Fget_obj_count(id(), H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
+  if (n < 0) throwHdf5("H5Fget_obj_count");
+  return static_cast<int>(n);
+}
+
+void File::adopt(const std::shared_ptr<Child>& c) {
+  std::vector<std::weak_ptr<Child>> alive;
+  alive.reserve(children_.size() + 1);
+  for (auto& w : children_)
+    if (!w.expired()) alive.push_back(w);
+  alive.push_back(c);
+  children_.swap(alive);
+}
+
+std::shared_ptr<Dataset> File::openDataset(const std::string& p) {
+  splitPath(p);
+  // From here the Dataset owns the id (its destructor closes it if construction fails).
+  auto ds = std::make_shared<Dataset>(shared_from_this(), openDatasetId(id(), p), p);
+  adopt(ds);
+  return ds;
+}
+
+std::shared_ptr<Group> File::openGroup(const std::string& p) {
+  splitPath(p);
+  auto gr = std::make_shared<Group>(shared_from_this(), own(H5Gopen2(id(), p.c_str(), H5P_DEFAULT), "cannot open group " + p).release(), p);
+  adopt(gr);
+  return gr;
+}
+
+}  // namespace ckpt
