@@ -27,7 +27,9 @@ export type CheckpointerErrorCode =
   /** libhdf5 reported an error; `hdf5Stack` holds its error stack messages. */
   | 'ERR_HDF5'
   /** The operation needs an open handle that has been closed. */
-  | 'ERR_CLOSED';
+  | 'ERR_CLOSED'
+  /** A value is larger than one array of this Node can hold (read it in slices through a dataset handle). */
+  | 'ERR_TOO_LARGE';
 
 export interface CheckpointerErrorOptions {
   code: CheckpointerErrorCode;

@@ -1,34 +1,48 @@
 /**
- * The native HDF5 addon (binding/*.cpp): its whole JS surface as TypeScript interfaces, and the
- * loader. The addon is thin — h5py's low-level split: files, groups, datasets, hyperslab I/O on
- * TypedArrays — and all layout policy (chunk sizes, where values go) lives in TypeScript.
+ * The native HDF5 addon (binding/*.cpp): its surface, declared as the classes it exports
+ * (`export declare class`, as zeromq.js does), and the loader.
  *
- * Loading this module never throws: `loadNative()` does, with a CheckpointerError code
- * ERR_HDF5_UNAVAILABLE saying why (not built, libhdf5 missing or mismatched, disabled by
- * CHECKPOINTER_NO_NATIVE=1) and how to fix it. Errors the addon raises reach callers as
- * CheckpointerErrors (ERR_HDF5 with `hdf5Stack`, ERR_CHECKPOINT_CORRUPT, ERR_LOCKED, ...);
- * argument mistakes stay TypeError/RangeError.
+ * The addon is thin: one JS class per HDF5 kind (H5File owns the H5Dataset and H5Group objects
+ * opened from it; closing it closes them; a closed object's calls are ERR_CLOSED), checked HDF5
+ * calls, and `H5File.exec`, which runs a batch of path-based ops (walk a tree, create groups and
+ * datasets, move and delete links, attributes) in one call. What to do — McUtils' layout, the
+ * temporary-link-then-swap of a `set`, which HDF5 failure is which CheckpointerError, option
+ * validation — is decided in TypeScript (lib/backends/hdf5*.ts, lib/dataset/hdf5-dataset.ts).
  *
- * Paths inside a file are absolute ("/why/_list_item_0"). Sync methods block on the process-wide
- * HDF5 lock; the Promise-returning ones run on the libuv pool, one HDF5 job at a time per thread.
+ * Every method has a sync twin (`xSync`), which runs on the calling thread under the process-wide
+ * HDF5 lock, and an async one, which queues the same work on the addon's HDF5 thread and returns a
+ * Promise: the async API never waits on the HDF5 lock on a JS thread. Errors are CheckpointerErrors
+ * (the class is handed to the addon at load) carrying HDF5's error stack; argument mistakes are
+ * TypeError/RangeError.
+ *
+ * Loading this module never throws: `loadNative()` does, with ERR_HDF5_UNAVAILABLE saying why (not
+ * built, libhdf5 missing or mismatched, disabled by CHECKPOINTER_NO_NATIVE=1) and how to fix it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CheckpointerError, CheckpointerErrorCode } from './errors';
+import { CheckpointerError } from './errors';
 import type { DType, TypedArray } from './values/dtype';
 
-// ------------------------------------------------------------------------------------ interfaces
+// ------------------------------------------------------------------------------------ the surface
 
 /** 'r' read-only, 'r+' read-write (must exist), 'w' create or truncate, 'x' create (must not exist). */
 export type OpenMode = 'r' | 'r+' | 'w' | 'x';
 
-/** What a link points at; `kind()` returns null when nothing is linked at the path. */
-export type LinkKind = 'group' | 'dataset' | 'other';
+/**
+ * A hyperslab: for each axis its start, then each stride, then each count, in one Float64Array
+ * (`hyperslab()` builds it). One typed array is what the addon reads fastest.
+ */
+export type Hyperslab = Float64Array;
 
-/** A hyperslab: `count[i]` elements from `start[i]` along each axis (C order in the TypedArray). */
-export interface Selection {
-  start: readonly number[];
-  count: readonly number[];
+export function hyperslab(start: readonly number[], stride: readonly number[], count: readonly number[]): Hyperslab {
+  const rank = start.length;
+  const out = new Float64Array(3 * rank);
+  for (let i = 0; i < rank; i++) {
+    out[i] = start[i]!;
+    out[rank + i] = stride[i]!;
+    out[2 * rank + i] = count[i]!;
+  }
+  return out;
 }
 
 export interface StringTypeInfo {
@@ -44,11 +58,17 @@ export interface DatasetFilters {
   compression: 'gzip' | null;
   level: number | null;
   shuffle: boolean;
+  /** Filters other than deflate and shuffle. */
+  other: number;
 }
 
 export interface DatasetInfo {
-  /** numpy's name of the element type, or 'string' for fixed/variable-length strings. */
-  dtype: DType | 'string';
+  /** numpy's name of the element type, 'string' for strings; null when the type is not read (see `unsupported`). */
+  dtype: DType | 'string' | null;
+  /** What the stored type is, when `dtype` is null. */
+  unsupported?: string;
+  /** An opaque type (np.void). */
+  opaque: boolean;
   /** [] for a scalar (0-d) or null dataspace. */
   shape: number[];
   /** null = unlimited. */
@@ -57,12 +77,14 @@ export interface DatasetInfo {
   chunks: number[] | null;
   /** A null dataspace (h5py.Empty; McUtils' None). */
   isNull: boolean;
+  isScalar: boolean;
   /** Present when dtype is 'string'. */
   stringType?: StringTypeInfo;
   filters: DatasetFilters;
 }
 
-export interface CreateDatasetOptions {
+/** What `createDataset` makes; validated by lib/dataset/hdf5-dataset.ts and the layout writer. */
+export interface DatasetSpec {
   dtype: DType;
   /** [] makes a scalar dataspace (no chunks, no filters). */
   shape: readonly number[];
@@ -70,115 +92,166 @@ export interface CreateDatasetOptions {
   maxshape?: readonly (number | null)[];
   chunks?: readonly number[];
   compression?: 'gzip' | null;
-  /** 0..9, default 4 (h5py's). */
   compressionLevel?: number;
-  /** Byte shuffle before deflate; needs chunks. */
   shuffle?: boolean;
   /** bigint for int64/uint64 exactly; complex fills the real part. */
   fillValue?: number | bigint | boolean;
 }
 
 /**
- * How `writeBytes` stores a byte string: 'void' = 0-d opaque (numpy np.void, lossless, non-empty),
- * 'S' = 0-d fixed-length NUL-padded string (numpy bytes_; numpy strips trailing NULs on read),
- * 'uint8' = 1-d uint8 array.
+ * How `createBytes` stores a byte string: 'void' = 0-d opaque (numpy np.void, lossless, non-empty),
+ * 'S' = 0-d fixed-length NUL-padded string (numpy bytes_), 'uint8' = 1-d uint8 array.
  */
 export type BytesLayout = 'void' | 'S' | 'uint8';
 
 /** An attribute value: numbers are stored as float64, bigints as int64 (uint64 above 2^63-1). */
 export type AttrValue = number | bigint | boolean | string | string[] | TypedArray;
+/** How an attribute reads back: as set, null for an empty one, `{unsupported}` for a type not read. */
+export type AttrRead = AttrValue | null | { unsupported: string };
+export type AttrEntry = [name: string, value: AttrRead];
 
-export interface H5File {
-  /** The file's path as given to open. */
+/** The kinds `lookup` reports for each prefix of a path, down to the first missing one or non-group. */
+export type LookupKind = 'group' | 'dataset' | 'datatype' | 'link';
+
+/** One op of `H5File.exec`; paths are absolute ("/why/_list_item_0"). */
+export type FileOp =
+  /** The tree at `path` (null when missing); numeric datasets up to `inlineBytes` come with their data. */
+  | { op: 'walk'; path: string; inlineBytes?: number; inlineTotal?: number }
+  | { op: 'lookup'; path: string }
+  /** Child names: creation order when the group tracks it, else name order. */
+  | { op: 'list'; path: string }
+  /** Links and attributes tracked in creation order; the parent must exist. */
+  | { op: 'createGroup'; path: string }
+  | { op: 'createDataset'; path: string; spec: DatasetSpec; data?: TypedArray }
+  /** Variable-length UTF-8 strings; shape [] for a scalar. */
+  | { op: 'createStrings'; path: string; strings: readonly string[]; shape: readonly number[] }
+  | { op: 'createBytes'; path: string; bytes: Uint8Array; layout: BytesLayout }
+  /** A null-dataspace int32 dataset: how McUtils (h5py.Empty('i')) stores None. */
+  | { op: 'createNull'; path: string }
+  | { op: 'read'; path: string; out: TypedArray; sel?: Hyperslab }
+  | { op: 'move'; path: string; to: string }
+  /** Unlinks the object (the space is reused by later writes). */
+  | { op: 'delete'; path: string }
+  | { op: 'attrs'; path: string }
+  /** Validate, then replace: a failed write leaves the old attribute. */
+  | { op: 'setAttr'; path: string; name: string; value: AttrValue }
+  | { op: 'deleteAttr'; path: string; name: string };
+
+export type WalkNode =
+  | { kind: 'group'; names: string[]; children: (WalkNode | null)[] }
+  | { kind: 'dataset'; info: DatasetInfo; data?: TypedArray; strings?: string[] }
+  /** Not a readable object: an external link, a dangling soft link, a committed datatype. */
+  | { kind: 'link'; linkType: 'external' | 'soft' | 'datatype' | 'user-defined' }
+  /** This node could not be read (its siblings were). */
+  | { kind: 'error'; error: NativeError };
+
+/** What each op gives back: walk → WalkNode | null, lookup → LookupKind[], list → names, attrs → entries. */
+export type OpResult = WalkNode | null | string[] | AttrEntry[] | undefined;
+
+export declare class H5File {
+  private constructor();
+  static openSync(path: string, mode: OpenMode): H5File;
+  static open(path: string, mode: OpenMode): Promise<H5File>;
+  /** True when the file exists and has an HDF5 signature. */
+  static isHDF5(path: string): boolean;
   readonly path: string;
   readonly isOpen: boolean;
   /** Opened with 'r+', 'w' or 'x'. */
   readonly writable: boolean;
-
-  /** Closes every object the file owns, then the file. Throws ERR_BUSY while async ops are pending. */
+  /** Closes every dataset and group opened from the file, then the file. */
   closeSync(): void;
-  /** Closes after the async operations queued before it. */
   close(): Promise<void>;
   flushSync(): void;
-  /** Open objects of this file other than the file itself (0 between calls). */
+  flush(): Promise<void>;
+  /** HDF5 objects of this file open right now (the binding's own handles included). */
   openObjectCount(): number;
-
-  kind(path: string): LinkKind | null;
-  /** Child names: creation order when the group tracks it, else name order. */
-  list(path: string): string[];
-  /** Creates the group (and missing parents), link creation order tracked and indexed. */
-  createGroup(path: string): void;
-  /** Unlinks the object (the file does not shrink). */
-  delete(path: string): void;
-
-  /** Throws ERR_UNSUPPORTED_DTYPE for types other than numbers, h5py bool/complex and strings. */
-  info(path: string): DatasetInfo;
-  /** Creates the dataset (and missing parent groups); fails if the path exists. */
-  createDataset(path: string, options: CreateDatasetOptions): void;
-  /** A null-dataspace int32 dataset: how McUtils (h5py.Empty('i')) stores None. */
-  createNull(path: string): void;
-  resize(path: string, shape: readonly number[]): void;
-
-  /** `data` must be the dtype's TypedArray (dtype.ts) holding exactly the selection's elements. */
-  writeSync(path: string, data: TypedArray, selection?: Selection): void;
-  /** As writeSync, off the event loop; `data` is kept alive and must not change until it settles. */
-  write(path: string, data: TypedArray, selection?: Selection): Promise<void>;
-  /** Reads into `out` (the dtype's TypedArray sized to the selection), converting to native order. */
-  readSync(path: string, out: TypedArray, selection?: Selection): void;
-  read(path: string, out: TypedArray, selection?: Selection): Promise<void>;
-
-  /** Creates a variable-length UTF-8 string dataset; shape [] for a scalar (default [strings.length]). */
-  writeStrings(path: string, strings: readonly string[], shape?: readonly number[]): void;
-  /** Flat C-order strings of a fixed- or variable-length string dataset (fixed padding stripped). */
-  readStrings(path: string): string[];
-  /** Creates a byte-string dataset (default layout 'void'). */
-  writeBytes(path: string, bytes: Uint8Array, layout?: BytesLayout): void;
-  /** Bytes of a 0-d/1-d opaque, int8/uint8, or 0-d string dataset. */
-  readBytes(path: string): Uint8Array;
-
-  /** Sets (replaces) an attribute on the object at path. */
-  setAttr(path: string, name: string, value: AttrValue): void;
-  /** Scalars as number/bigint(64-bit ints)/boolean/string, arrays as TypedArray/string[], null dataspace as null. */
-  getAttr(path: string, name: string): AttrValue | null;
-  /** Creation order when tracked, else name order. */
-  attrNames(path: string): string[];
-  deleteAttr(path: string, name: string): void;
+  /** Runs the ops in order; the first failure rejects with `opIndex` set (the ops before it ran). */
+  execSync(ops: readonly FileOp[]): OpResult[];
+  exec(ops: readonly FileOp[]): Promise<OpResult[]>;
+  openDatasetSync(path: string): H5Dataset;
+  openDataset(path: string): Promise<H5Dataset>;
+  openGroupSync(path: string): H5Group;
+  openGroup(path: string): Promise<H5Group>;
 }
 
-export interface H5FileClass {
-  openSync(path: string, mode: OpenMode): H5File;
-  open(path: string, mode: OpenMode): Promise<H5File>;
-  /** True when the file exists and has an HDF5 signature. */
-  isHDF5(path: string): boolean;
+/** An open dataset: its id, type and chunk cache stay open between calls. */
+export declare class H5Dataset {
+  private constructor();
+  readonly path: string;
+  readonly isOpen: boolean;
+  /** Read when the dataset was opened (a resize does not update it). */
+  readonly info: DatasetInfo;
+  /** Reads the selection (all without one) into `out`: the dtype's TypedArray, exactly its size. */
+  readSync(out: TypedArray, sel?: Hyperslab): void;
+  read(out: TypedArray, sel?: Hyperslab): Promise<void>;
+  writeSync(data: TypedArray, sel?: Hyperslab): void;
+  write(data: TypedArray, sel?: Hyperslab): Promise<void>;
+  resizeSync(shape: readonly number[]): void;
+  resize(shape: readonly number[]): Promise<void>;
+  extentSync(): number[];
+  extent(): Promise<number[]>;
+  attrsSync(): AttrEntry[];
+  attrs(): Promise<AttrEntry[]>;
+  setAttrSync(name: string, value: AttrValue): void;
+  setAttr(name: string, value: AttrValue): Promise<void>;
+  deleteAttrSync(name: string): void;
+  deleteAttr(name: string): Promise<void>;
+  closeSync(): void;
+  close(): Promise<void>;
+}
+
+export declare class H5Group {
+  private constructor();
+  readonly path: string;
+  readonly isOpen: boolean;
+  namesSync(): string[];
+  names(): Promise<string[]>;
+  attrsSync(): AttrEntry[];
+  attrs(): Promise<AttrEntry[]>;
+  setAttrSync(name: string, value: AttrValue): void;
+  setAttr(name: string, value: AttrValue): Promise<void>;
+  deleteAttrSync(name: string): void;
+  deleteAttr(name: string): Promise<void>;
+  closeSync(): void;
+  close(): Promise<void>;
 }
 
 export interface NativeAddon {
-  H5File: H5FileClass;
+  H5File: typeof H5File;
+  H5Dataset: typeof H5Dataset;
+  H5Group: typeof H5Group;
   /** Version of the libhdf5 in use, e.g. "1.10.8". */
   hdf5Version: string;
   napiVersion: number;
 }
 
-/** Errors from the addon: CheckpointerErrors carrying HDF5's error stack (outermost call first). */
+/** Errors from the addon: CheckpointerErrors carrying what HDF5 or the OS said. */
 export type NativeError = CheckpointerError & {
+  /** HDF5's error stack, outermost call first. */
   hdf5Stack: readonly string[];
-  /** The OS error behind ERR_NOT_WRITABLE/ERR_IO, e.g. 'ENOENT'. */
+  /** The minor error message of each stack entry ("Unable to lock file", ...). */
+  hdf5Minors: readonly string[];
+  /** For ERR_IO: the errno name ("ENOENT") and what it was about ("file" or "directory"). */
   sysCode?: string;
+  subject?: 'file' | 'directory';
+  /** For a failed batch: the index of the op that failed. */
+  opIndex?: number;
 };
 
+/**
+ * A TypedArray that is safe to hand to an async call: views of resizable, growable or shared
+ * buffers are copied (their memory may shrink or change while the HDF5 thread uses it); others
+ * are returned as they are.
+ */
+export function stableArray<T extends TypedArray>(a: T): T {
+  const buf = a.buffer as ArrayBuffer & { resizable?: boolean; growable?: boolean };
+  if (buf.resizable === true || buf.growable === true || (typeof SharedArrayBuffer !== 'undefined' && buf instanceof SharedArrayBuffer)) {
+    return a.slice() as T;
+  }
+  return a;
+}
+
 // ----------------------------------------------------------------------------------------- loader
-
-const SYNC_METHODS = [
-  'closeSync', 'flushSync', 'openObjectCount', 'kind', 'list', 'createGroup', 'delete', 'info',
-  'createDataset', 'createNull', 'resize', 'writeSync', 'readSync', 'writeStrings', 'readStrings',
-  'writeBytes', 'readBytes', 'setAttr', 'getAttr', 'attrNames', 'deleteAttr',
-] as const;
-const ASYNC_METHODS = ['close', 'write', 'read'] as const;
-
-const ADDON_CODES: ReadonlySet<string> = new Set<CheckpointerErrorCode>([
-  'ERR_HDF5', 'ERR_CHECKPOINT_CORRUPT', 'ERR_LOCKED', 'ERR_NOT_WRITABLE', 'ERR_CLOSED',
-  'ERR_UNSUPPORTED_DTYPE', 'ERR_UNSUPPORTED_VALUE', 'ERR_IO', 'ERR_BUSY',
-]);
 
 const FIX = 'install libhdf5 (Debian/Ubuntu: apt-get install libhdf5-dev) and run `npm run build:native`';
 
@@ -204,117 +277,32 @@ function packageRoot(): string {
 function explain(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   if (/No native build was found/.test(msg)) return `the addon is not built (${msg.split('\n')[0]}); ${FIX}`;
-  if (/libhdf5[^\s:]*\.so[^:]*: cannot open shared object file/.test(msg)) {
-    return `libhdf5 is not installed (${msg.trim()}); ${FIX}`;
-  }
-  if (/version mismatch/.test(msg)) return `${msg.trim()}`;
+  if (/libhdf5[^\s:]*\.so[^:]*: cannot open shared object file/.test(msg)) return `libhdf5 is not installed (${msg.trim()}); ${FIX}`;
+  if (/version mismatch/.test(msg)) return msg.trim();
   return `the addon failed to load (${msg.trim()}); ${FIX}`;
 }
 
-/** Turns an addon error into a CheckpointerError (TypeError/RangeError and others pass through). */
-export function wrapNativeError(err: unknown, file?: string): unknown {
-  if (err instanceof CheckpointerError || !(err instanceof Error)) return err;
-  const e = err as Error & { code?: unknown; hdf5Stack?: unknown; sysCode?: unknown };
-  if (typeof e.code !== 'string' || !ADDON_CODES.has(e.code)) return err;
-  const out = new CheckpointerError(e.message, { code: e.code as CheckpointerErrorCode, file, cause: err });
-  Object.defineProperty(out, 'hdf5Stack', {
-    value: Object.freeze(Array.isArray(e.hdf5Stack) ? [...(e.hdf5Stack as string[])] : []),
-    enumerable: true,
-  });
-  if (typeof e.sysCode === 'string') Object.defineProperty(out, 'sysCode', { value: e.sysCode, enumerable: true });
-  return out;
-}
-
-type AnyFn = (...args: unknown[]) => unknown;
-
-function define(target: object, name: string, fn: AnyFn): void {
-  Object.defineProperty(target, name, { value: fn, writable: true, configurable: true, enumerable: false });
-}
-
-/** Wraps the addon's methods in place so every failure surfaces as a CheckpointerError. */
-function install(raw: Record<string, unknown>): NativeAddon {
-  const ctor = raw.H5File as (AnyFn & Record<string, AnyFn>) | undefined;
-  const proto = ctor?.prototype as Record<string, AnyFn> | undefined;
-  const missing = [
-    ...(['openSync', 'open', 'isHDF5'] as const).filter((m) => typeof ctor?.[m] !== 'function'),
-    ...[...SYNC_METHODS, ...ASYNC_METHODS].filter((m) => typeof proto?.[m] !== 'function'),
-  ];
-  if (!ctor || !proto || missing.length > 0) {
-    throw new Error(`the loaded addon is outdated (missing ${missing.join(', ') || 'H5File'}); run \`npm run build:native\``);
-  }
-  for (const name of SYNC_METHODS) {
-    const fn = proto[name]!;
-    define(proto, name, function (this: H5File, ...args: unknown[]) {
-      try {
-        return fn.apply(this, args);
-      } catch (err) {
-        throw wrapNativeError(err, this.path);
-      }
-    });
-  }
-  for (const name of ASYNC_METHODS) {
-    const fn = proto[name]!;
-    define(proto, name, function (this: H5File, ...args: unknown[]) {
-      let p: Promise<unknown>;
-      try {
-        p = fn.apply(this, args) as Promise<unknown>;
-      } catch (err) {
-        return Promise.reject(wrapNativeError(err, this.path));
-      }
-      return p.catch((err: unknown) => {
-        throw wrapNativeError(err, this.path);
-      });
-    });
-  }
-  const openSync = ctor.openSync!;
-  const open = ctor.open!;
-  const isHDF5 = ctor.isHDF5!;
-  define(ctor, 'openSync', function (...args: unknown[]) {
-    try {
-      return openSync.apply(ctor, args);
-    } catch (err) {
-      throw wrapNativeError(err, typeof args[0] === 'string' ? args[0] : undefined);
-    }
-  });
-  define(ctor, 'open', function (...args: unknown[]) {
-    let p: Promise<unknown>;
-    try {
-      p = open.apply(ctor, args) as Promise<unknown>;
-    } catch (err) {
-      return Promise.reject(wrapNativeError(err, typeof args[0] === 'string' ? args[0] : undefined));
-    }
-    return p.catch((err: unknown) => {
-      throw wrapNativeError(err, typeof args[0] === 'string' ? args[0] : undefined);
-    });
-  });
-  define(ctor, 'isHDF5', function (...args: unknown[]) {
-    try {
-      return isHDF5.apply(ctor, args);
-    } catch (err) {
-      throw wrapNativeError(err, typeof args[0] === 'string' ? args[0] : undefined);
-    }
-  });
-  return raw as unknown as NativeAddon;
-}
+type RawAddon = NativeAddon & { setErrorClass(cls: typeof CheckpointerError): void };
 
 function tryLoad(): void {
   if (cached || failure) return;
   if (process.env.CHECKPOINTER_NO_NATIVE === '1') {
-    failure = new CheckpointerError(
-      'the HDF5 addon is disabled by CHECKPOINTER_NO_NATIVE=1; unset it to use .hdf5/.h5 checkpoints',
-      { code: 'ERR_HDF5_UNAVAILABLE' },
-    );
+    failure = new CheckpointerError('the HDF5 addon is disabled by CHECKPOINTER_NO_NATIVE=1; unset it to use .hdf5/.h5 checkpoints', {
+      code: 'ERR_HDF5_UNAVAILABLE',
+    });
     return;
   }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Record<string, unknown>;
-    cached = install(nodeGypBuild(packageRoot()));
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => RawAddon;
+    const raw = nodeGypBuild(packageRoot());
+    if (typeof raw.setErrorClass !== 'function' || typeof raw.H5File?.prototype?.exec !== 'function') {
+      throw new Error('the loaded addon is outdated (no H5File.exec); run `npm run build:native`');
+    }
+    raw.setErrorClass(CheckpointerError);
+    cached = raw;
   } catch (err) {
-    failure = new CheckpointerError(`HDF5 support is unavailable: ${explain(err)}`, {
-      code: 'ERR_HDF5_UNAVAILABLE',
-      cause: err,
-    });
+    failure = new CheckpointerError(`HDF5 support is unavailable: ${explain(err)}`, { code: 'ERR_HDF5_UNAVAILABLE', cause: err });
   }
 }
 
