@@ -33,8 +33,9 @@ import { Checkpointer, CheckpointerOptions } from '../checkpointer';
 import { CheckpointerError, CheckpointerKeyError, fromSystemError } from '../errors';
 import { writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
 import { describeKey } from '../values/model';
+import { checkKeyNames } from '../values/names';
 import {
-  checkName, encodeLeaf, flattenValue, memberName, memberPath, shapeOf, unflattenValue,
+  encodeLeaf, flattenValue, memberName, memberPath, shapeOf, unflattenValue,
 } from '../formats/mcutils-layout';
 import {
   decodeData, EncodedNpy, encodeEmptyDict, npyHeaderLength, NPY_PREFIX_BYTES, parseNpyHeader, planDecode,
@@ -149,7 +150,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   }
 
   /** Format errors from the readers name the file here; system errors become CheckpointerErrors. */
-  #wrap(err: unknown, action: string, what = ''): CheckpointerError {
+  #wrap(err: unknown, action: string, what = ''): Error {
+    // A refused name or value is the caller's mistake, reported as it is.
+    if (err instanceof TypeError || err instanceof RangeError) return err;
     if (err instanceof CheckpointerError) {
       if (err.file !== undefined) return err;
       const prefix = err.code === 'ERR_CHECKPOINT_CORRUPT' ? `${this.#file} is not a readable ${this.format === 'npy' ? '.npy' : '.npz'} file`
@@ -401,9 +404,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       s.dirty = true;
       return;
     }
+    checkKeyNames(key, 'npz');
     let leaves;
     try {
-      for (const name of key) checkName(name, where);
       leaves = flattenValue(value, where);
     } catch (err) {
       throw this.#wrap(err, 'write');
@@ -605,11 +608,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     let ds: RowDataset;
     if (!members) {
       if (!spec) throw this.#missing(key);
-      try {
-        for (const part of key) checkName(part, where);
-      } catch (err) {
-        throw this.#wrap(err, 'write');
-      }
+      checkKeyNames(key, 'npz');
       this.#parentGroup(key); // a parent that is not a dict fails now, not at the close
       const spool = zeroSpool(file, shapeSize(spec.shape) * dtypeInfo(spec.dtype).itemSize);
       ds = new NpzStreamDataset(io, host, key, spec.dtype, spec.shape, spec.maxshape, spool);

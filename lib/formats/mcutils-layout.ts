@@ -20,18 +20,19 @@
  *   - null (None) → a 0-d `|V0` array (a void of no bytes; numpy has no None without pickling);
  *   - an empty dict, which flattening would lose → a 0-d record with no fields (descr `[]`).
  *
- * Not representable, refused with ERR_UNSUPPORTED_VALUE before anything is written: dict keys
- * containing the separator or NUL, a dict key `_list_numitems` (it would read back as a list), text
+ * Not representable, refused before anything is written: names ../values/names refuses for .npz
+ * (TypeError: the separator, NUL, McUtils' list names, ...), and (ERR_UNSUPPORTED_VALUE) text
  * ending in NUL (numpy strips trailing NULs), bigints outside the 64-bit ranges.
  */
 import { CheckpointerError } from '../errors';
 import { dtypeOfTypedArray } from '../values/dtype';
 import { classify } from '../values/model';
+import { checkName, NPZ_KEY_SEP } from '../values/names';
 import { reviveObject } from '../values/registry';
 import { EncodedNpy, encodeArray, encodeEmptyDict, encodeNull, encodeStringScalar, stringSurvivesNpy } from './npy';
 import { classNameFromPickleBase64, classPickleBase64, displayClassName, PSEUDOPICKLE_PROTOCOL } from './pseudo-pickle';
 
-export const KEY_SEP = '::>|<::';
+export const KEY_SEP = NPZ_KEY_SEP;
 export const LIST_ITEM = '_list_item_';
 export const LIST_COUNT = '_list_numitems';
 export const PROTOCOL_KEY = 'pseudopickle_protocol';
@@ -56,17 +57,6 @@ export function memberName(path: readonly string[]): string {
 export function memberPath(zipName: string): string[] {
   const flat = zipName.endsWith(NPY_SUFFIX) ? zipName.slice(0, -NPY_SUFFIX.length) : zipName;
   return flat.split(KEY_SEP);
-}
-
-/** Refuses a name that would not read back as itself. */
-export function checkName(name: string, where: string): void {
-  if (name.includes(KEY_SEP)) {
-    throw unsupported(`${where}: the name ${JSON.stringify(name)} contains ${JSON.stringify(KEY_SEP)}, which .npz files use to flatten nested dicts`);
-  }
-  if (name.includes('\0')) throw unsupported(`${where}: the name ${JSON.stringify(name)} contains NUL (Python's zipfile cuts member names at NUL)`);
-  if (name === LIST_COUNT) {
-    throw unsupported(`${where}: a dict key ${JSON.stringify(LIST_COUNT)} cannot be stored in an .npz file (McUtils reads such a dict as a list)`);
-  }
 }
 
 // ------------------------------------------------------------------------------------ flatten
@@ -145,7 +135,7 @@ export function flattenValue(value: unknown, where: string): FlatLeaf[] {
           return;
         }
         for (const [k, x] of c.entries) {
-          checkName(k, at);
+          checkName(k, 'npz', at);
           visit(x, [...path, k], `${at}.${k}`);
         }
         return;
