@@ -1,8 +1,6 @@
 /**
  * McUtils' HDF5 layout, as policy over the native low level: which groups and datasets a value
- * becomes, and how a tree of groups and datasets loads back. One walk serves the sync and async
- * APIs: metadata work is done during the walk, and the bulk array transfers are returned as jobs
- * that the caller runs with `writeSync`/`readSync` or awaits with `write`/`read`.
+ * becomes, and how a walked tree of groups and datasets loads back.
  *
  *   dict            → group, children in insertion order (link creation order tracked)
  *   list            → group of `_list_item_N` plus `_list_numitems` (int64 scalar)
@@ -11,13 +9,19 @@
  *                     `S` like McUtils, other text as variable-length UTF-8 like h5py's `str`)
  *   TypedArray/NDArray (rank ≥ 1) → chunked dataset, first axis unlimited
  *   registered object → group { pseudopickle_protocol, class: { pseudopickle_protocol, pickle_data }, state }
+ *
+ * Writing is planned in full before the file changes (`planValue`: every name and value checked),
+ * then becomes one batch of create ops (`createOps`). Reading interprets one walk of the tree
+ * (`LayoutReader`): small datasets arrive with their data, large ones are read in one more batch.
  */
-import { CheckpointerError, CheckpointerKeyError } from '../errors';
-import type { DatasetInfo, H5File } from '../native';
+import { constants as bufferConstants } from 'node:buffer';
+import { CheckpointerError } from '../errors';
+import type { BytesLayout, DatasetInfo, DatasetSpec, FileOp, WalkNode } from '../native';
 import { classPickleBase64, classNameFromPickleBase64, displayClassName, PSEUDOPICKLE_PROTOCOL } from '../formats/pseudo-pickle';
-import { allocateForRead, arrayTypeOf, DType, dtypeInfo, dtypeOfTypedArray, shapeSize, TypedArray } from '../values/dtype';
+import { allocateForRead, DType, dtypeInfo, dtypeOfTypedArray, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { classify } from '../values/model';
+import { checkName, RESERVED_PREFIX } from '../values/names';
 import { reviveObject } from '../values/registry';
 
 export const LIST_ITEM = '_list_item_';
@@ -25,21 +29,18 @@ export const LIST_COUNT = '_list_numitems';
 
 /** Target bytes per chunk: large enough for whole-chunk writes at file speed, small enough to slice. */
 export const TARGET_CHUNK_BYTES = 4 * 1024 * 1024;
-
-/** A bulk transfer left for the caller to run, sync or async. */
-export interface TransferJob {
-  path: string;
-  data: TypedArray;
-}
+/** Datasets up to this size come back with the walk (one call for a whole dict of small values). */
+export const INLINE_BYTES = 64 * 1024;
+const INLINE_TOTAL = 64 * 1024 * 1024;
+/** The largest array this Node can allocate in one piece. */
+const MAX_ARRAY_BYTES = bufferConstants.MAX_LENGTH;
 
 export function joinPath(parent: string, name: string): string {
   return parent === '/' ? `/${name}` : `${parent}/${name}`;
 }
 
+/** The HDF5 path of a key path (its names checked by the caller). */
 export function toH5Path(key: readonly string[]): string {
-  for (const k of key) {
-    if (k.includes('/') || k === '.') throw new TypeError(`HDF5 key names cannot contain '/' or be '.': ${JSON.stringify(k)}`);
-  }
   return '/' + key.join('/');
 }
 
@@ -64,252 +65,257 @@ export function chunkShapeFor(shape: readonly number[], itemSize: number, target
 
 // ------------------------------------------------------------------------------------------ write
 
-interface ScalarSpec { dtype: DType; data: TypedArray }
+/** A value's HDF5 form, checked in full. */
+export type PlannedNode =
+  | { kind: 'group'; children: [string, PlannedNode][] }
+  | { kind: 'array'; spec: DatasetSpec; data: TypedArray | null }
+  | { kind: 'strings'; strings: string[]; shape: number[] }
+  | { kind: 'bytes'; bytes: Uint8Array; layout: BytesLayout }
+  | { kind: 'null' };
 
-function scalarSpec(value: boolean | number | bigint): ScalarSpec {
-  if (typeof value === 'boolean') return { dtype: 'bool', data: Uint8Array.of(value ? 1 : 0) };
-  if (typeof value === 'bigint') {
-    if (value >= -(2n ** 63n) && value < 2n ** 63n) return { dtype: 'int64', data: BigInt64Array.of(value) };
-    if (value >= 0n && value < 2n ** 64n) return { dtype: 'uint64', data: BigUint64Array.of(value) };
-    throw new CheckpointerError(`bigint ${value} does not fit in 64 bits`, { code: 'ERR_UNSUPPORTED_VALUE' });
-  }
-  if (Number.isSafeInteger(value) && !Object.is(value, -0)) return { dtype: 'int64', data: BigInt64Array.of(BigInt(value)) };
-  return { dtype: 'float64', data: Float64Array.of(value) };
+function unsupported(message: string): CheckpointerError {
+  return new CheckpointerError(message, { code: 'ERR_UNSUPPORTED_VALUE' });
 }
 
-export class LayoutWriter {
-  readonly jobs: TransferJob[] = [];
-  constructor(private readonly file: H5File) {}
-
-  /** Writes `value` at `path`, reusing what is there when it can and replacing it when not. */
-  write(path: string, value: unknown): void {
-    const c = classify(value, path);
-    switch (c.kind) {
-      case 'null':
-        this.#replaceWith(path, () => this.file.createNull(path));
-        return;
-      case 'boolean':
-      case 'number':
-      case 'bigint': {
-        const s = scalarSpec(c.value);
-        this.#array(path, s.dtype, [], s.data);
-        return;
-      }
-      case 'string':
-        this.#replaceWith(path, () => this.#string(path, c.value));
-        return;
-      case 'typed':
-        this.#array(path, dtypeOfTypedArray(c.value), [c.value.length], c.value);
-        return;
-      case 'ndarray':
-        this.#array(path, c.value.dtype, [...c.value.shape], c.value.data);
-        return;
-      case 'list': {
-        const names = c.value.map((_, i) => `${LIST_ITEM}${i}`);
-        this.#group(path, [...names, LIST_COUNT]);
-        c.value.forEach((item, i) => this.write(joinPath(path, names[i]!), item));
-        this.write(joinPath(path, LIST_COUNT), c.value.length);
-        return;
-      }
-      case 'dict':
-        this.#group(path, c.entries.map(([k]) => k));
-        for (const [k, v] of c.entries) this.write(joinPath(path, toH5Path([k]).slice(1)), v);
-        return;
-      case 'object': {
-        this.#group(path, ['pseudopickle_protocol', 'class', 'state']);
-        this.write(joinPath(path, 'pseudopickle_protocol'), PSEUDOPICKLE_PROTOCOL);
-        const cls = joinPath(path, 'class');
-        this.#group(cls, ['pseudopickle_protocol', 'pickle_data']);
-        this.write(joinPath(cls, 'pseudopickle_protocol'), PSEUDOPICKLE_PROTOCOL);
-        // Fixed-length bytes: McUtils base64-decodes `S` data but hands variable-length bytes to pickle as is.
-        this.#replaceWith(joinPath(cls, 'pickle_data'), () => this.#string(joinPath(cls, 'pickle_data'), classPickleBase64(c.className)));
-        this.write(joinPath(path, 'state'), c.state);
-      }
-    }
-  }
-
-  /** Makes `path` a group holding only `keep` (children it has beyond them are removed). */
-  #group(path: string, keep: readonly string[]): void {
-    const kind = this.file.kind(path);
-    if (kind === 'group') {
-      const wanted = new Set(keep);
-      for (const child of this.file.list(path)) if (!wanted.has(child)) this.file.delete(joinPath(path, child));
-      return;
-    }
-    if (kind !== null) this.file.delete(path);
-    this.file.createGroup(path);
-  }
-
-  /**
-   * ASCII text as McUtils writes it (fixed-length NUL-padded `S`, which McUtils reads back as str);
-   * other text (and '') as h5py writes `str`: variable-length UTF-8.
-   */
-  #string(path: string, text: string): void {
-    if (text.length > 0 && /^[\x01-\x7f]*$/.test(text)) this.file.writeBytes(path, Buffer.from(text, 'latin1'), 'S');
-    else this.file.writeStrings(path, [text], []);
-  }
-
-  #replaceWith(path: string, create: () => void): void {
-    if (this.file.kind(path) !== null) this.file.delete(path);
-    create();
-  }
-
-  /**
-   * An array (or 0-d scalar). An existing dataset of the same dtype and rank whose maxshape admits
-   * the new shape is resized and rewritten in place, so rewrites do not grow the file.
-   */
-  #array(path: string, dtype: DType, shape: number[], data: TypedArray): void {
-    if (this.file.kind(path) === 'dataset') {
-      const info = this.file.info(path);
-      if (canReuse(info, dtype, shape)) {
-        if (shape.length > 0 && !sameShape(info.shape, shape)) this.file.resize(path, shape);
-        this.#queue(path, data);
-        return;
-      }
-    }
-    if (this.file.kind(path) !== null) this.file.delete(path);
-    if (shape.length === 0) {
-      this.file.createDataset(path, { dtype, shape });
+function scalarNode(value: boolean | number | bigint, where: string): PlannedNode {
+  let dtype: DType;
+  let data: TypedArray;
+  if (typeof value === 'boolean') {
+    dtype = 'bool';
+    data = Uint8Array.of(value ? 1 : 0);
+  } else if (typeof value === 'bigint') {
+    if (value >= -(2n ** 63n) && value < 2n ** 63n) {
+      dtype = 'int64';
+      data = BigInt64Array.of(value);
+    } else if (value >= 0n && value < 2n ** 64n) {
+      dtype = 'uint64';
+      data = BigUint64Array.of(value);
     } else {
-      this.file.createDataset(path, {
-        dtype,
-        shape,
-        // A zero-length fixed axis cannot hold a chunk of 1: leave such axes unlimited.
-        maxshape: [null, ...shape.slice(1).map((d) => (d === 0 ? null : d))],
-        chunks: chunkShapeFor(shape, dtypeInfo(dtype).itemSize),
-      });
+      throw unsupported(`${where}: the bigint ${value} does not fit in 64 bits`);
     }
-    this.#queue(path, data);
+  } else if (Number.isSafeInteger(value) && !Object.is(value, -0)) {
+    dtype = 'int64';
+    data = BigInt64Array.of(BigInt(value));
+  } else {
+    dtype = 'float64';
+    data = Float64Array.of(value);
   }
+  return { kind: 'array', spec: { dtype, shape: [] }, data };
+}
 
-  #queue(path: string, data: TypedArray): void {
-    if (data.length > 0) this.jobs.push({ path, data });
+/**
+ * ASCII text as McUtils writes it (fixed-length NUL-padded `S`, which McUtils reads back as str);
+ * other text (and '') as h5py writes `str`: variable-length UTF-8, which cannot hold NUL.
+ */
+function stringNode(text: string, where: string): PlannedNode {
+  if (text.length > 0 && /^[\x01-\x7f]*$/.test(text)) return { kind: 'bytes', bytes: Buffer.from(text, 'latin1'), layout: 'S' };
+  if (text.includes('\0')) throw unsupported(`${where}: HDF5 variable-length strings cannot hold NUL characters`);
+  return { kind: 'strings', strings: [text], shape: [] };
+}
+
+function arrayNode(dtype: DType, shape: readonly number[], data: TypedArray): PlannedNode {
+  if (shape.length === 0) return { kind: 'array', spec: { dtype, shape: [] }, data };
+  return {
+    kind: 'array',
+    spec: {
+      dtype,
+      shape,
+      // A zero-length fixed axis cannot hold a chunk of 1: leave such axes unlimited.
+      maxshape: [null, ...shape.slice(1).map((d) => (d === 0 ? null : d))],
+      chunks: chunkShapeFor(shape, dtypeInfo(dtype).itemSize),
+    },
+    data,
+  };
+}
+
+/** Plans `value` (already checked storable): every name and value checked, nothing written. */
+export function planValue(value: unknown, where: string): PlannedNode {
+  const c = classify(value, where);
+  switch (c.kind) {
+    case 'null': return { kind: 'null' };
+    case 'boolean':
+    case 'number':
+    case 'bigint': return scalarNode(c.value, where);
+    case 'string': return stringNode(c.value, where);
+    case 'typed': return arrayNode(dtypeOfTypedArray(c.value), [c.value.length], c.value);
+    case 'ndarray': return arrayNode(c.value.dtype, c.value.shape, c.value.data);
+    case 'list': {
+      const children: [string, PlannedNode][] = c.value.map((item, i) => [`${LIST_ITEM}${i}`, planValue(item, `${where}[${i}]`)]);
+      children.push([LIST_COUNT, scalarNode(c.value.length, where)]);
+      return { kind: 'group', children };
+    }
+    case 'dict':
+      return {
+        kind: 'group',
+        children: c.entries.map(([k, v]) => {
+          checkName(k, 'hdf5', where);
+          return [k, planValue(v, `${where}.${k}`)];
+        }),
+      };
+    case 'object':
+      return {
+        kind: 'group',
+        children: [
+          ['pseudopickle_protocol', scalarNode(PSEUDOPICKLE_PROTOCOL, where)],
+          ['class', {
+            kind: 'group',
+            children: [
+              ['pseudopickle_protocol', scalarNode(PSEUDOPICKLE_PROTOCOL, where)],
+              // Fixed-length bytes: McUtils base64-decodes `S` data but hands variable-length bytes to pickle as is.
+              ['pickle_data', stringNode(classPickleBase64(c.className), where)],
+            ],
+          }],
+          ['state', planValue(c.state, `${where}<${c.className}>`)],
+        ],
+      };
   }
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function canReuse(info: DatasetInfo, dtype: DType, shape: readonly number[]): boolean {
-  if (info.isNull || info.dtype !== dtype || info.shape.length !== shape.length) return false;
-  if (shape.length === 0) return true;
-  if (sameShape(info.shape, shape)) return true;
-  if (!info.chunks) return false;
-  return shape.every((d, i) => info.maxshape[i] === null || d <= (info.maxshape[i] as number));
+/** The create ops that make `node` at `path` (its parent exists). */
+export function createOps(path: string, node: PlannedNode, ops: FileOp[] = []): FileOp[] {
+  switch (node.kind) {
+    case 'group':
+      ops.push({ op: 'createGroup', path });
+      for (const [name, child] of node.children) createOps(joinPath(path, name), child, ops);
+      break;
+    case 'array':
+      ops.push(node.data && node.data.length > 0 ? { op: 'createDataset', path, spec: node.spec, data: node.data } : { op: 'createDataset', path, spec: node.spec });
+      break;
+    case 'strings':
+      ops.push({ op: 'createStrings', path, strings: node.strings, shape: node.shape });
+      break;
+    case 'bytes':
+      ops.push({ op: 'createBytes', path, bytes: node.bytes, layout: node.layout });
+      break;
+    case 'null':
+      ops.push({ op: 'createNull', path });
+  }
+  return ops;
 }
 
 // ------------------------------------------------------------------------------------------- read
 
-/** Reads the node at `path` into JS values; arrays are allocated and their reads queued in `jobs`. */
+/** Whether a child name is one of this package's temporary links (never shown as a key). */
+export function isReserved(name: string): boolean {
+  return name.startsWith(RESERVED_PREFIX);
+}
+
+/** Loads a walked tree; arrays not in the walk are allocated and their reads collected in `reads`. */
 export class LayoutReader {
-  readonly jobs: TransferJob[] = [];
-  /** Scalars whose value is known only after their read job ran. */
-  readonly #scalars: { slot: { value: unknown }; data: TypedArray; dtype: DType }[] = [];
-  constructor(private readonly file: H5File) {}
+  readonly reads: FileOp[] = [];
+  constructor(private readonly file: string) {}
 
-  /** Loads the value at `key`, or throws CheckpointerKeyError when it does not exist. */
-  load(key: readonly string[]): unknown {
-    const path = toH5Path(key);
-    const kind = this.file.kind(path);
-    if (kind === null) throw CheckpointerKeyError.missing(key, this.file.path);
-    return this.#node(path);
+  /** The value of the node at `path` (placeholders stand for arrays still to be read). */
+  load(node: WalkNode | null, path: string): unknown {
+    if (node === null) throw new CheckpointerError(`${path} vanished while it was read`, { code: 'ERR_HDF5', file: this.file });
+    switch (node.kind) {
+      case 'group': return this.#group(node, path);
+      case 'dataset': return this.#dataset(node.info, node, path);
+      case 'error': throw node.error;
+      case 'link':
+        throw new CheckpointerError(`${path} in ${this.file} is a${node.linkType === 'external' ? 'n' : ''} ${node.linkType === 'datatype' ? 'committed datatype' : `${node.linkType} link`}, neither a group nor a dataset`, {
+          code: 'ERR_UNSUPPORTED_DTYPE', file: this.file,
+        });
+    }
   }
 
-  /** After the jobs ran: replaces scalar placeholders with their values. */
+  /** After the reads ran: the value with its placeholders replaced. */
   finish(value: unknown): unknown {
-    return this.#resolve(value);
+    if (value instanceof PendingScalar) return value.value();
+    if (value instanceof PendingObject) return reviveObject(value.className, this.finish(value.state));
+    if (Array.isArray(value)) return value.map((x) => this.finish(x));
+    if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+      for (const k of Object.keys(value)) (value as Record<string, unknown>)[k] = this.finish((value as Record<string, unknown>)[k]);
+    }
+    return value;
   }
 
-  #node(path: string): unknown {
-    const kind = this.file.kind(path);
-    if (kind === 'group') return this.#group(path);
-    if (kind === 'dataset') return this.#dataset(path);
-    throw new CheckpointerError(`${path} in ${this.file.path} is neither a group nor a dataset`, {
-      code: 'ERR_UNSUPPORTED_DTYPE', file: this.file.path,
+  #group(node: Extract<WalkNode, { kind: 'group' }>, path: string): unknown {
+    const child = new Map<string, WalkNode | null>();
+    node.names.forEach((name, i) => {
+      if (!isReserved(name)) child.set(name, node.children[i] ?? null);
     });
-  }
-
-  #group(path: string): unknown {
-    const names = this.file.list(path);
-    const has = new Set(names);
-    if (has.has('pseudopickle_protocol') && has.has('class') && this.file.kind(joinPath(path, 'class')) === 'group') {
-      const pickle = this.file.readStrings(joinPath(path, 'class/pickle_data'))[0] ?? '';
-      const className = displayClassName(classNameFromPickleBase64(pickle));
-      const state = has.has('state') ? this.#node(joinPath(path, 'state')) : null;
+    const pickle = child.get('class');
+    if (child.has('pseudopickle_protocol') && pickle?.kind === 'group') {
+      const data = pickle.names.indexOf('pickle_data');
+      const pd = data >= 0 ? pickle.children[data] : null;
+      const text = pd?.kind === 'dataset' ? pd.strings?.[0] ?? '' : '';
+      const className = displayClassName(classNameFromPickleBase64(text));
+      const state = child.has('state') ? this.load(child.get('state')!, joinPath(path, 'state')) : null;
       return new PendingObject(className, state);
     }
-    if (has.has(LIST_COUNT)) {
-      const count = Number(this.#readScalarNow(joinPath(path, LIST_COUNT)));
+    const count = child.get(LIST_COUNT);
+    if (count !== undefined) {
+      const n = count?.kind === 'dataset' && count.data ? Number(count.data[0]) : NaN;
+      if (!Number.isSafeInteger(n) || n < 0) {
+        throw new CheckpointerError(`${joinPath(path, LIST_COUNT)} in ${this.file} is not a list length`, { code: 'ERR_CHECKPOINT_CORRUPT', file: this.file });
+      }
       const out: unknown[] = [];
-      for (let i = 0; i < count; i++) out.push(this.#node(joinPath(path, `${LIST_ITEM}${i}`)));
+      for (let i = 0; i < n; i++) {
+        const name = `${LIST_ITEM}${i}`;
+        if (!child.has(name)) throw new CheckpointerError(`${joinPath(path, name)} is missing from the list at ${path} in ${this.file}`, { code: 'ERR_CHECKPOINT_CORRUPT', file: this.file });
+        out.push(this.load(child.get(name)!, joinPath(path, name)));
+      }
       return out;
     }
     const out: Record<string, unknown> = {};
-    for (const name of names) {
-      Object.defineProperty(out, name, { value: this.#node(joinPath(path, name)), enumerable: true, writable: true, configurable: true });
+    for (const [name, n] of child) {
+      Object.defineProperty(out, name, { value: this.load(n, joinPath(path, name)), enumerable: true, writable: true, configurable: true });
     }
     return out;
   }
 
-  #readScalarNow(path: string): unknown {
-    const info = this.file.info(path);
-    const data = new (arrayTypeOf(info.dtype as DType))(dtypeInfo(info.dtype as DType).lanes);
-    this.file.readSync(path, data);
-    return scalarValue(data, info.dtype as DType);
-  }
-
-  #dataset(path: string): unknown {
-    const info = this.file.info(path);
+  #dataset(info: DatasetInfo, node: Extract<WalkNode, { kind: 'dataset' }>, path: string): unknown {
+    if (info.dtype === null) {
+      throw new CheckpointerError(info.unsupported ?? `unsupported HDF5 datatype at ${path}`, { code: 'ERR_UNSUPPORTED_DTYPE', file: this.file });
+    }
     if (info.isNull) return null;
     if (info.dtype === 'string') {
-      const strings = this.file.readStrings(path);
-      return info.shape.length === 0 ? strings[0] : nest(strings, info.shape);
+      const strings = node.strings ?? [];
+      return info.shape.length === 0 ? strings[0] ?? '' : nest(strings, info.shape);
     }
-    const dtype = info.dtype as DType;
-    const data = allocateForRead(dtype, shapeSize(info.shape) * dtypeInfo(dtype).lanes);
-    if (data.length > 0) this.jobs.push({ path, data });
-    if (info.shape.length === 0 && dtypeInfo(dtype).kind !== 'c') {
-      const slot = { value: undefined as unknown };
-      this.#scalars.push({ slot, data, dtype });
-      return new PendingScalar(slot);
+    const dtype = info.dtype;
+    const d = dtypeInfo(dtype);
+    let data = node.data;
+    if (!data) {
+      const elements = shapeSize(info.shape);
+      if (elements * d.itemSize > MAX_ARRAY_BYTES) {
+        throw new CheckpointerError(
+          `${path} in ${this.file} holds ${elements * d.itemSize} bytes (shape [${info.shape.join(', ')}]), more than one array of this Node can hold `
+          + `(${MAX_ARRAY_BYTES} bytes); read it in slices through a dataset handle (chk.dataset(key).read(...))`,
+          { code: 'ERR_TOO_LARGE', file: this.file },
+        );
+      }
+      try {
+        data = allocateForRead(dtype, elements * d.lanes);
+      } catch (err) {
+        throw new CheckpointerError(`${path} in ${this.file}: cannot allocate ${elements * d.itemSize} bytes (${(err as Error).message})`, {
+          code: 'ERR_TOO_LARGE', file: this.file, cause: err,
+        });
+      }
+      if (data.length > 0) this.reads.push({ op: 'read', path, out: data });
     }
+    if (info.shape.length === 0 && d.kind !== 'c') return new PendingScalar(data, dtype);
     return new NDArray(data, info.shape, dtype);
-  }
-
-  #resolve(v: unknown): unknown {
-    if (v instanceof PendingScalar) return v.slot.value;
-    if (v instanceof PendingObject) return reviveObject(v.className, this.#resolve(v.state));
-    if (Array.isArray(v)) return v.map((x) => this.#resolve(x));
-    if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-      for (const k of Object.keys(v)) (v as Record<string, unknown>)[k] = this.#resolve((v as Record<string, unknown>)[k]);
-    }
-    return v;
-  }
-
-  /** Call after the read jobs ran, before `finish`. */
-  settleScalars(): void {
-    for (const s of this.#scalars) s.slot.value = scalarValue(s.data, s.dtype);
   }
 }
 
+/** A 0-d dataset's JS value once its data is there: bool → boolean, 64-bit ints → number when safe else bigint. */
 class PendingScalar {
-  constructor(readonly slot: { value: unknown }) {}
+  constructor(readonly data: TypedArray, readonly dtype: DType) {}
+  value(): unknown {
+    const v = this.data[0]!;
+    if (this.dtype === 'bool') return v !== 0;
+    if (typeof v === 'bigint') {
+      const n = Number(v);
+      return Number.isSafeInteger(n) ? n : v;
+    }
+    return v;
+  }
 }
 
 class PendingObject {
   constructor(readonly className: string, readonly state: unknown) {}
-}
-
-/** A 0-d dataset's JS value: bool → boolean, 64-bit ints → number when safe else bigint. */
-function scalarValue(data: TypedArray, dtype: DType): unknown {
-  const v = data[0]!;
-  if (dtype === 'bool') return v !== 0;
-  if (typeof v === 'bigint') {
-    const n = Number(v);
-    return Number.isSafeInteger(n) ? n : v;
-  }
-  return v;
 }
 
 function nest(flat: readonly string[], shape: readonly number[]): unknown {
@@ -320,4 +326,9 @@ function nest(flat: readonly string[], shape: readonly number[]): unknown {
     return out;
   };
   return build(0);
+}
+
+/** The walk op the reader expects. */
+export function walkOp(path: string): FileOp {
+  return { op: 'walk', path, inlineBytes: INLINE_BYTES, inlineTotal: INLINE_TOTAL };
 }

@@ -1,26 +1,38 @@
 /**
  * HDF5Checkpointer: `.hdf5`/`.h5` checkpoints through the native addon, in McUtils' layout
- * (see ./hdf5-layout). The file is opened read-only on open and reopened read-write on the first
- * write, so reading never changes it and a missing file is not created by reads. Large arrays move
- * between TypedArrays and the file off the event loop in the async API.
+ * (./hdf5-layout). The file is opened read-only on open and reopened read-write on the first
+ * write, so reading never changes it and a missing file is not created by reads.
+ *
+ * Validate, then mutate: a `set` checks every name and value first (../values/names, planValue),
+ * then writes the new value under a temporary link beside the key and swaps it in with H5Lmove, all
+ * in one batch; if anything fails the batch is undone, so the key keeps its previous value
+ * bit-identical. (A rewritten key therefore moves to the end of the file's creation order, and the
+ * space its old value held is reused by later writes: files track free space across sessions.)
+ *
+ * Every HDF5 call runs through ./hdf5-calls: the sync API on the calling thread, the async API on
+ * the addon's HDF5 thread, from one generator per operation.
  */
 import * as fs from 'node:fs';
 import { Checkpointer, CheckpointerOptions } from '../checkpointer';
 import { CheckpointerError, CheckpointerKeyError } from '../errors';
-import { loadNative } from '../native';
-import type { H5File } from '../native';
-import { LayoutReader, LayoutWriter, toH5Path } from './hdf5-layout';
-import { HDF5Dataset, HDF5DatasetIO } from '../dataset/hdf5-dataset';
+import type { FileOp, H5File, LookupKind, WalkNode } from '../native';
+import { describeKey } from '../values/model';
+import { checkKeyNames, RESERVED_PREFIX } from '../values/names';
+import { closeFile, exec, H5Gen, openFile, runAsync, runSync } from './hdf5-calls';
+import { createOps, isReserved, joinPath, LayoutReader, PlannedNode, planValue, toH5Path, walkOp } from './hdf5-layout';
+import { HDF5Dataset, HDF5DatasetCore, HDF5DatasetIO } from '../dataset/hdf5-dataset';
 import type { DatasetHost, DatasetOptions } from '../dataset/types';
 
-/** Transfers below this many bytes run on the calling thread: a thread hop costs more than they do. */
-const SMALL_TRANSFER = 64 * 1024;
-
-/** The open checkpoint: the file handle (null while the file does not exist) and its mode. */
+/** The open checkpoint: the file handle (null while the file does not exist), and its open datasets. */
 export interface HDF5Stream {
   file: H5File | null;
   writable: boolean;
+  /** Dataset cores by path: one per dataset, shared by its handles. */
+  datasets: Map<string, HDF5DatasetCore>;
 }
+
+/** Distinguishes the temporary links of one process's writes. */
+let pendingCounter = 0;
 
 export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   static override readonly defaultExtension: string = '.hdf5';
@@ -39,26 +51,32 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
 
   // ------------------------------------------------------------------ open / close
 
-  openCheckpointFileSync(): HDF5Stream {
-    const native = loadNative();
-    if (!fs.existsSync(this.#path)) return { file: null, writable: false };
-    return { file: native.H5File.openSync(this.#path, 'r'), writable: false };
+  *#open(): H5Gen<HDF5Stream> {
+    const datasets = new Map<string, HDF5DatasetCore>();
+    if (!fs.existsSync(this.#path)) return { file: null, writable: false, datasets };
+    return { file: yield* openFile(this.#path, 'r'), writable: false, datasets };
   }
 
-  override async openCheckpointFile(): Promise<HDF5Stream> {
-    const native = loadNative();
-    if (!fs.existsSync(this.#path)) return { file: null, writable: false };
-    return { file: await native.H5File.open(this.#path, 'r'), writable: false };
+  openCheckpointFileSync(): HDF5Stream {
+    return runSync(this.#open());
+  }
+
+  override openCheckpointFile(): Promise<HDF5Stream> {
+    return runAsync(this.#open());
+  }
+
+  *#close(s: HDF5Stream): H5Gen<void> {
+    if (s.file) yield* closeFile(s.file);
+    s.file = null;
+    s.datasets.clear();
   }
 
   closeCheckpointFileSync(s: HDF5Stream): void {
-    s.file?.closeSync();
-    s.file = null;
+    runSync(this.#close(s));
   }
 
-  override async closeCheckpointFile(s: HDF5Stream): Promise<void> {
-    await s.file?.close();
-    s.file = null;
+  override closeCheckpointFile(s: HDF5Stream): Promise<void> {
+    return runAsync(this.#close(s));
   }
 
   /** Refuses to write a file without write bits (root could, but the user marked it read-only). */
@@ -75,23 +93,22 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   }
 
   /** The file, reopened (or created) read-write for a write. */
-  #writableSync(): H5File {
+  *#writable(): H5Gen<H5File> {
     const s = this.#s();
     if (s.file && s.writable) return s.file;
     this.#assertWritable();
-    const native = loadNative();
     if (s.file) {
-      s.file.closeSync();
+      yield* closeFile(s.file);
       s.file = null;
     }
     const exists = fs.existsSync(this.#path);
     try {
-      s.file = native.H5File.openSync(this.#path, exists ? 'r+' : 'x');
+      s.file = yield* openFile(this.#path, exists ? 'r+' : 'x');
     } catch (err) {
       // Keep reading what is there (e.g. the file is locked for writing by someone else).
       if (exists) {
         try {
-          s.file = native.H5File.openSync(this.#path, 'r');
+          s.file = yield* openFile(this.#path, 'r');
         } catch { /* the first error says why */ }
       }
       throw err;
@@ -100,116 +117,183 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     return s.file;
   }
 
-  async #writable(): Promise<H5File> {
-    const s = this.#s();
-    if (s.file && s.writable) return s.file;
-    this.#assertWritable();
-    const native = loadNative();
-    if (s.file) {
-      await s.file.close();
-      s.file = null;
-    }
-    const exists = fs.existsSync(this.#path);
-    try {
-      s.file = await native.H5File.open(this.#path, exists ? 'r+' : 'x');
-    } catch (err) {
-      if (exists) s.file = await native.H5File.open(this.#path, 'r').catch(() => null);
-      throw err;
-    }
-    s.writable = true;
-    return s.file;
+  // ------------------------------------------------------------------ lookups
+
+  /** The kind of each prefix of `key` that exists, down to the first missing one or non-group. */
+  *#lookup(key: readonly string[]): H5Gen<LookupKind[]> {
+    const file = this.#s().file;
+    if (!file || key.some(isReserved)) return [];
+    const [kinds] = yield* exec(file, [{ op: 'lookup', path: toH5Path(key) }]);
+    return kinds as LookupKind[];
   }
 
-  // ------------------------------------------------------------------ parameters
+  /** What `key` names (null when absent); CheckpointerKeyError when a parent holds a non-dict. */
+  *#kindOf(key: readonly string[]): H5Gen<LookupKind | null> {
+    const kinds = yield* this.#lookup(key);
+    this.#checkParents(key, kinds);
+    return kinds.length === key.length ? kinds[key.length - 1]! : null;
+  }
 
-  /** Creates missing parent groups of a key path. */
-  #parents(file: H5File, key: readonly string[]): void {
-    for (let i = 1; i < key.length; i++) {
-      const p = toH5Path(key.slice(0, i));
-      const kind = file.kind(p);
-      if (kind === null) file.createGroup(p);
-      else if (kind !== 'group') {
-        throw new CheckpointerKeyError(
-          `key ${JSON.stringify(key)}: ${JSON.stringify(key.slice(0, i))} holds a value that is not a dict`, key, this.#path,
-        );
+  #checkParents(key: readonly string[], kinds: readonly LookupKind[]): void {
+    for (let i = 0; i < Math.min(kinds.length, key.length - 1); i++) {
+      if (kinds[i] !== 'group') {
+        throw new CheckpointerKeyError(`key ${describeKey(key)}: ${describeKey(key.slice(0, i + 1))} holds a value that is not a dict`, key, this.#path);
       }
     }
   }
 
-  saveParameterSync(key: string[], value: unknown): void {
-    const path = toH5Path(key);
-    const file = this.#writableSync();
-    this.#parents(file, key);
-    const writer = new LayoutWriter(file);
-    writer.write(path, value);
-    for (const job of writer.jobs) file.writeSync(job.path, job.data);
-  }
-
-  override async saveParameter(key: string[], value: unknown): Promise<void> {
-    const path = toH5Path(key);
-    const file = await this.#writable();
-    this.#parents(file, key);
-    const writer = new LayoutWriter(file);
-    writer.write(path, value);
-    for (const job of writer.jobs) {
-      if (job.data.byteLength < SMALL_TRANSFER) file.writeSync(job.path, job.data);
-      else await file.write(job.path, job.data);
+  /** set/delete would replace a dataset that handles are open on: refused, the handles keep working. */
+  #assertNoHandles(key: readonly string[], what: string): void {
+    const p = toH5Path(key);
+    for (const core of this.#s().datasets.values()) {
+      if (core.path === p || core.path.startsWith(`${p}/`)) {
+        throw new CheckpointerError(`cannot ${what} key ${describeKey(key)} of ${this.#path}: a dataset handle is open on ${core.path}; close it first`, {
+          code: 'ERR_BUSY', file: this.#path,
+        });
+      }
     }
   }
 
-  #reader(key: string[]): { reader: LayoutReader; value: unknown } | null {
+  /** Buffered frames of datasets at or under `key` are written before it is read. */
+  *#writeBuffered(key: readonly string[]): H5Gen<void> {
+    const p = toH5Path(key);
+    for (const core of this.#s().datasets.values()) {
+      if (core.path === p || core.path.startsWith(`${p}/`)) yield* core.writeBuffered();
+    }
+  }
+
+  // ------------------------------------------------------------------ parameters
+
+  /**
+   * Puts `node` at `key`: created under a temporary link next to the highest level that does not
+   * exist yet (or next to the key itself), then moved into place — replacing what was there — in
+   * one batch. A failure undoes what the batch did, so the key keeps its previous value.
+   */
+  *#place(key: readonly string[], node: PlannedNode): H5Gen<void> {
+    const file = yield* this.#writable();
+    const kinds = yield* this.#lookup(key);
+    this.#checkParents(key, kinds);
+    const base = Math.min(kinds.length, key.length - 1);
+    let tree = node;
+    for (let i = key.length - 1; i > base; i--) tree = { kind: 'group', children: [[key[i]!, tree]] };
+    const target = toH5Path(key.slice(0, base + 1));
+    const parent = base === 0 ? '/' : toH5Path(key.slice(0, base));
+    const n = pendingCounter++;
+    const fresh = joinPath(parent, `${RESERVED_PREFIX}new-${process.pid}-${n}`);
+    const old = joinPath(parent, `${RESERVED_PREFIX}old-${process.pid}-${n}`);
+    const replacing = kinds.length > base;
+    const ops = createOps(fresh, tree);
+    const swap = ops.length;
+    if (replacing) ops.push({ op: 'move', path: target, to: old });
+    ops.push({ op: 'move', path: fresh, to: target });
+    if (replacing) ops.push({ op: 'delete', path: old });
+    try {
+      yield* exec(file, ops);
+    } catch (err) {
+      yield* this.#undo(file, err, { swap, replacing, fresh, old, target });
+      throw err;
+    }
+  }
+
+  /** Undoes a failed #place batch, as far as it got (best effort: the first error is what the caller sees). */
+  *#undo(file: H5File, err: unknown, at: { swap: number; replacing: boolean; fresh: string; old: string; target: string }): H5Gen<void> {
+    const failed = (err as { opIndex?: unknown }).opIndex;
+    if (typeof failed !== 'number') return;
+    const undo: FileOp[] = [];
+    const moveIn = at.replacing ? at.swap + 1 : at.swap;
+    if (failed > moveIn) {
+      undo.push({ op: 'delete', path: at.old }); // the new value is in place; the old one goes
+    } else {
+      if (failed === moveIn && at.replacing) undo.push({ op: 'move', path: at.old, to: at.target });
+      if (failed > 0) undo.push({ op: 'delete', path: at.fresh }); // op 0 created it
+    }
+    for (const op of undo) {
+      try {
+        yield* exec(file, [op]);
+      } catch { /* keep the first error */ }
+    }
+  }
+
+  *#save(key: string[], value: unknown): H5Gen<void> {
+    checkKeyNames(key, 'hdf5');
+    const node = planValue(value, `key ${describeKey(key.length === 1 ? key[0] : key)}`);
+    this.#assertNoHandles(key, 'set');
+    yield* this.#place(key, node);
+  }
+
+  saveParameterSync(key: string[], value: unknown): void {
+    runSync(this.#save(key, value));
+  }
+
+  override saveParameter(key: string[], value: unknown): Promise<void> {
+    return runAsync(this.#save(key, value));
+  }
+
+  *#load(key: string[]): H5Gen<unknown> {
     const file = this.#s().file;
-    if (!file) return null;
-    const reader = new LayoutReader(file);
-    return { reader, value: reader.load(key) };
+    if (!file || key.some(isReserved)) throw CheckpointerKeyError.missing(key, this.#path);
+    yield* this.#writeBuffered(key);
+    const path = toH5Path(key);
+    const [node] = (yield* exec(this.#s().file!, [walkOp(path)])) as [WalkNode | null];
+    if (node === null) {
+      this.#checkParents(key, yield* this.#lookup(key));
+      throw CheckpointerKeyError.missing(key, this.#path);
+    }
+    const reader = new LayoutReader(this.#path);
+    const value = reader.load(node, path);
+    if (reader.reads.length > 0) yield* exec(this.#s().file!, reader.reads);
+    return reader.finish(value);
   }
 
   loadParameterSync(key: string[]): unknown {
-    const r = this.#reader(key) ?? this.#missing(key);
-    for (const job of r.reader.jobs) this.#s().file!.readSync(job.path, job.data);
-    r.reader.settleScalars();
-    return r.reader.finish(r.value);
+    return runSync(this.#load(key));
   }
 
-  override async loadParameter(key: string[]): Promise<unknown> {
-    const r = this.#reader(key) ?? this.#missing(key);
-    for (const job of r.reader.jobs) {
-      if (job.data.byteLength < SMALL_TRANSFER) this.#s().file!.readSync(job.path, job.data);
-      else await this.#s().file!.read(job.path, job.data);
-    }
-    r.reader.settleScalars();
-    return r.reader.finish(r.value);
+  override loadParameter(key: string[]): Promise<unknown> {
+    return runAsync(this.#load(key));
   }
 
-  #missing(key: string[]): never {
-    throw CheckpointerKeyError.missing(key, this.#path);
+  *#has(key: string[]): H5Gen<boolean> {
+    return (yield* this.#lookup(key)).length === key.length;
   }
 
   hasParameterSync(key: string[]): boolean {
-    const file = this.#s().file;
-    if (!file) return false;
-    // Walk down so a missing parent is "absent", not an HDF5 error.
-    for (let i = 1; i <= key.length; i++) {
-      const kind = file.kind(toH5Path(key.slice(0, i)));
-      if (kind === null || (i < key.length && kind !== 'group')) return false;
-    }
+    return runSync(this.#has(key));
+  }
+
+  override hasParameter(key: string[]): Promise<boolean> {
+    return runAsync(this.#has(key));
+  }
+
+  *#delete(key: string[]): H5Gen<boolean> {
+    if (!(yield* this.#has(key))) return false;
+    this.#assertNoHandles(key, 'delete');
+    const file = yield* this.#writable();
+    yield* exec(file, [{ op: 'delete', path: toH5Path(key) }]);
     return true;
   }
 
   deleteParameterSync(key: string[]): boolean {
-    if (!this.hasParameterSync(key)) return false;
-    this.#writableSync().delete(toH5Path(key));
-    return true;
+    return runSync(this.#delete(key));
   }
 
-  override async deleteParameter(key: string[]): Promise<boolean> {
-    if (!this.hasParameterSync(key)) return false;
-    (await this.#writable()).delete(toH5Path(key));
-    return true;
+  override deleteParameter(key: string[]): Promise<boolean> {
+    return runAsync(this.#delete(key));
+  }
+
+  *#keys(): H5Gen<string[]> {
+    const file = this.#s().file;
+    if (!file) return [];
+    const [names] = yield* exec(file, [{ op: 'list', path: '/' }]);
+    return (names as string[]).filter((n) => !isReserved(n));
   }
 
   listKeysSync(): string[] {
-    return this.#s().file?.list('/') ?? [];
+    return runSync(this.#keys());
+  }
+
+  override listKeys(): Promise<string[]> {
+    return runAsync(this.#keys());
   }
 
   // ------------------------------------------------------------------ dataset handles
@@ -219,16 +303,37 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
       fileName: this.#path,
       file: () => (this.stream as HDF5Stream | undefined)?.file ?? null,
       writable: () => this.#writable(),
-      writableSync: () => this.#writableSync(),
-      parents: (file, key) => this.#parents(file, key),
+      lookup: (key) => this.#kindOf(key),
+      create: (key, spec) => {
+        checkKeyNames(key, 'hdf5');
+        return this.#place(key, { kind: 'array', spec, data: null });
+      },
+      forget: (core) => {
+        const s = this.stream as HDF5Stream | undefined;
+        if (s?.datasets.get(core.path) === core) s.datasets.delete(core.path);
+      },
     };
   }
 
+  /** The dataset's core (one per dataset, shared by its handles), opened or created. */
+  *#core(key: string[], options: DatasetOptions | null, host: DatasetHost): H5Gen<HDF5Dataset> {
+    const s = this.#s();
+    const path = toH5Path(key);
+    let core = s.datasets.get(path);
+    if (core?.isOpen) {
+      core.checkOptions(options);
+    } else {
+      core = yield* HDF5DatasetCore.open(this.#datasetIO(), host, key, options);
+      s.datasets.set(path, core);
+    }
+    return new HDF5Dataset(core, host);
+  }
+
   override openDatasetSync(key: string[], options: DatasetOptions | null, host: DatasetHost): HDF5Dataset {
-    return HDF5Dataset.openSync(this.#datasetIO(), key, options, host);
+    return runSync(this.#core(key, options, host));
   }
 
   override openDataset(key: string[], options: DatasetOptions | null, host: DatasetHost): Promise<HDF5Dataset> {
-    return HDF5Dataset.open(this.#datasetIO(), key, options, host);
+    return runAsync(this.#core(key, options, host));
   }
 }

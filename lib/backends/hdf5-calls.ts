@@ -1,0 +1,187 @@
+/**
+ * One code path for the sync and async HDF5 APIs: the backend and the dataset handles are written
+ * as generators that yield native calls (`Call`s); `runSync` makes each with the addon's `xSync`
+ * twin on this thread, `runAsync` awaits the `x` twin, which runs on the addon's HDF5 thread. The
+ * zip and npy code do the same with file I/O (../formats/zip).
+ *
+ * Also here, once: opening a file and classifying why an open failed (locked, damaged, ...), which
+ * the addon reports as plain facts (HDF5's error stack, errno).
+ */
+import { CheckpointerError } from '../errors';
+import {
+  AttrEntry, AttrValue, FileOp, H5Dataset, H5File, Hyperslab, loadNative, NativeError, OpenMode, OpResult, stableArray,
+} from '../native';
+import type { TypedArray } from '../values/dtype';
+
+/** A native call, made either way. */
+export interface Call<T = unknown> {
+  sync(): T;
+  async(): Promise<T>;
+}
+
+export type H5Gen<T> = Generator<Call, T, unknown>;
+
+export function runSync<T>(gen: H5Gen<T>): T {
+  let step = gen.next();
+  while (!step.done) {
+    let value: unknown;
+    try {
+      value = step.value.sync();
+    } catch (err) {
+      step = gen.throw(err);
+      continue;
+    }
+    step = gen.next(value);
+  }
+  return step.value;
+}
+
+export async function runAsync<T>(gen: H5Gen<T>): Promise<T> {
+  let step = gen.next();
+  while (!step.done) {
+    let value: unknown;
+    try {
+      value = await step.value.async();
+    } catch (err) {
+      step = gen.throw(err);
+      continue;
+    }
+    step = gen.next(value);
+  }
+  return step.value;
+}
+
+function* make<T>(c: Call<T>): H5Gen<T> {
+  return (yield c) as T;
+}
+
+// ------------------------------------------------------------------------------------- the calls
+
+export function* exec(file: H5File, ops: readonly FileOp[]): H5Gen<OpResult[]> {
+  return yield* make({
+    sync: () => file.execSync(ops),
+    // Views of resizable or shared buffers are copied: their memory may change under the HDF5 thread.
+    async: () => file.exec(ops.map(stableOp)),
+  });
+}
+
+function stableOp(op: FileOp): FileOp {
+  if (op.op === 'createDataset' && op.data) return { ...op, data: stableArray(op.data) };
+  if (op.op === 'createBytes') return { ...op, bytes: stableArray(op.bytes) };
+  return op;
+}
+
+export function* closeFile(file: H5File): H5Gen<void> {
+  yield* make({ sync: () => file.closeSync(), async: () => file.close() });
+}
+
+export function* flushFile(file: H5File): H5Gen<void> {
+  yield* make({ sync: () => file.flushSync(), async: () => file.flush() });
+}
+
+export function* openDataset(file: H5File, path: string): H5Gen<H5Dataset> {
+  return yield* make({ sync: () => file.openDatasetSync(path), async: () => file.openDataset(path) });
+}
+
+export function* readInto(ds: H5Dataset, out: TypedArray, sel?: Hyperslab): H5Gen<void> {
+  yield* make({
+    sync: () => ds.readSync(out, sel),
+    async: async () => {
+      const target = stableArray(out);
+      await ds.read(target, sel);
+      // A caller's resizable or shared buffer gets the data once it is read (if it still fits).
+      if (target !== out) {
+        if (out.length !== target.length) throw new RangeError(`the output array was resized from ${target.length} to ${out.length} elements during the read`);
+        out.set(target as never);
+      }
+    },
+  });
+}
+
+export function* writeFrom(ds: H5Dataset, data: TypedArray, sel?: Hyperslab): H5Gen<void> {
+  yield* make({ sync: () => ds.writeSync(data, sel), async: () => ds.write(stableArray(data), sel) });
+}
+
+export function* resizeDataset(ds: H5Dataset, shape: readonly number[]): H5Gen<void> {
+  yield* make({ sync: () => ds.resizeSync(shape), async: () => ds.resize(shape) });
+}
+
+export function* closeDataset(ds: H5Dataset): H5Gen<void> {
+  yield* make({ sync: () => ds.closeSync(), async: () => ds.close() });
+}
+
+export function* datasetAttrs(ds: H5Dataset): H5Gen<AttrEntry[]> {
+  return yield* make({ sync: () => ds.attrsSync(), async: () => ds.attrs() });
+}
+
+export function* setDatasetAttr(ds: H5Dataset, name: string, value: AttrValue): H5Gen<void> {
+  yield* make({ sync: () => ds.setAttrSync(name, value), async: () => ds.setAttr(name, value) });
+}
+
+export function* deleteDatasetAttr(ds: H5Dataset, name: string): H5Gen<void> {
+  yield* make({ sync: () => ds.deleteAttrSync(name), async: () => ds.deleteAttr(name) });
+}
+
+// --------------------------------------------------------------------------------------- opening
+
+/** Opens `path`; a failure is reported as the CheckpointerError it stands for. */
+export function* openFile(path: string, mode: OpenMode): H5Gen<H5File> {
+  const { H5File: File } = loadNative();
+  try {
+    return yield* make({ sync: () => File.openSync(path, mode), async: () => File.open(path, mode) });
+  } catch (err) {
+    throw classifyOpenFailure(err, path, mode);
+  }
+}
+
+/**
+ * What an open failure means. OS-level (ERR_IO with errno): a missing directory or no permission
+ * to create is ERR_NOT_WRITABLE. HDF5-level: a file lock held elsewhere, or the file already open
+ * here in an incompatible mode, is ERR_LOCKED; any other failure to open an existing file is
+ * ERR_CHECKPOINT_CORRUPT (not HDF5, truncated, damaged).
+ */
+export function classifyOpenFailure(err: unknown, path: string, mode: OpenMode): unknown {
+  if (!(err instanceof CheckpointerError)) return err;
+  const e = err as NativeError;
+  const creating = mode === 'w' || mode === 'x';
+  const fail = (code: CheckpointerError['code'], message: string): CheckpointerError => {
+    const out = new CheckpointerError(message, { code, file: path, cause: err }) as NativeError;
+    Object.defineProperties(out, {
+      hdf5Stack: { value: e.hdf5Stack ?? [], enumerable: true },
+      hdf5Minors: { value: e.hdf5Minors ?? [], enumerable: true },
+    });
+    if (e.sysCode) Object.defineProperty(out, 'sysCode', { value: e.sysCode, enumerable: true });
+    return out;
+  };
+  if (e.code === 'ERR_IO' && e.sysCode) {
+    const verb = creating ? 'create' : mode === 'r' ? 'read' : 'open for writing';
+    switch (e.sysCode) {
+      case 'ENOENT':
+      case 'ENOTDIR':
+        if (e.subject === 'directory') return fail(creating ? 'ERR_NOT_WRITABLE' : 'ERR_IO', `cannot ${verb} ${path}: its directory does not exist`);
+        return fail('ERR_IO', `cannot open ${path}: no such file`);
+      case 'EACCES':
+      case 'EPERM':
+      case 'EROFS':
+        return fail('ERR_NOT_WRITABLE', `cannot ${verb} ${path}: permission denied`);
+      case 'EEXIST':
+        return fail('ERR_IO', `cannot create ${path}: the file already exists`);
+      case 'EISDIR':
+        return fail('ERR_IO', `cannot ${verb} ${path}: it is a directory`);
+      default:
+        return err;
+    }
+  }
+  if (e.code !== 'ERR_HDF5') return err;
+  const minors = e.hdf5Minors ?? [];
+  const text = [e.message, ...(e.hdf5Stack ?? [])].join('\n');
+  if (minors.some((m) => /unable to lock file/i.test(m)) || /unable to lock file/i.test(text)) {
+    return fail('ERR_LOCKED', `cannot ${creating ? 'create' : 'open'} ${path}: another process (or handle) has the file open (lock held)`);
+  }
+  if (/already open/i.test(text)) {
+    return fail('ERR_LOCKED', `cannot open ${path} in mode '${mode}': the file is already open in this process in an incompatible mode`);
+  }
+  if (creating) return err;
+  const inner = /: ([^:]*)$/.exec(e.message)?.[1] ?? e.message;
+  return fail('ERR_CHECKPOINT_CORRUPT', `cannot open ${path}: not a readable HDF5 file (damaged, truncated or another format: ${inner})`);
+}
