@@ -2,6 +2,11 @@
  * HDF5 dataset handles (see ./types): a chunked dataset grown frame by frame and read and written in
  * slices through the native addon.
  *
+ * One dataset, one state: every handle a checkpointer hands out for a dataset is a view of one
+ * `HDF5DatasetCore`, which holds the native dataset object (its id, type and chunk cache stay open
+ * between calls), the shape, and the append buffer. So two handles appending to one dataset append
+ * to one sequence, and a `get` of the key first writes what the buffer holds.
+ *
  * Appends are copied into a buffer that spans whole chunk rows along axis 0 (a "band": one or more
  * chunks' worth of frames, about 1 MiB or more) and the band is written when it fills, so each chunk
  * is written once, whole — unfiltered ones with H5Dwrite_chunk — instead of once per frame. A batch
@@ -9,40 +14,49 @@
  * frames but keeps them, so the band is still written whole when it fills.
  *
  * Every call does its bookkeeping (checks, shape, buffer) when it is made; its file I/O becomes
- * "steps" that run in the checkpointer's queue, in call order. Reads and stepped writes go through
- * blocks that touch only the chunks holding selected elements (./selection).
+ * "steps" that run in the checkpointer's queue, in call order, as generators of native calls that
+ * the sync twin runs on this thread and the async twin on the addon's HDF5 thread. A selection goes
+ * to HDF5 as one strided hyperslab (h5py's selector), read or written in one call.
  */
 import { CheckpointerError, CheckpointerKeyError } from '../errors';
-import type { AttrValue as NativeAttrValue, CreateDatasetOptions, DatasetInfo, H5File } from '../native';
+import type { AttrRead, DatasetInfo, DatasetSpec, H5Dataset, H5File, Hyperslab, LookupKind } from '../native';
+import { hyperslab } from '../native';
+import {
+  closeDataset, datasetAttrs, deleteDatasetAttr, flushFile, H5Gen, openDataset, readInto, resizeDataset, runAsync, runSync,
+  setDatasetAttr, writeFrom,
+} from '../backends/hdf5-calls';
 import { chunkShapeFor, TARGET_CHUNK_BYTES, toH5Path } from '../backends/hdf5-layout';
 import { allocateForRead, DType, DTypeInfo, dtypeInfo, isDType, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
-import { AxisRange, Block, blocksFor, copyBlock, countsOf, isContiguous, normalizeSelection, rangeEnd } from './selection';
+import { AxisRange, countsOf, normalizeSelection, rangeEnd, resultShape } from './selection';
 import type {
   AppendData, AttrValue, Dataset, DatasetAttrs, DatasetHost, DatasetLifecycle, DatasetOptions, DatasetSelection,
   WriteData, WriteOptions,
 } from './types';
-import { blockOf, framesOf } from './values';
+import { blockOf, framesOf, targetOf } from './values';
 
-/** Chunk bytes `chunks: true` aims at: whole-chunk writes at file speed; 1 MiB when compressed, so h5py's default chunk cache holds one. */
+/** Chunk bytes `chunks: true` aims at: whole-chunk writes at file speed; 1 MiB when compressed. */
 export const DATASET_CHUNK_BYTES = TARGET_CHUNK_BYTES;
 export const COMPRESSED_CHUNK_BYTES = 1 << 20;
 /** Least bytes buffered before a band of whole chunk rows is written. */
 const BAND_BYTES = 1 << 20;
-/** Transfers below this run on the event loop: a thread hop costs more than they do. */
-const SMALL_IO = 1 << 16;
+/** HDF5's limit on one chunk. */
+const MAX_CHUNK_BYTES = 2 ** 32 - 1;
 
-/** What the HDF5 backend gives a dataset handle: its open file, and how to make it writable. */
+/** What the HDF5 backend gives the dataset code: its open file, and how to change it. */
 export interface HDF5DatasetIO {
   /** The checkpoint file (for messages). */
   readonly fileName: string;
   /** The open file, or null while it does not exist. */
   file(): H5File | null;
-  /** The file opened read-write (reopened or created when needed); run inside the queue. */
-  writable(): Promise<H5File>;
-  writableSync(): H5File;
-  /** Creates the key's missing parent groups (CheckpointerKeyError through a non-group). */
-  parents(file: H5File, key: readonly string[]): void;
+  /** The file opened read-write (reopened or created when needed). */
+  writable(): H5Gen<H5File>;
+  /** What `key` names, walking down: null when absent; CheckpointerKeyError through a non-group. */
+  lookup(key: readonly string[]): H5Gen<LookupKind | null>;
+  /** Creates the dataset of a checked spec, and its missing parent groups, at `key` (absent). */
+  create(key: readonly string[], spec: DatasetSpec): H5Gen<void>;
+  /** The core's last handle closed: the backend forgets it. */
+  forget(core: HDF5DatasetCore): void;
 }
 
 // ----------------------------------------------------------------------------------- creation
@@ -53,6 +67,7 @@ function shapeText(s: readonly (number | null)[]): string {
 
 function checkDims(dims: unknown, what: string, allowNull: boolean): (number | null)[] {
   if (!Array.isArray(dims)) throw new TypeError(`${what} must be an array, got ${JSON.stringify(dims)}`);
+  if (dims.length > 32) throw new RangeError(`${what} ${JSON.stringify(dims)}: HDF5 datasets have at most 32 dimensions`);
   return dims.map((d) => {
     if (d === null && allowNull) return null;
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
@@ -75,8 +90,30 @@ export function datasetChunkShape(shape: readonly number[], maxshape: readonly (
   return chunkShapeFor(dims, itemSize, target);
 }
 
+const INT_RANGE: Partial<Record<DType, [number, number]>> = {
+  int8: [-128, 127], int16: [-32768, 32767], int32: [-(2 ** 31), 2 ** 31 - 1], int64: [-(2 ** 63), 2 ** 63],
+  uint8: [0, 255], uint16: [0, 65535], uint32: [0, 2 ** 32 - 1], uint64: [0, 2 ** 64],
+};
+
+function checkFill(fill: number | bigint | boolean, dtype: DType): void {
+  const info = dtypeInfo(dtype);
+  if (typeof fill === 'bigint') {
+    if (dtype !== 'int64' && dtype !== 'uint64') throw new RangeError(`fillValue ${fill}n: a bigint fill value needs an int64 or uint64 dataset`);
+    const [lo, hi] = dtype === 'int64' ? [-(2n ** 63n), 2n ** 63n - 1n] : [0n, 2n ** 64n - 1n];
+    if (fill < lo || fill > hi) throw new RangeError(`fillValue ${fill}n does not fit ${dtype}`);
+    return;
+  }
+  if (typeof fill === 'boolean') return;
+  if (typeof fill !== 'number') throw new TypeError(`fillValue must be a number, bigint or boolean, got ${typeof fill}`);
+  if (info.kind === 'b' && fill !== 0 && fill !== 1) throw new RangeError(`fillValue ${fill} is not a bool (0/1)`);
+  const range = INT_RANGE[dtype];
+  if (range && (!Number.isInteger(fill) || fill < range[0] || fill >= range[1] + (dtype.endsWith('64') ? 0 : 1))) {
+    throw new RangeError(`fillValue ${fill} does not fit ${dtype}`);
+  }
+}
+
 /** Native create options from the user's, checked as h5py checks them (TypeError/RangeError). */
-export function createOptions(o: DatasetOptions): CreateDatasetOptions {
+export function createOptions(o: DatasetOptions): DatasetSpec {
   if (o === null || typeof o !== 'object') throw new TypeError(`dataset options must be an object, got ${JSON.stringify(o)}`);
   if (o.dtype === undefined) throw new TypeError('creating a dataset needs a dtype (options.dtype)');
   if (!isDType(o.dtype)) throw new TypeError(`unknown dtype ${JSON.stringify(o.dtype)}`);
@@ -91,6 +128,11 @@ export function createOptions(o: DatasetOptions): CreateDatasetOptions {
   maxshape.forEach((m, i) => {
     if (m !== null && m < shape[i]!) throw new RangeError(`maxshape ${shapeText(maxshape)} is smaller than shape ${shapeText(shape)} on axis ${i}`);
   });
+  // Sizes beyond what one array can index are refused here, before any product could wrap.
+  const frameElements = shape.slice(1).reduce((a, d) => a * d, 1);
+  if (!Number.isSafeInteger(frameElements * info.lanes) || !Number.isSafeInteger(shapeSize(shape) * info.itemSize)) {
+    throw new RangeError(`shape ${shapeText(shape)} holds more elements than one array can index (2^53)`);
+  }
   const resizable = maxshape.some((m, i) => m !== shape[i]);
 
   let gzip = false;
@@ -136,11 +178,21 @@ export function createOptions(o: DatasetOptions): CreateDatasetOptions {
   } else {
     throw new TypeError(`chunks must be true, false or a chunk shape, got ${JSON.stringify(c)}`);
   }
-  const out: CreateDatasetOptions = { dtype: o.dtype, shape, maxshape, compression: gzip ? 'gzip' : null, shuffle };
+  if (chunks && shapeSize(chunks) * info.itemSize > MAX_CHUNK_BYTES) {
+    throw new RangeError(`chunks ${shapeText(chunks)} hold ${shapeSize(chunks) * info.itemSize} bytes; HDF5 chunks hold less than 4 GiB`);
+  }
+  if (o.fillValue !== undefined) checkFill(o.fillValue, o.dtype);
+  const out: DatasetSpec = { dtype: o.dtype, shape, maxshape, compression: gzip ? 'gzip' : null, shuffle };
   if (chunks) out.chunks = chunks;
   if (gzip) out.compressionLevel = level;
   if (o.fillValue !== undefined) out.fillValue = o.fillValue;
   return out;
+}
+
+/** A selection as the hyperslab HDF5 reads or writes in one call. */
+function hyperslabOf(ranges: readonly AxisRange[]): Hyperslab | undefined {
+  if (ranges.length === 0) return undefined;
+  return hyperslab(ranges.map((r) => r.start), ranges.map((r) => (r.count > 1 ? r.step : 1)), countsOf(ranges));
 }
 
 // ------------------------------------------------------------------------------------- steps
@@ -159,46 +211,25 @@ function closedError(what: string, file: string): CheckpointerError {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/**
- * For loops of small transfers run inline: resolves at once, except every few milliseconds, when
- * it lets the event loop run (a selection of many small boxes must not stall it).
- */
-function pauser(sliceMs = 4): () => Promise<void> | void {
-  let last = performance.now();
-  return () => {
-    const now = performance.now();
-    if (now - last < sliceMs) return;
-    return new Promise<void>((resolve) => setImmediate(() => {
-      last = performance.now();
-      resolve();
-    }));
-  };
-}
+// --------------------------------------------------------------------------------- the core
 
-/** One hyperslab transfer of a selection: straight to/from `data`, or through a box gathered per `block`. */
-interface Transfer {
-  data: TypedArray | null;
-  sel: { start: number[]; count: number[] } | undefined;
-  block: Block | null;
-  readFirst: boolean;
-}
-
-// ---------------------------------------------------------------------------------- the handle
-
-export class HDF5Dataset implements Dataset, DatasetLifecycle {
+/** The state of one open dataset, shared by every handle on it. */
+export class HDF5DatasetCore {
   readonly key: readonly string[];
+  /** The dataset's path inside the file. */
+  readonly path: string;
   readonly dtype: DType;
   readonly chunks: readonly number[] | null;
   readonly compression: 'gzip' | null;
   readonly compressionLevel: number | null;
   readonly shuffle: boolean;
-  readonly attrs: DatasetAttrs;
-  /** The dataset's path inside the file. */
-  readonly path: string;
+  /** The handles open on it. */
+  readonly handles = new Set<HDF5Dataset>();
 
   readonly #io: HDF5DatasetIO;
   readonly #host: DatasetHost;
   readonly #info: DTypeInfo;
+  #native: H5Dataset;
   #shape: number[];
   #maxshape: (number | null)[];
   /** The file's extent after the steps run so far. */
@@ -219,7 +250,6 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   #pending: Step[] = [];
   #closed = false;
-  #detached = false;
   #broken: CheckpointerError | null = null;
   #writableOk: boolean;
   #upgrade: Promise<void> | null = null;
@@ -227,13 +257,15 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   #epoch = 0;
   #undone: unknown = null;
 
-  private constructor(io: HDF5DatasetIO, host: DatasetHost, key: readonly string[], path: string, info: DatasetInfo, writable: boolean) {
+  private constructor(io: HDF5DatasetIO, host: DatasetHost, key: readonly string[], path: string, native: H5Dataset, writable: boolean) {
+    const info = native.info;
     this.#io = io;
     this.#host = host;
     this.key = Object.freeze([...key]);
     this.path = path;
     this.dtype = info.dtype as DType;
     this.#info = dtypeInfo(this.dtype);
+    this.#native = native;
     this.#shape = [...info.shape];
     this.#fileShape = [...info.shape];
     this.#maxshape = [...info.maxshape];
@@ -242,59 +274,40 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
     this.compressionLevel = info.filters.level;
     this.shuffle = info.filters.shuffle;
     this.#writableOk = writable;
-    this.attrs = new HDF5DatasetAttrs(this, () => this.#attrFile(false), () => this.#attrFile(true));
     this.#layout();
     this.#resetBuffer(this.#shape[0] ?? 0);
   }
 
-  // ------------------------------------------------------------------------------ opening
-
   /** Opens the dataset at `key`, creating it from `options` when it is absent. */
-  static openSync(io: HDF5DatasetIO, key: readonly string[], options: DatasetOptions | null, host: DatasetHost): HDF5Dataset {
+  static *open(io: HDF5DatasetIO, host: DatasetHost, key: readonly string[], options: DatasetOptions | null): H5Gen<HDF5DatasetCore> {
     const path = toH5Path(key);
     const spec = options ? createOptions(options) : null;
-    let file = io.file();
-    if (spec && !exists(file, key)) {
-      file = io.writableSync();
-      io.parents(file, key);
-      file.createDataset(path, spec);
+    let kind = yield* io.lookup(key);
+    if (kind === null && spec) {
+      yield* io.create(key, spec);
+      kind = 'dataset';
     }
-    return HDF5Dataset.#attach(io, host, key, path, file, spec);
+    if (kind === null) throw CheckpointerKeyError.missing(key, io.fileName);
+    const shown = JSON.stringify(key.length === 1 ? key[0]! : key);
+    if (kind !== 'dataset') {
+      throw new CheckpointerError(`key ${shown} holds ${kind === 'group' ? 'a group (a dict, list or object)' : `a ${kind}`}, not an array dataset`, { code: 'ERR_UNSUPPORTED_VALUE', file: io.fileName });
+    }
+    const file = io.file()!;
+    const native = yield* openDataset(file, path);
+    try {
+      checkOpenable(native.info, shown, io.fileName);
+      if (spec) checkMatches(native.info, spec, shown);
+    } catch (err) {
+      yield* closeDataset(native);
+      throw err;
+    }
+    return new HDF5DatasetCore(io, host, key, path, native, file.writable);
   }
 
-  static async open(io: HDF5DatasetIO, key: readonly string[], options: DatasetOptions | null, host: DatasetHost): Promise<HDF5Dataset> {
-    const path = toH5Path(key);
-    const spec = options ? createOptions(options) : null;
-    let file = io.file();
-    if (spec && !exists(file, key)) {
-      file = await io.writable();
-      io.parents(file, key);
-      file.createDataset(path, spec);
-    }
-    return HDF5Dataset.#attach(io, host, key, path, file, spec);
+  /** Whether `options` fit this dataset (a second handle opened with options). */
+  checkOptions(options: DatasetOptions | null): void {
+    if (options) checkMatches({ dtype: this.dtype, shape: this.#shape } as DatasetInfo, createOptions(options), JSON.stringify(this.key.length === 1 ? this.key[0]! : this.key));
   }
-
-  static #attach(io: HDF5DatasetIO, host: DatasetHost, key: readonly string[], path: string, file: H5File | null, spec: CreateDatasetOptions | null): HDF5Dataset {
-    if (!file || !exists(file, key)) throw CheckpointerKeyError.missing(key, io.fileName);
-    const shown = key.length === 1 ? key[0]! : key;
-    if (file.kind(path) !== 'dataset') {
-      throw new CheckpointerError(`key ${JSON.stringify(shown)} holds a group (a dict, list or object), not an array dataset`, { code: 'ERR_UNSUPPORTED_VALUE', file: io.fileName });
-    }
-    const info = file.info(path);
-    if (info.dtype === 'string') throw new CheckpointerError(`key ${JSON.stringify(shown)} holds strings; dataset handles hold numbers`, { code: 'ERR_UNSUPPORTED_DTYPE', file: io.fileName });
-    if (info.isNull) throw new CheckpointerError(`key ${JSON.stringify(shown)} holds None (a null dataspace)`, { code: 'ERR_UNSUPPORTED_VALUE', file: io.fileName });
-    if (spec) {
-      // An existing dataset is opened when it can hold what was asked for (h5py's require_dataset, but
-      // only the first axis may differ, so a resumed run keeps appending).
-      if (info.dtype !== spec.dtype) throw new TypeError(`key ${JSON.stringify(shown)} exists with dtype ${info.dtype}, not ${spec.dtype}`);
-      if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => i > 0 && d !== spec.shape[i])) {
-        throw new RangeError(`key ${JSON.stringify(shown)} exists with shape ${shapeText(info.shape)}, whose frames differ from shape ${shapeText(spec.shape)}`);
-      }
-    }
-    return new HDF5Dataset(io, host, key, path, info, file.writable);
-  }
-
-  // ------------------------------------------------------------------------------ properties
 
   get shape(): readonly number[] {
     return Object.freeze([...this.#shape]);
@@ -310,10 +323,6 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   toString(): string {
     return `HDF5Dataset('${this.#io.fileName}', '${this.path}')`;
-  }
-
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return `${this} ${this.dtype} ${shapeText(this.#shape)}`;
   }
 
   // ------------------------------------------------------------------------------ buffer layout
@@ -396,12 +405,12 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   // ------------------------------------------------------------------------------ running steps
 
-  #assertUsable(): void {
-    if (this.#closed) throw closedError(String(this), this.#io.fileName);
+  assertUsable(handle: string): void {
+    if (this.#closed) throw closedError(handle, this.#io.fileName);
     if (this.#broken) throw this.#broken;
   }
 
-  /** Marks the handle unusable after a failed write (buffered frames may be lost). */
+  /** Marks the dataset unusable after a failed write (buffered frames may be lost). */
   #fail(err: unknown): never {
     this.#pending = [];
     if (!this.#broken) {
@@ -412,92 +421,56 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
     throw err;
   }
 
-  #ensureExtent(file: H5File, end: number, trailing: readonly number[]): void {
+  /** The native dataset of the file open now (it is reopened after the file was). */
+  *#dataset(): H5Gen<H5Dataset> {
+    if (this.#native.isOpen) return this.#native;
+    const file = this.#io.file();
+    if (!file || !file.isOpen || this.#closed) throw closedError(String(this), this.#io.fileName);
+    this.#native = yield* openDataset(file, this.path);
+    return this.#native;
+  }
+
+  *#ensureExtent(ds: H5Dataset, end: number, trailing: readonly number[]): H5Gen<void> {
     if (this.#fileShape[0]! >= end) return;
     const shape = [end, ...trailing];
-    file.resize(this.path, shape);
+    yield* resizeDataset(ds, shape);
     this.#fileShape = shape;
   }
 
-  async #runStep(s: Step): Promise<void> {
+  *#runStep(s: Step): H5Gen<void> {
     if (s.kind === 'release') {
       if (s.rowLen === this.#rowLen && this.#pool.length < 2) this.#pool.push(s.buf);
       return;
     }
-    const file = await this.#io.writable();
-    switch (s.kind) {
-      case 'rows': {
-        const rows = s.rows;
-        if (rows === 0) return;
-        this.#ensureExtent(file, s.start + rows, s.trailing);
-        const sel = { start: [s.start, ...s.trailing.map(() => 0)], count: [rows, ...s.trailing] };
-        if (s.data.byteLength < SMALL_IO) file.writeSync(this.path, s.data, sel);
-        else await file.write(this.path, s.data, sel);
-        return;
-      }
-      case 'extent':
-        file.resize(this.path, s.shape);
-        this.#fileShape = [...s.shape];
-        return;
-      case 'flushFile':
-        file.flushSync();
-        return;
-      case 'select':
-        await this.#writeSelection(file, s.ranges, s.data);
-    }
-  }
-
-  #runStepSync(s: Step): void {
-    if (s.kind === 'release') {
-      if (s.rowLen === this.#rowLen && this.#pool.length < 2) this.#pool.push(s.buf);
+    const file = yield* this.#io.writable();
+    if (s.kind === 'flushFile') {
+      yield* flushFile(file);
       return;
     }
-    const file = this.#io.writableSync();
+    const ds = yield* this.#dataset();
     switch (s.kind) {
-      case 'rows': {
-        const rows = s.rows;
-        if (rows === 0) return;
-        this.#ensureExtent(file, s.start + rows, s.trailing);
-        file.writeSync(this.path, s.data, { start: [s.start, ...s.trailing.map(() => 0)], count: [rows, ...s.trailing] });
+      case 'rows':
+        if (s.rows === 0) return;
+        yield* this.#ensureExtent(ds, s.start + s.rows, s.trailing);
+        yield* writeFrom(ds, s.data, hyperslab([s.start, ...s.trailing.map(() => 0)], [1, ...s.trailing.map(() => 1)], [s.rows, ...s.trailing]));
         return;
-      }
       case 'extent':
-        file.resize(this.path, s.shape);
+        yield* resizeDataset(ds, s.shape);
         this.#fileShape = [...s.shape];
         return;
-      case 'flushFile':
-        file.flushSync();
-        return;
       case 'select':
-        this.#writeSelectionSync(file, s.ranges, s.data);
+        yield* writeFrom(ds, s.data, hyperslabOf(s.ranges));
     }
   }
 
-  /** Runs pending steps up to and including `last` (all when undefined); steps a detach ran are skipped. */
-  async #drain(last?: Step): Promise<void> {
+  /** Runs pending steps up to and including `last` (all when undefined). */
+  *#drain(last?: Step): H5Gen<void> {
     if (last?.done) return;
-    if (this.#detached) throw closedError(String(this), this.#io.fileName);
     if (this.#broken) throw this.#broken;
     try {
       while (this.#pending.length > 0) {
         const s = this.#pending.shift()!;
-        await this.#runStep(s);
-        s.done = true;
-        if (s === last) return;
-      }
-    } catch (err) {
-      this.#fail(err);
-    }
-  }
-
-  #drainSync(last?: Step): void {
-    if (last?.done) return;
-    if (this.#detached) throw closedError(String(this), this.#io.fileName);
-    if (this.#broken) throw this.#broken;
-    try {
-      while (this.#pending.length > 0) {
-        const s = this.#pending.shift()!;
-        this.#runStepSync(s);
+        yield* this.#runStep(s);
         s.done = true;
         if (s === last) return;
       }
@@ -507,22 +480,24 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   }
 
   /** Queues `steps` (and then `after`) in the checkpointer's queue; resolves when they ran. */
-  #submit<T>(steps: Step[], after?: () => Promise<T>): Promise<T | void> {
+  #submit<T>(steps: Step[], after?: () => H5Gen<T>): Promise<T | void> {
     if (steps.length === 0 && !after) return this.#upgrade ?? RESOLVED;
     this.#pending.push(...steps);
     const last = steps[steps.length - 1];
     const epoch = this.#epoch;
-    return this.#host.enqueue(async () => {
-      if (epoch !== this.#epoch) throw this.#undone;
-      if (last) await this.#drain(last);
-      else if (this.#detached) throw closedError(String(this), this.#io.fileName);
-      return after ? after() : undefined;
-    });
+    return this.#host.enqueue(() => runAsync(this.#queued(epoch, last, after)));
   }
 
-  #runSync(steps: Step[]): void {
+  *#queued<T>(epoch: number, last: Step | undefined, after?: () => H5Gen<T>): H5Gen<T | void> {
+    if (epoch !== this.#epoch) throw this.#undone;
+    if (last) yield* this.#drain(last);
+    else if (this.#closed) throw closedError(String(this), this.#io.fileName);
+    return after ? yield* after() : undefined;
+  }
+
+  #runSync<T>(steps: Step[], after?: () => H5Gen<T>): T | void {
     this.#pending.push(...steps);
-    if (steps.length > 0) this.#drainSync(steps[steps.length - 1]);
+    return runSync(this.#queued(this.#epoch, steps[steps.length - 1], after));
   }
 
   /**
@@ -537,7 +512,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
     }
     this.#upgrade = this.#host.enqueue(async () => {
       try {
-        await this.#io.writable();
+        await runAsync(this.#io.writable());
         this.#writableOk = true;
       } catch (err) {
         this.#pending = [];
@@ -555,7 +530,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   #checkWritableSync(): void {
     if (this.#writableOk) return;
-    this.#io.writableSync();
+    runSync(this.#io.writable());
     this.#writableOk = true;
   }
 
@@ -577,14 +552,14 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
     // The common case first: one frame of the dataset's own TypedArray that does not fill the band.
     const buf = this.#buf;
     if (buf !== null && frames instanceof this.#info.ArrayType && frames.length === this.#rowLen && this.#writableOk
-      && this.#bandEnd - this.#bufStart - this.#bufRows > 1 && !this.#closed && this.#broken === null && this.#shape.length > 0) {
+      && this.#bandEnd - this.#bufStart - this.#bufRows > 1 && this.#broken === null && this.#shape.length > 0) {
       buf.set(frames as never, this.#bufRows * this.#rowLen);
       this.#bufRows++;
       this.#shape[0]!++;
       return RESOLVED;
     }
     try {
-      this.#assertUsable();
+      this.assertUsable(String(this));
       const { data, count } = framesOf(frames, this.dtype, this.#frame());
       this.#checkRoom(count);
       if (count === 0) return this.#upgrade ?? RESOLVED;
@@ -599,7 +574,6 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   appendSync(frames: AppendData): void {
     this.#host.assertIdle();
-    this.#assertUsable();
     const { data, count } = framesOf(frames, this.dtype, this.#frame());
     this.#checkRoom(count);
     if (count === 0) return;
@@ -611,24 +585,31 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   // ------------------------------------------------------------------------------ read
 
-  #planRead(selection: DatasetSelection | undefined): { ranges: AxisRange[]; result: NDArray; steps: Step[] } {
-    this.#assertUsable();
+  /** The normalised selection, its result shape, and the steps that put buffered rows it reads in the file. */
+  #planRead(selection: DatasetSelection | undefined): { ranges: AxisRange[]; shape: number[]; elements: number; steps: Step[] } {
     const ranges = normalizeSelection(selection, this.#shape);
-    const counts = countsOf(ranges);
-    const result = new NDArray(allocateForRead(this.dtype, shapeSize(counts) * this.#info.lanes), counts, this.dtype);
+    const elements = shapeSize(countsOf(ranges));
     const steps: Step[] = [];
-    if (result.data.length > 0 && ranges.length > 0) this.#planFlush(steps, rangeEnd(ranges[0]!));
-    return { ranges, result, steps };
+    if (elements > 0 && ranges.length > 0) this.#planFlush(steps, rangeEnd(ranges[0]!));
+    return { ranges, shape: resultShape(ranges), elements, steps };
+  }
+
+  *#readSelection(ranges: AxisRange[], out: TypedArray): H5Gen<void> {
+    if (out.length === 0) return;
+    const ds = yield* this.#dataset();
+    yield* readInto(ds, out, hyperslabOf(ranges));
+  }
+
+  #allocate(elements: number): TypedArray {
+    return allocateForRead(this.dtype, elements * this.#info.lanes);
   }
 
   read(selection?: DatasetSelection): Promise<NDArray> {
     try {
-      const { ranges, result, steps } = this.#planRead(selection);
-      if (result.data.length === 0) return Promise.resolve(result);
-      return this.#submit(steps, async () => {
-        await this.#readSelection(this.#readFile(), ranges, result.data);
-        return result;
-      }) as Promise<NDArray>;
+      const { ranges, shape, elements, steps } = this.#planRead(selection);
+      const result = new NDArray(this.#allocate(elements), shape, this.dtype);
+      if (elements === 0) return Promise.resolve(result);
+      return this.#submit(steps, () => this.#readAndReturn(ranges, result)) as Promise<NDArray>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -636,97 +617,43 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   readSync(selection?: DatasetSelection): NDArray {
     this.#host.assertIdle();
-    const { ranges, result, steps } = this.#planRead(selection);
-    if (result.data.length === 0) return result;
-    this.#runSync(steps);
-    this.#readSelectionSync(this.#readFile(), ranges, result.data);
+    const { ranges, shape, elements, steps } = this.#planRead(selection);
+    const result = new NDArray(this.#allocate(elements), shape, this.dtype);
+    if (elements === 0) return result;
+    return this.#runSync(steps, () => this.#readAndReturn(ranges, result)) as NDArray;
+  }
+
+  readInto<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): Promise<T> {
+    try {
+      const { ranges, elements, steps } = this.#planRead(selection);
+      targetOf(target, this.dtype, elements);
+      if (elements === 0) return Promise.resolve(target);
+      return this.#submit(steps, () => this.#readAndReturn(ranges, target)) as Promise<T>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  readIntoSync<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): T {
+    this.#host.assertIdle();
+    const { ranges, elements, steps } = this.#planRead(selection);
+    targetOf(target, this.dtype, elements);
+    if (elements === 0) return target;
+    return this.#runSync(steps, () => this.#readAndReturn(ranges, target)) as T;
+  }
+
+  *#readAndReturn<R extends NDArray | TypedArray>(ranges: AxisRange[], result: R): H5Gen<R> {
+    yield* this.#readSelection(ranges, result instanceof NDArray ? result.data : result);
     return result;
-  }
-
-  #readFile(): H5File {
-    const file = this.#io.file();
-    if (!file || this.#detached) throw closedError(String(this), this.#io.fileName);
-    return file;
-  }
-
-  /**
-   * The transfers that read (or write) a selection: one straight into (from) the caller's array
-   * when it is a single hyperslab, else one box per block, gathered (scattered) with copyBlock.
-   */
-  #transfers(ranges: AxisRange[], data: TypedArray, write: boolean): Transfer[] {
-    if (ranges.length === 0) return [{ data, sel: undefined, block: null, readFirst: false }];
-    const blocks = blocksFor(ranges, this.#shape, this.chunks, this.#info.itemSize, { filtered: this.compression !== null || this.shuffle });
-    if (blocks.length === 1 && isContiguous(ranges)) {
-      return [{ data, sel: { start: blocks[0]!.start, count: blocks[0]!.count }, block: null, readFirst: false }];
-    }
-    return blocks.map((b) => ({
-      data: null,
-      sel: { start: b.start, count: b.count },
-      block: b,
-      // A stepped box holds elements that are not written: read it first, patch it, write it back.
-      readFirst: write && !b.selected.every((n, a) => n === b.count[a]),
-    }));
-  }
-
-  #box(t: Transfer): TypedArray {
-    // Every element of a box is read from the file or copied in before it is used.
-    return t.data ?? allocateForRead(this.dtype, shapeSize(t.block!.count) * this.#info.lanes);
-  }
-
-  async #readSelection(file: H5File, ranges: AxisRange[], out: TypedArray): Promise<void> {
-    const pause = pauser();
-    for (const t of this.#transfers(ranges, out, false)) {
-      const box = this.#box(t);
-      if (box.byteLength < SMALL_IO) {
-        file.readSync(this.path, box, t.sel);
-        await pause();
-      } else await file.read(this.path, box, t.sel);
-      if (t.block) copyBlock(t.block, box, ranges, out, this.#info.lanes, true);
-    }
-  }
-
-  #readSelectionSync(file: H5File, ranges: AxisRange[], out: TypedArray): void {
-    for (const t of this.#transfers(ranges, out, false)) {
-      const box = this.#box(t);
-      file.readSync(this.path, box, t.sel);
-      if (t.block) copyBlock(t.block, box, ranges, out, this.#info.lanes, true);
-    }
-  }
-
-  async #writeSelection(file: H5File, ranges: AxisRange[], data: TypedArray): Promise<void> {
-    const pause = pauser();
-    for (const t of this.#transfers(ranges, data, true)) {
-      const box = this.#box(t);
-      const small = box.byteLength < SMALL_IO;
-      if (small) await pause();
-      if (t.readFirst) {
-        if (small) file.readSync(this.path, box, t.sel);
-        else await file.read(this.path, box, t.sel);
-      }
-      if (t.block) copyBlock(t.block, box, ranges, data, this.#info.lanes, false);
-      if (small) file.writeSync(this.path, box, t.sel);
-      else await file.write(this.path, box, t.sel);
-    }
-  }
-
-  #writeSelectionSync(file: H5File, ranges: AxisRange[], data: TypedArray): void {
-    for (const t of this.#transfers(ranges, data, true)) {
-      const box = this.#box(t);
-      if (t.readFirst) file.readSync(this.path, box, t.sel);
-      if (t.block) copyBlock(t.block, box, ranges, data, this.#info.lanes, false);
-      file.writeSync(this.path, box, t.sel);
-    }
   }
 
   // ------------------------------------------------------------------------------ write / resize
 
   #planWrite(selection: DatasetSelection, data: WriteData, options: WriteOptions | undefined): Step[] {
-    this.#assertUsable();
     if (!Array.isArray(selection)) throw new TypeError(`write needs a selection (an array with one entry per axis; [] for all), got ${JSON.stringify(selection)}`);
     const grow = options?.grow === true;
     const ranges = normalizeSelection(selection, this.#shape, grow ? this.#maxshape : undefined);
-    const counts = countsOf(ranges);
-    const block = blockOf(data, this.dtype, counts);
+    const block = blockOf(data, this.dtype, resultShape(ranges));
     const steps: Step[] = [];
     if (block.length === 0) return steps;
     const target = this.#shape.map((n, i) => Math.max(n, rangeEnd(ranges[i]!)));
@@ -751,7 +678,6 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   writeSync(selection: DatasetSelection, data: WriteData, options?: WriteOptions): void {
     this.#host.assertIdle();
-    this.#assertUsable();
     this.#checkWritableSync();
     this.#runSync(this.#planWrite(selection, data, options));
   }
@@ -763,6 +689,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
       const m = this.#maxshape[i];
       if (m !== null && m !== undefined && d > m) throw new RangeError(`${this}: resize to ${shapeText(s)} passes maxshape ${shapeText(this.#maxshape)}`);
     });
+    if (!Number.isSafeInteger(shapeSize(s) * this.#info.itemSize)) throw new RangeError(`${this}: resize to ${shapeText(s)} holds more elements than one array can index`);
     return s;
   }
 
@@ -777,7 +704,6 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   resize(shape: readonly number[]): Promise<void> {
     try {
-      this.#assertUsable();
       const s = this.#checkShape(shape);
       this.#checkWritable();
       const steps: Step[] = [];
@@ -790,7 +716,6 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   resizeSync(shape: readonly number[]): void {
     this.#host.assertIdle();
-    this.#assertUsable();
     const s = this.#checkShape(shape);
     this.#checkWritableSync();
     const steps: Step[] = [];
@@ -800,40 +725,226 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   // ------------------------------------------------------------------------------ flush / close
 
+  #planFlushFile(): Step[] {
+    const steps: Step[] = [];
+    this.#planFlush(steps);
+    if (this.#writableOk || steps.length > 0) steps.push({ kind: 'flushFile' });
+    return steps;
+  }
+
   flush(): Promise<void> {
-    try {
-      this.#assertUsable();
-      const steps: Step[] = [];
-      this.#planFlush(steps);
-      if (this.#writableOk || steps.length > 0) steps.push({ kind: 'flushFile' });
-      return this.#submit(steps) as Promise<void>;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#submit(this.#planFlushFile()) as Promise<void>;
   }
 
   flushSync(): void {
     this.#host.assertIdle();
-    this.#assertUsable();
+    this.#runSync(this.#planFlushFile());
+  }
+
+  /** Writes the buffered frames, from inside the checkpointer's queue (before a get reads them). */
+  *writeBuffered(): H5Gen<void> {
+    if (this.#closed || this.#broken) return;
     const steps: Step[] = [];
     this.#planFlush(steps);
-    if (this.#writableOk || steps.length > 0) steps.push({ kind: 'flushFile' });
-    this.#runSync(steps);
+    this.#pending.push(...steps);
+    if (steps.length > 0) yield* this.#drain(steps[steps.length - 1]);
+  }
+
+  /**
+   * A handle let go (inside the queue): what is buffered is written; after the last handle the
+   * native dataset is closed and the backend forgets the core.
+   */
+  *releaseHandle(handle: HDF5Dataset): H5Gen<void> {
+    this.handles.delete(handle);
+    try {
+      if (!this.#broken && !this.#closed) {
+        const steps: Step[] = [];
+        this.#planFlush(steps);
+        this.#pending.push(...steps);
+        yield* this.#drain();
+      }
+    } finally {
+      if (this.handles.size === 0) yield* this.#close();
+    }
+  }
+
+  *#close(): H5Gen<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#buf = null;
+    this.#pool = [];
+    this.#io.forget(this);
+    if (this.#native.isOpen) yield* closeDataset(this.#native);
+  }
+
+  // ------------------------------------------------------------------------------ attributes
+
+  /** Attributes are small: read and written whole, synchronously (h5py's `ds.attrs`). */
+  attrsEntries(): [string, AttrRead][] {
+    this.#host.assertIdle();
+    return runSync(this.#attrs());
+  }
+
+  *#attrs(): H5Gen<[string, AttrRead][]> {
+    return yield* datasetAttrs(yield* this.#dataset());
+  }
+
+  setAttr(name: string, value: AttrValue): void {
+    this.#host.assertIdle();
+    this.#checkWritableSync();
+    runSync(this.#setAttr(name, value));
+  }
+
+  *#setAttr(name: string, value: AttrValue): H5Gen<void> {
+    yield* this.#io.writable();
+    yield* setDatasetAttr(yield* this.#dataset(), name, value as never);
+  }
+
+  deleteAttr(name: string): void {
+    this.#host.assertIdle();
+    this.#checkWritableSync();
+    runSync(this.#deleteAttr(name));
+  }
+
+  *#deleteAttr(name: string): H5Gen<void> {
+    yield* this.#io.writable();
+    yield* deleteDatasetAttr(yield* this.#dataset(), name);
+  }
+}
+
+function checkOpenable(info: DatasetInfo, shown: string, file: string): void {
+  if (info.dtype === null) throw new CheckpointerError(`key ${shown}: ${info.unsupported ?? 'an unsupported datatype'}`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
+  if (info.dtype === 'string') throw new CheckpointerError(`key ${shown} holds strings; dataset handles hold numbers`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
+  if (info.isNull) throw new CheckpointerError(`key ${shown} holds None (a null dataspace)`, { code: 'ERR_UNSUPPORTED_VALUE', file });
+}
+
+/**
+ * An existing dataset is opened when it can hold what was asked for (h5py's require_dataset, but
+ * only the first axis may differ, so a resumed run keeps appending).
+ */
+function checkMatches(info: Pick<DatasetInfo, 'dtype' | 'shape'>, spec: DatasetSpec, shown: string): void {
+  if (info.dtype !== spec.dtype) throw new TypeError(`key ${shown} exists with dtype ${info.dtype}, not ${spec.dtype}`);
+  if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => i > 0 && d !== spec.shape[i])) {
+    throw new RangeError(`key ${shown} exists with shape ${shapeText(info.shape)}, whose frames differ from shape ${shapeText(spec.shape)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------- the handle
+
+/** A handle on an HDF5 dataset: a view of its core, with a lifetime of its own. */
+export class HDF5Dataset implements Dataset, DatasetLifecycle {
+  readonly attrs: DatasetAttrs;
+  readonly #core: HDF5DatasetCore;
+  readonly #host: DatasetHost;
+  #closed = false;
+
+  constructor(core: HDF5DatasetCore, host: DatasetHost) {
+    this.#core = core;
+    this.#host = host;
+    this.attrs = new HDF5DatasetAttrs(this, core);
+    core.handles.add(this);
+  }
+
+  get key(): readonly string[] { return this.#core.key; }
+  /** The dataset's path inside the file. */
+  get path(): string { return this.#core.path; }
+  get dtype(): DType { return this.#core.dtype; }
+  get chunks(): readonly number[] | null { return this.#core.chunks; }
+  get compression(): 'gzip' | null { return this.#core.compression; }
+  get compressionLevel(): number | null { return this.#core.compressionLevel; }
+  get shuffle(): boolean { return this.#core.shuffle; }
+  get shape(): readonly number[] { return this.#core.shape; }
+  get maxshape(): readonly (number | null)[] { return this.#core.maxshape; }
+  get size(): number { return shapeSize(this.#core.shape); }
+  get ndim(): number { return this.#core.shape.length; }
+  get nbytes(): number { return this.size * dtypeInfo(this.dtype).itemSize; }
+  get isOpen(): boolean { return !this.#closed && this.#core.isOpen; }
+
+  toString(): string {
+    return String(this.#core);
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `${this} ${this.dtype} ${shapeText(this.shape)}`;
+  }
+
+  /** Throws ERR_CLOSED (or the error that broke the dataset) before anything is planned. */
+  assertUsable(): void {
+    if (this.#closed) throw closedError(String(this), this.#core.toString());
+    this.#core.assertUsable(String(this));
+  }
+
+  #guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      this.assertUsable();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return fn();
+  }
+
+  append(frames: AppendData): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError(String(this), this.#core.toString()));
+    return this.#core.append(frames);
+  }
+
+  appendSync(frames: AppendData): void {
+    this.assertUsable();
+    this.#core.appendSync(frames);
+  }
+
+  read(selection?: DatasetSelection): Promise<NDArray> {
+    return this.#guard(() => this.#core.read(selection));
+  }
+
+  readSync(selection?: DatasetSelection): NDArray {
+    this.assertUsable();
+    return this.#core.readSync(selection);
+  }
+
+  readInto<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): Promise<T> {
+    return this.#guard(() => this.#core.readInto(selection, target));
+  }
+
+  readIntoSync<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): T {
+    this.assertUsable();
+    return this.#core.readIntoSync(selection, target);
+  }
+
+  write(selection: DatasetSelection, data: WriteData, options?: WriteOptions): Promise<void> {
+    return this.#guard(() => this.#core.write(selection, data, options));
+  }
+
+  writeSync(selection: DatasetSelection, data: WriteData, options?: WriteOptions): void {
+    this.assertUsable();
+    this.#core.writeSync(selection, data, options);
+  }
+
+  resize(shape: readonly number[]): Promise<void> {
+    return this.#guard(() => this.#core.resize(shape));
+  }
+
+  resizeSync(shape: readonly number[]): void {
+    this.assertUsable();
+    this.#core.resizeSync(shape);
+  }
+
+  flush(): Promise<void> {
+    return this.#guard(() => this.#core.flush());
+  }
+
+  flushSync(): void {
+    this.assertUsable();
+    this.#core.flushSync();
   }
 
   close(): Promise<void> {
     if (this.#closed) return RESOLVED;
-    const steps: Step[] = [];
-    if (!this.#broken) this.#planFlush(steps);
     this.#closed = true;
-    this.#pending.push(...steps);
-    const last = steps[steps.length - 1];
     return this.#host.enqueue(async () => {
       try {
-        if (last && !this.#detached) await this.#drain(last);
+        await runAsync(this.#core.releaseHandle(this));
       } finally {
-        this.#buf = null;
-        this.#pool = [];
         await this.#host.release(this);
       }
     });
@@ -842,14 +953,10 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   closeSync(): void {
     if (this.#closed) return;
     this.#host.assertIdle();
-    const steps: Step[] = [];
-    if (!this.#broken) this.#planFlush(steps);
     this.#closed = true;
     try {
-      this.#runSync(steps);
+      runSync(this.#core.releaseHandle(this));
     } finally {
-      this.#buf = null;
-      this.#pool = [];
       this.#host.releaseSync(this);
     }
   }
@@ -862,63 +969,36 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
     this.closeSync();
   }
 
-  /** The checkpointer's last close: run every pending step, write what is buffered, close. */
+  /** Its scope closed (inside the checkpointer's queue): write what is buffered, then closed. */
   async detach(): Promise<void> {
-    if (this.#detached) return;
-    const steps: Step[] = [];
-    if (!this.#broken) this.#planFlush(steps);
-    this.#pending.push(...steps);
+    if (this.#closed) return;
     this.#closed = true;
-    try {
-      if (!this.#broken) await this.#drain();
-    } finally {
-      this.#detached = true;
-      this.#buf = null;
-      this.#pool = [];
-    }
+    await runAsync(this.#core.releaseHandle(this));
   }
 
   detachSync(): void {
-    if (this.#detached) return;
-    const steps: Step[] = [];
-    if (!this.#broken) this.#planFlush(steps);
-    this.#pending.push(...steps);
+    if (this.#closed) return;
     this.#closed = true;
-    try {
-      if (!this.#broken) this.#drainSync();
-    } finally {
-      this.#detached = true;
-      this.#buf = null;
-      this.#pool = [];
-    }
-  }
-
-  // ------------------------------------------------------------------------------ attributes
-
-  #attrFile(write: boolean): H5File {
-    this.#host.assertIdle();
-    this.#assertUsable();
-    if (write) {
-      this.#checkWritableSync();
-      return this.#io.writableSync();
-    }
-    return this.#readFile();
+    runSync(this.#core.releaseHandle(this));
   }
 }
 
 class HDF5DatasetAttrs implements DatasetAttrs {
-  readonly #ds: HDF5Dataset;
-  readonly #read: () => H5File;
-  readonly #write: () => H5File;
+  readonly #handle: HDF5Dataset;
+  readonly #core: HDF5DatasetCore;
 
-  constructor(ds: HDF5Dataset, read: () => H5File, write: () => H5File) {
-    this.#ds = ds;
-    this.#read = read;
-    this.#write = write;
+  constructor(handle: HDF5Dataset, core: HDF5DatasetCore) {
+    this.#handle = handle;
+    this.#core = core;
+  }
+
+  #entries(): [string, AttrRead][] {
+    this.#handle.assertUsable();
+    return this.#core.attrsEntries();
   }
 
   keys(): string[] {
-    return this.#read().attrNames(this.#ds.path);
+    return this.#entries().map(([k]) => k);
   }
 
   has(name: string): boolean {
@@ -927,29 +1007,25 @@ class HDF5DatasetAttrs implements DatasetAttrs {
 
   /** The attribute's value; undefined when absent (null for an empty attribute). */
   get(name: string): AttrValue | null | undefined {
-    const file = this.#read();
-    if (!file.attrNames(this.#ds.path).includes(name)) return undefined;
-    return file.getAttr(this.#ds.path, name) as AttrValue | null;
+    const hit = this.#entries().find(([k]) => k === name);
+    if (!hit) return undefined;
+    const v = hit[1];
+    if (v !== null && typeof v === 'object' && 'unsupported' in v) {
+      throw new CheckpointerError(`attribute ${JSON.stringify(name)} of ${this.#handle}: ${v.unsupported}`, { code: 'ERR_UNSUPPORTED_DTYPE' });
+    }
+    return v as AttrValue | null;
   }
 
   set(name: string, value: AttrValue): void {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError(`an attribute name is a non-empty string, got ${JSON.stringify(name)}`);
-    this.#write().setAttr(this.#ds.path, name, value as NativeAttrValue);
+    if (name.includes('\0')) throw new TypeError(`an attribute name cannot contain NUL: ${JSON.stringify(name)}`);
+    this.#handle.assertUsable();
+    this.#core.setAttr(name, value);
   }
 
   delete(name: string): boolean {
     if (!this.has(name)) return false;
-    this.#write().deleteAttr(this.#ds.path, name);
+    this.#core.deleteAttr(name);
     return true;
   }
-}
-
-/** Whether `key` names something in the file (walking down, so a missing parent is "absent"). */
-function exists(file: H5File | null, key: readonly string[]): boolean {
-  if (!file) return false;
-  for (let i = 1; i <= key.length; i++) {
-    const kind = file.kind(toH5Path(key.slice(0, i)));
-    if (kind === null || (i < key.length && kind !== 'group')) return false;
-  }
-  return true;
 }

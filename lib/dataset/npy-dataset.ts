@@ -20,14 +20,15 @@ import {
   descrOf, encodeNpyHeader, encodeNpyHeaderFixed, fortranToC, npyHeaderLength, NPY_PREFIX_BYTES, parseNpyHeader, swapInPlace,
 } from '../formats/npy';
 import { IoGen, runAsync, runSync } from '../formats/zip';
+import { stableArray } from '../native';
 import { allocateForRead, DType, DTypeInfo, dtypeInfo, isDType, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
-import { AxisRange, Block, copyBlock, countsOf, normalizeSelection, rangeEnd } from './selection';
+import { AxisRange, Block, copyBlock, countsOf, normalizeSelection, rangeEnd, resultShape } from './selection';
 import type {
   AppendData, AttrValue, Dataset, DatasetAttrs, DatasetHost, DatasetLifecycle, DatasetOptions, DatasetSelection,
   WriteData, WriteOptions,
 } from './types';
-import { blockOf, framesOf } from './values';
+import { blockOf, framesOf, targetOf } from './values';
 
 /** Appends smaller than this are gathered in a buffer of this size before they are written. */
 export const APPEND_BUFFER_BYTES = 1 << 20;
@@ -241,6 +242,18 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     return !this.#closed;
   }
 
+  get size(): number {
+    return shapeSize(this.#shape);
+  }
+
+  get ndim(): number {
+    return this.#shape.length;
+  }
+
+  get nbytes(): number {
+    return this.size * this.info.itemSize;
+  }
+
   toString(): string {
     return `${this.label}('${this.fileName}', ${JSON.stringify(this.key.join('/'))})`;
   }
@@ -386,22 +399,22 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   // ------------------------------------------------------------------------------ read
 
-  #planRead(selection: DatasetSelection | undefined): { ranges: AxisRange[]; result: NDArray; jobs: Job[] } {
+  #planRead(selection: DatasetSelection | undefined): { ranges: AxisRange[]; shape: number[]; elements: number; jobs: Job[] } {
     this.#assertUsable();
     const ranges = normalizeSelection(selection, this.#shape);
-    const counts = countsOf(ranges);
-    const result = new NDArray(allocateForRead(this.dtype, shapeSize(counts) * this.info.lanes), counts, this.dtype);
+    const elements = shapeSize(countsOf(ranges));
     const jobs: Job[] = [];
-    if (result.data.length > 0 && ranges.length > 0 && rangeEnd(ranges[0]!) > this.#shape[0]! - this.#bufRows) this.#planFlush(jobs);
-    return { ranges, result, jobs };
+    if (elements > 0 && ranges.length > 0 && rangeEnd(ranges[0]!) > this.#shape[0]! - this.#bufRows) this.#planFlush(jobs);
+    return { ranges, shape: resultShape(ranges), elements, jobs };
   }
 
   read(selection?: DatasetSelection): Promise<NDArray> {
     try {
-      const { ranges, result, jobs } = this.#planRead(selection);
-      if (result.data.length === 0) return Promise.resolve(result);
-      const shape = [...this.#shape];
-      return this.#submit(jobs, () => this.#readOps(ranges, shape, result.data)).then(() => result);
+      const { ranges, shape, elements, jobs } = this.#planRead(selection);
+      const result = new NDArray(allocateForRead(this.dtype, elements * this.info.lanes), shape, this.dtype);
+      if (elements === 0) return Promise.resolve(result);
+      const extent = [...this.#shape];
+      return this.#submit(jobs, () => this.#readOps(ranges, extent, result.data)).then(() => result);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -409,10 +422,40 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   readSync(selection?: DatasetSelection): NDArray {
     this.host.assertIdle();
-    const { ranges, result, jobs } = this.#planRead(selection);
-    if (result.data.length === 0) return result;
+    const { ranges, shape, elements, jobs } = this.#planRead(selection);
+    const result = new NDArray(allocateForRead(this.dtype, elements * this.info.lanes), shape, this.dtype);
+    if (elements === 0) return result;
     runSync(this.#exec(jobs, () => this.#readOps(ranges, [...this.#shape], result.data)));
     return result;
+  }
+
+  readInto<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): Promise<T> {
+    try {
+      const { ranges, elements, jobs } = this.#planRead(selection);
+      targetOf(target, this.dtype, elements);
+      if (elements === 0) return Promise.resolve(target);
+      const extent = [...this.#shape];
+      // A view of a resizable or shared buffer gets the rows through a private array.
+      const scratch = stableArray(target);
+      return this.#submit(jobs, () => this.#readOps(ranges, extent, scratch)).then(() => {
+        if (scratch !== target) {
+          if (target.length !== scratch.length) throw new RangeError(`${this}: the target was resized during the read`);
+          target.set(scratch as never);
+        }
+        return target;
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  readIntoSync<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): T {
+    this.host.assertIdle();
+    const { ranges, elements, jobs } = this.#planRead(selection);
+    targetOf(target, this.dtype, elements);
+    if (elements === 0) return target;
+    runSync(this.#exec(jobs, () => this.#readOps(ranges, [...this.#shape], target)));
+    return target;
   }
 
   /** Pieces of axis-0 rows covering a selection, each at most PIECE_BYTES (or one row). */
@@ -539,7 +582,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     if (ranges.some((r) => r.step > 1 && r.count > 1)) {
       throw unsupported(`${this}: stepped writes are not supported on ${this.label} datasets (write each run of rows, or use HDF5)`, this.fileName);
     }
-    const block = blockOf(data, this.dtype, countsOf(ranges));
+    const block = blockOf(data, this.dtype, resultShape(ranges));
     const jobs: Job[] = [];
     if (block.length === 0) return jobs;
     const end = ranges.length > 0 ? rangeEnd(ranges[0]!) : 0;

@@ -1,11 +1,14 @@
 /**
- * Selections for dataset handles: normalising numpy-style `[start, stop, step]` slices against a
- * shape, splitting a selection into blocks that touch only the chunks holding selected elements,
- * and copying between a block and the selection's C-ordered result.
+ * Selections for dataset handles: normalising numpy-style selections — `[start, stop, step]`
+ * slices, integer indices, `null` for a whole axis — against a shape, and copying between a box of
+ * rows and the selection's C-ordered result (the NumPy handles; HDF5 takes a selection as one
+ * strided hyperslab).
  *
  * Semantics are numpy's (and h5py's) for in-bounds slices — negative start/stop count from the end,
  * `start >= stop` selects nothing, `step >= 1` — with one difference: a start or stop outside
- * `[-n, n]` is a RangeError here, where numpy would clamp it.
+ * `[-n, n]` is a RangeError here, where numpy would clamp it. An integer index selects one element
+ * of its axis and drops the axis from the result (`ds.read([5])` is frame 5); out of range it is a
+ * RangeError, as numpy's IndexError.
  */
 import type { TypedArray } from '../values/dtype';
 import type { AxisSelection, DatasetSelection } from './types';
@@ -15,6 +18,8 @@ export interface AxisRange {
   start: number;
   step: number;
   count: number;
+  /** An integer index: one element, and no axis in the result. */
+  drop?: boolean;
 }
 
 function isInt(x: unknown): x is number {
@@ -40,7 +45,7 @@ export function normalizeSelection(
   limit?: readonly (number | null)[],
 ): AxisRange[] {
   if (selection !== undefined && selection !== null && !Array.isArray(selection)) {
-    throw new TypeError(`a selection is an array with one entry per axis ([start, stop], [start, stop, step] or null), got ${describe(selection)}`);
+    throw new TypeError(`a selection is an array with one entry per axis (an index, [start, stop], [start, stop, step] or null), got ${describe(selection)}`);
   }
   const sel = selection ?? [];
   if (sel.length > shape.length) {
@@ -51,8 +56,15 @@ export function normalizeSelection(
 
 function normalizeAxis(s: AxisSelection | undefined, n: number, max: number | null, axis: number): AxisRange {
   if (s === null || s === undefined) return { start: 0, step: 1, count: n };
+  if (typeof s === 'number') {
+    if (!isInt(s)) throw new TypeError(`axis ${axis}: an index must be an integer, got ${describe(s)}`);
+    const hi = max === null ? Infinity : Math.max(max, n);
+    const i = s < 0 ? s + n : s;
+    if (i < 0 || i >= hi) throw new RangeError(`axis ${axis}: index ${s} is out of bounds for size ${n}${hi > n ? ` (limit ${hi})` : ''}`);
+    return { start: i, step: 1, count: 1, drop: true };
+  }
   if (!Array.isArray(s) || (s.length !== 2 && s.length !== 3)) {
-    throw new TypeError(`axis ${axis}: a selection is [start, stop], [start, stop, step] or null, got ${describe(s)}`);
+    throw new TypeError(`axis ${axis}: a selection is an index, [start, stop], [start, stop, step] or null, got ${describe(s)}`);
   }
   const [a, b, c] = s as readonly unknown[];
   for (const v of [a, b]) {
@@ -82,13 +94,16 @@ export function rangeEnd(r: AxisRange): number {
   return r.count === 0 ? r.start : r.start + (r.count - 1) * r.step + 1;
 }
 
+/** Elements selected along each axis (1 for an integer index). */
 export function countsOf(ranges: readonly AxisRange[]): number[] {
   return ranges.map((r) => r.count);
 }
 
-/** Whether every axis is a plain (step 1) range: one hyperslab. */
-export function isContiguous(ranges: readonly AxisRange[]): boolean {
-  return ranges.every((r) => r.step === 1 || r.count <= 1);
+/** The shape of the selection's result: integer-indexed axes dropped. */
+export function resultShape(ranges: readonly AxisRange[]): number[] {
+  const out: number[] = [];
+  for (const r of ranges) if (!r.drop) out.push(r.count);
+  return out;
 }
 
 /** A box of the dataset to read or write, and where its selected elements sit in it and in the result. */
@@ -101,90 +116,6 @@ export interface Block {
   selected: number[];
   /** Per axis: position of the first selected element in the selection's result. */
   offset: number[];
-}
-
-export interface BlockOptions {
-  /** Chunks are compressed: a chunk is decoded whole, so read it in one box rather than index by index. */
-  filtered?: boolean;
-  /** Bytes of unselected elements worth skipping with an extra transfer instead of reading them (default 64 KiB). */
-  skipBytes?: number;
-}
-
-/**
- * Splits the selection into boxes that together hold every selected element and touch only chunks
- * holding some. Per axis: step 1 → one range; step > chunk → one box per index; otherwise one box
- * per chunk, from its first selected index to its last (every chunk in between holds one) — or, for
- * unfiltered data whose gaps between selected indices are large (>= skipBytes), one box per index,
- * so the gaps are not read. A contiguous (unchunked) dataset counts as one chunk.
- */
-export function blocksFor(
-  ranges: readonly AxisRange[],
-  shape: readonly number[],
-  chunks: readonly number[] | null,
-  itemSize: number,
-  options: BlockOptions = {},
-): Block[] {
-  if (ranges.some((r) => r.count === 0)) return [];
-  const skip = options.skipBytes ?? 1 << 16;
-  const perAxis = ranges.map((r, axis) => {
-    let inner = itemSize;
-    for (let a = axis + 1; a < shape.length; a++) inner *= Math.max(1, shape[a]!);
-    const c = chunks ? chunks[axis]! : Number.MAX_SAFE_INTEGER;
-    const byIndex = r.step > c || (!options.filtered && (r.step - 1) * inner >= skip);
-    return axisPieces(r, byIndex ? 0 : c);
-  });
-  const blocks: Block[] = [];
-  const rank = ranges.length;
-  const idx = new Array<number>(rank).fill(0);
-  for (;;) {
-    const b: Block = { start: [], count: [], local: [], selected: [], offset: [] };
-    for (let a = 0; a < rank; a++) {
-      const p = perAxis[a]![idx[a]!]!;
-      b.start.push(p.start);
-      b.count.push(p.count);
-      b.local.push(p.local);
-      b.selected.push(p.selected);
-      b.offset.push(p.offset);
-    }
-    blocks.push(b);
-    let a = rank - 1;
-    for (; a >= 0; a--) {
-      if (++idx[a]! < perAxis[a]!.length) break;
-      idx[a] = 0;
-    }
-    if (a < 0) break;
-  }
-  return blocks;
-}
-
-interface Piece {
-  start: number;
-  count: number;
-  local: number;
-  selected: number;
-  offset: number;
-}
-
-/** The pieces of one axis: chunk 0 = one per selected index. */
-function axisPieces(r: AxisRange, chunk: number): Piece[] {
-  const last = r.start + (r.count - 1) * r.step;
-  if (r.step === 1 || r.count === 1) return [{ start: r.start, count: last + 1 - r.start, local: 0, selected: r.count, offset: 0 }];
-  const pieces: Piece[] = [];
-  if (chunk === 0) {
-    for (let k = 0; k < r.count; k++) pieces.push({ start: r.start + k * r.step, count: 1, local: 0, selected: 1, offset: k });
-    return pieces;
-  }
-  // One piece per chunk: from the first selected index in the chunk to the last.
-  let k = 0;
-  while (k < r.count) {
-    const first = r.start + k * r.step;
-    const chunkEnd = (Math.floor(first / chunk) + 1) * chunk;
-    const n = Math.min(r.count - k, Math.ceil((chunkEnd - first) / r.step));
-    const end = first + (n - 1) * r.step + 1;
-    pieces.push({ start: first, count: end - first, local: 0, selected: n, offset: k });
-    k += n;
-  }
-  return pieces;
 }
 
 /**

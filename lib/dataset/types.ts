@@ -37,11 +37,13 @@ export interface DatasetOptions {
 }
 
 /**
- * One axis of a selection, in numpy's slice semantics: `[start, stop]` or `[start, stop, step]`
- * (`start`/`stop` may be negative, counting from the end, or null for the axis' start/end;
- * `step >= 1`), or `null` for the whole axis.
+ * One axis of a selection, in numpy's semantics: an integer index (negative counts from the end;
+ * the axis is dropped from the result, as `a[5]` drops it), `[start, stop]` or
+ * `[start, stop, step]` (`start`/`stop` may be negative, counting from the end, or null for the
+ * axis' start/end; `step >= 1`), or `null` for the whole axis.
  */
 export type AxisSelection =
+  | number
   | readonly [number | null, number | null]
   | readonly [number | null, number | null, number]
   | null;
@@ -90,6 +92,11 @@ export interface Dataset extends AsyncDisposable, Disposable {
   readonly shuffle: boolean;
   readonly attrs: DatasetAttrs;
   readonly isOpen: boolean;
+  /** Elements in the dataset (the product of `shape`; a complex number counts once). */
+  readonly size: number;
+  readonly ndim: number;
+  /** Bytes of element data (`size` times the dtype's item size). */
+  readonly nbytes: number;
 
   /** Appends one frame or a batch along axis 0 (buffered into whole chunks). */
   append(frames: AppendData): Promise<void>;
@@ -97,6 +104,12 @@ export interface Dataset extends AsyncDisposable, Disposable {
   /** The selected elements as an NDArray (the whole dataset without a selection). */
   read(selection?: DatasetSelection): Promise<NDArray>;
   readSync(selection?: DatasetSelection): NDArray;
+  /**
+   * Reads the selection into `target` (h5py's `read_direct`): the dtype's TypedArray with exactly
+   * the selection's element count (C order); resolves to `target`.
+   */
+  readInto<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): Promise<T>;
+  readIntoSync<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): T;
   write(selection: DatasetSelection, data: WriteData, options?: WriteOptions): Promise<void>;
   writeSync(selection: DatasetSelection, data: WriteData, options?: WriteOptions): void;
   /** New shape within maxshape; new elements hold the fill value. */

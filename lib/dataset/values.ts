@@ -96,3 +96,12 @@ export function blockOf(x: unknown, dtype: DType, counts: readonly number[], wha
   if (data.length !== n) throw new RangeError(`${what}: the selection holds ${n / lanes} elements (shape ${shapeText(counts)}); data has ${data.length / lanes}`);
   return data;
 }
+
+/** The caller's array a `readInto` fills: the dtype's TypedArray holding exactly `elements` elements. */
+export function targetOf<T extends TypedArray>(x: T, dtype: DType, elements: number, what = 'readInto'): T {
+  if (!isTypedArray(x)) throw new TypeError(`${what}: the target must be a TypedArray, got ${x === null ? 'null' : typeof x}`);
+  const { data } = elementsOf(x, dtype, what);
+  const n = elements * dtypeInfo(dtype).lanes;
+  if (data.length !== n) throw new RangeError(`${what}: the selection holds ${n} values; the target has ${data.length}`);
+  return x;
+}
