@@ -71,26 +71,27 @@ export abstract class Checkpointer<Stream = unknown> {
   readonly allowedKeys: ReadonlySet<string> | null;
   readonly omittedKeys: ReadonlySet<string> | null;
 
-  #depth = 0;
+  /** The scopes open()/with opened, innermost last, each with the dataset handles opened inside it. */
+  readonly #scopes: Set<Dataset & DatasetLifecycle>[] = [];
+  /** Handles opened outside any scope: each keeps the file open until its own close(). */
+  readonly #own = new Set<Dataset & DatasetLifecycle>();
   #stream: Stream | undefined;
   /** Async operations queued or running: they run one at a time, in call order. */
   #queue: Promise<unknown> = Promise.resolve();
   #inFlight = 0;
-  /** Open dataset handles; each holds one open scope, and the last close detaches those left. */
-  readonly #datasets = new Set<Dataset & DatasetLifecycle>();
   readonly #datasetHost: DatasetHost = {
     enqueue: (task) => this.#enqueue(task),
     assertIdle: () => this.#assertIdle(),
     release: async (ds) => {
-      if (this.#forgetDataset(ds as Dataset & DatasetLifecycle)) await this.#exit();
+      if (this.#forgetDataset(ds as Dataset & DatasetLifecycle)) await this.#closeIfUnused();
     },
     releaseSync: (ds) => {
-      if (this.#forgetDataset(ds as Dataset & DatasetLifecycle)) this.closeSync();
+      if (this.#forgetDataset(ds as Dataset & DatasetLifecycle)) this.#closeIfUnusedSync();
     },
   };
   readonly #flushAtExit = (): void => {
     if (this.#inFlight > 0) return;
-    for (const ds of this.#datasets) {
+    for (const ds of this.#handles()) {
       try {
         ds.flushSync();
       } catch {
@@ -105,8 +106,9 @@ export abstract class Checkpointer<Stream = unknown> {
     this.omittedKeys = opts.omittedKeys == null ? null : new Set(opts.omittedKeys);
   }
 
+  /** Whether the file is open: a scope (open()/with) or a dataset handle opened outside one holds it. */
   get isOpen(): boolean {
-    return this.#depth > 0;
+    return this.#scopes.length > 0 || this.#own.size > 0;
   }
 
   /** The backend's open handle or document (McUtils' `stream`); undefined while closed. */
@@ -179,6 +181,12 @@ export abstract class Checkpointer<Stream = unknown> {
   }
 
   // ---------------------------------------------------------------- scoping
+  //
+  // A scope is what one open() (or with) opens; the file is opened by the first and closed when the
+  // last scope and the last handle held outside any scope are gone. A dataset handle opened inside
+  // a scope belongs to the innermost one and is flushed and closed when it closes; a handle opened
+  // outside every scope keeps the file open until its own close(). Scopes nest by depth, as McUtils'
+  // do: close() closes the innermost one.
 
   /** Opens (or re-enters) the checkpoint; the file is opened on the first open only. */
   open(): Promise<this> {
@@ -188,30 +196,28 @@ export abstract class Checkpointer<Stream = unknown> {
     });
   }
 
-  /** Leaves one open scope; the last close writes and closes the file. */
+  /**
+   * Closes the innermost scope, and the handles opened in it; the last close writes and closes the
+   * file. With no scope open, closes the handles opened outside any scope (and so the file).
+   */
   close(): Promise<void> {
     return this.#enqueue(() => this.#exit());
   }
 
   openSync(): this {
     this.#assertIdle();
-    if (this.#depth === 0) this.#stream = this.openCheckpointFileSync(this.checkpointFile);
-    this.#depth++;
+    if (!this.isOpen) this.#stream = this.openCheckpointFileSync(this.checkpointFile);
+    this.#scopes.push(new Set());
     return this;
   }
 
   closeSync(): void {
     this.#assertIdle();
-    if (this.#depth === 0) return;
-    if (this.#depth === 1) {
-      const failure = this.#detachDatasetsSync();
-      this.closeCheckpointFileSync(this.#stream as Stream);
-      this.#stream = undefined;
-      this.#depth--;
-      if (failure) throw failure.err;
-      return;
-    }
-    this.#depth--;
+    const handles = this.#leaveScope();
+    if (handles === null) return;
+    const failure = this.#detachAllSync(handles);
+    this.#closeIfUnusedSync();
+    if (failure) throw failure.err;
   }
 
   /** Opens, runs `fn`, and closes — also when `fn` throws. */
@@ -243,61 +249,91 @@ export abstract class Checkpointer<Stream = unknown> {
   }
 
   async #enter(): Promise<void> {
-    if (this.#depth === 0) this.#stream = await this.openCheckpointFile(this.checkpointFile);
-    this.#depth++;
+    if (!this.isOpen) this.#stream = await this.openCheckpointFile(this.checkpointFile);
+    this.#scopes.push(new Set());
   }
 
   async #exit(): Promise<void> {
-    if (this.#depth === 0) return;
-    if (this.#depth === 1) {
-      const failure = await this.#detachDatasets();
-      // If writing out fails the checkpoint stays open with its data, so the caller can retry.
-      await this.closeCheckpointFile(this.#stream as Stream);
-      this.#stream = undefined;
-      this.#depth--;
-      if (failure) throw failure.err;
-      return;
-    }
-    this.#depth--;
+    const handles = this.#leaveScope();
+    if (handles === null) return;
+    const failure = await this.#detachAll(handles);
+    await this.#closeIfUnused();
+    if (failure) throw failure.err;
   }
 
-  #rememberDataset(ds: Dataset & DatasetLifecycle): void {
-    this.#datasets.add(ds);
+  /** Takes the innermost scope off the stack (or, with none, the handles held outside any); null when nothing is open. */
+  #leaveScope(): (Dataset & DatasetLifecycle)[] | null {
+    const scope = this.#scopes.pop();
+    if (scope) return [...scope];
+    if (this.#own.size === 0) return null;
+    const handles = [...this.#own];
+    this.#own.clear();
+    return handles;
+  }
+
+  /** Closes the file when no scope and no handle holds it. If writing out fails, it stays open with its data (retry by closing again). */
+  async #closeIfUnused(): Promise<void> {
+    if (this.isOpen || this.#stream === undefined) return;
+    trackExitFlush(this.#flushAtExit, false);
+    try {
+      await this.closeCheckpointFile(this.#stream);
+    } catch (err) {
+      this.#scopes.push(new Set());
+      throw err;
+    }
+    this.#stream = undefined;
+  }
+
+  #closeIfUnusedSync(): void {
+    if (this.isOpen || this.#stream === undefined) return;
+    trackExitFlush(this.#flushAtExit, false);
+    try {
+      this.closeCheckpointFileSync(this.#stream);
+    } catch (err) {
+      this.#scopes.push(new Set());
+      throw err;
+    }
+    this.#stream = undefined;
+  }
+
+  *#handles(): Iterable<Dataset & DatasetLifecycle> {
+    yield* this.#own;
+    for (const scope of this.#scopes) yield* scope;
+  }
+
+  #rememberDataset(ds: Dataset & DatasetLifecycle, scoped: boolean): void {
+    (scoped ? this.#scopes[this.#scopes.length - 1]! : this.#own).add(ds);
     trackExitFlush(this.#flushAtExit, true);
   }
 
+  /** Forgets a handle that closed itself; true when it held the file open by itself. */
   #forgetDataset(ds: Dataset & DatasetLifecycle): boolean {
-    const had = this.#datasets.delete(ds);
-    trackExitFlush(this.#flushAtExit, this.#datasets.size > 0);
-    return had;
+    for (const scope of this.#scopes) scope.delete(ds);
+    return this.#own.delete(ds);
   }
 
-  /** The last close: dataset handles still open write what they buffered and are closed. */
-  async #detachDatasets(): Promise<{ err: unknown } | null> {
+  /** Flushes and closes the handles of a scope that closed. */
+  async #detachAll(handles: (Dataset & DatasetLifecycle)[]): Promise<{ err: unknown } | null> {
     let failure: { err: unknown } | null = null;
-    for (const ds of [...this.#datasets]) {
+    for (const ds of handles) {
       try {
         await ds.detach();
       } catch (err) {
         failure ??= { err };
       }
     }
-    this.#datasets.clear();
-    trackExitFlush(this.#flushAtExit, false);
     return failure;
   }
 
-  #detachDatasetsSync(): { err: unknown } | null {
+  #detachAllSync(handles: (Dataset & DatasetLifecycle)[]): { err: unknown } | null {
     let failure: { err: unknown } | null = null;
-    for (const ds of [...this.#datasets]) {
+    for (const ds of handles) {
       try {
         ds.detachSync();
       } catch (err) {
         failure ??= { err };
       }
     }
-    this.#datasets.clear();
-    trackExitFlush(this.#flushAtExit, false);
     return failure;
   }
 
@@ -313,7 +349,7 @@ export abstract class Checkpointer<Stream = unknown> {
   /** Runs `task` inside an open scope, opening and closing around it when none is open. */
   #scoped<T>(task: () => Promise<T>): Promise<T> {
     return this.#enqueue(async () => {
-      if (this.#depth > 0) return task();
+      if (this.isOpen) return task();
       await this.#enter();
       try {
         return await task();
@@ -325,7 +361,7 @@ export abstract class Checkpointer<Stream = unknown> {
 
   #scopedSync<T>(task: () => T): T {
     this.#assertIdle();
-    if (this.#depth > 0) return task();
+    if (this.isOpen) return task();
     return this.withSync(task);
   }
 
@@ -430,20 +466,23 @@ export abstract class Checkpointer<Stream = unknown> {
   /**
    * A handle on the array dataset at `key`, for appending frames and reading and writing slices
    * (see docs/dataset.md). With `options` it is created when absent (an existing one is opened when
-   * its dtype and frame shape match); with the key alone the existing one is opened. The handle holds
-   * an open scope until `ds.close()`; the checkpointer's last close flushes and closes it.
+   * its dtype and frame shape match); with the key alone the existing one is opened. Opened inside
+   * a scope, the handle is flushed and closed when that scope closes; opened outside any, it keeps
+   * the file open until `ds.close()`. Handles on one dataset share its state.
    */
   async dataset(key: Key, options?: DatasetOptions): Promise<Dataset> {
     const path = keyPath(key);
     this.checkAllowedKey(key);
     return this.#enqueue(async () => {
-      await this.#enter();
+      const scoped = this.#scopes.length > 0;
+      const opened = !this.isOpen;
+      if (opened) this.#stream = await this.openCheckpointFile(this.checkpointFile);
       try {
         const ds = await this.openDataset(path, options ?? null, this.#datasetHost);
-        this.#rememberDataset(ds);
+        this.#rememberDataset(ds, scoped);
         return ds;
       } catch (err) {
-        await this.#exit();
+        if (opened) await this.#closeIfUnused();
         throw err;
       }
     });
@@ -452,13 +491,16 @@ export abstract class Checkpointer<Stream = unknown> {
   datasetSync(key: Key, options?: DatasetOptions): Dataset {
     const path = keyPath(key);
     this.checkAllowedKey(key);
-    this.openSync();
+    this.#assertIdle();
+    const scoped = this.#scopes.length > 0;
+    const opened = !this.isOpen;
+    if (opened) this.#stream = this.openCheckpointFileSync(this.checkpointFile);
     try {
       const ds = this.openDatasetSync(path, options ?? null, this.#datasetHost);
-      this.#rememberDataset(ds);
+      this.#rememberDataset(ds, scoped);
       return ds;
     } catch (err) {
-      this.closeSync();
+      if (opened) this.#closeIfUnusedSync();
       throw err;
     }
   }

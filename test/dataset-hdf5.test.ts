@@ -10,7 +10,7 @@ import {
   CheckpointerError, CheckpointerKeyError, HDF5Checkpointer, HDF5Dataset, JSONCheckpointer, NDArray, ndarray,
 } from '../lib/index';
 import type { Dataset, DatasetSelection } from '../lib/index';
-import { normalizeSelection, blocksFor } from '../lib/dataset/selection';
+import { normalizeSelection } from '../lib/dataset/selection';
 import { createOptions } from '../lib/dataset/hdf5-dataset';
 import { h5py } from './helpers/h5py';
 import { tempDir } from './helpers/python';
@@ -25,6 +25,7 @@ const frame = (i: number, size = 12): Float64Array => Float64Array.from({ length
 /** Python slice text for one of our axis selections. */
 function pySlice(s: DatasetSelection[number]): string {
   if (s === null) return ':';
+  if (typeof s === 'number') return String(s);
   const p = (v: number | null | undefined): string => (v === null || v === undefined ? '' : String(v));
   return s.length === 3 ? `${p(s[0])}:${p(s[1])}:${s[2]}` : `${p(s[0])}:${p(s[1])}`;
 }
@@ -202,24 +203,6 @@ for s in json.loads(sys.argv[2]):
     value += v.size
 out(bool(np.array_equal(h5py.File(sys.argv[1], 'r')['a'][()], a)))`, file, JSON.stringify(writes.map(pyIndex)));
     assert.equal(ok, true);
-  });
-
-  it('blocks touch only chunks that hold selected elements', () => {
-    const ranges = normalizeSelection([[0, 100, 25], [2, 3]], [100, 10]);
-    const blocks = blocksFor(ranges, [100, 10], [10, 5], 8);
-    // step 25 > chunk 10: one row per block, never the rows between
-    assert.deepEqual(blocks.map((b) => b.start), [[0, 2], [25, 2], [50, 2], [75, 2]]);
-    assert.ok(blocks.every((b) => b.count[0] === 1 && b.count[1] === 1));
-    const stepped = blocksFor(normalizeSelection([[3, 35, 4]], [100]), [100], [10], 8);
-    // step 4 <= chunk 10: one box per chunk, from its first selected index to its last
-    assert.deepEqual(stepped.map((b) => [b.start[0], b.count[0]]), [[3, 5], [11, 9], [23, 5], [31, 1]]);
-    // large gaps in unfiltered data are skipped, one box per index; compressed chunks are read whole
-    const wide = normalizeSelection([[3, 35, 4]], [100, 4096]);
-    assert.equal(blocksFor(wide, [100, 4096], [10, 4096], 8).length, 8);
-    assert.equal(blocksFor(wide, [100, 4096], [10, 4096], 8, { filtered: true }).length, 4);
-    // a contiguous dataset: one box, or one per index when the gaps are large
-    assert.equal(blocksFor(normalizeSelection([[0, 10, 2]], [10]), [10], null, 8).length, 1);
-    assert.equal(blocksFor(normalizeSelection([[0, 10, 2]], [10, 8192]), [10, 8192], null, 8).length, 5);
   });
 
   it('a slice of a large dataset reads about the slice from the file (rchar)', async () => {
@@ -524,7 +507,8 @@ describe('dataset: errors before anything is written', () => {
       await rejectsWith(ds.read(sel), (e) => e instanceof RangeError, `read ${JSON.stringify(sel)}`);
     }
     await rejectsWith(ds.read([[0.5, 1]] as never), (e) => e instanceof TypeError);
-    await rejectsWith(ds.read([5] as never), (e) => e instanceof TypeError);
+    await rejectsWith(ds.read([5]), (e) => e instanceof RangeError, 'index 5 of 1 frame');
+    await rejectsWith(ds.read([0.5] as never), (e) => e instanceof TypeError);
     await rejectsWith(ds.write([[0, 1]], new Float64Array(11)), (e) => e instanceof RangeError);
     await rejectsWith(ds.write([[0, 1]], ndarray(new Float64Array(12), [3, 4])), (e) => e instanceof RangeError, 'shape [3, 4] for [1, 3, 4]');
     await ds.append(frame(1));
@@ -605,7 +589,7 @@ describe('dataset: errors before anything is written', () => {
 });
 
 describe('dataset: scopes', () => {
-  it("a handle holds a scope; the checkpointer's last close flushes and closes it", async () => {
+  it('a handle opened in a scope is flushed and closed with it; one opened outside keeps the file open until its close', async () => {
     const file = fresh();
     const chk = new HDF5Checkpointer(file);
     let ds!: Dataset;
@@ -613,11 +597,19 @@ describe('dataset: scopes', () => {
       ds = await c.dataset('x', { dtype: 'float64', shape: [0, 3, 4] });
       await ds.append(frame(0));
     });
-    assert.equal(chk.isOpen, true, 'the handle keeps the file open');
+    assert.equal(chk.isOpen, false, 'with() closed the handle it opened');
+    assert.equal(ds.isOpen, false);
+    await rejectsWith(ds.append(frame(1)), isCode('ERR_CLOSED'));
+    assert.equal(h5py(`out(h5py.File(sys.argv[1], 'a')['x'].shape[0])`, file), 1, 'h5py can open it for writing: no lock left');
+
+    ds = await chk.dataset('x'); // outside any scope: it holds the file open
+    assert.equal(chk.isOpen, true);
     await ds.append(frame(1));
     await chk.set('other', 1); // the checkpointer works meanwhile
     assert.deepEqual(await chk.keys(), ['x', 'other']);
-    await chk.close(); // one close more than opens: the last
+    await chk.with(async (c) => assert.deepEqual((await c.get<NDArray>('x')).shape, [2, 3, 4]));
+    assert.equal(chk.isOpen, true, 'a scope that closes leaves the handle opened outside it');
+    await chk.close(); // no scope open: closes the handles held outside one, and the file
     assert.equal(chk.isOpen, false);
     assert.equal(ds.isOpen, false);
     await ds.close(); // no-op
