@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Builds zlib and HDF5 1.14.5 as static, position-independent C libraries into build/deps/hdf5-1.14.5
+# (lib/libhdf5.a, lib/libz.a, lib/libsz.a + lib/libaec.a, include/), for linking HDF5 into the addon
+# itself (CMake -DCHECKPOINTER_HDF5_ROOT=<prefix>): a prebuild then needs no libhdf5 where it runs.
+# From source because Debian's libhdf5.a and libz.a are not built with -fPIC and cannot go into a
+# .node. A prefix whose stamp matches the pins and flags below is reused as it is.
+#
+#   bash scripts/build-hdf5.sh                 # szip through Debian's libaec-dev (PIC static libs)
+#   HDF5_SZIP=off bash scripts/build-hdf5.sh   # without the szip filter
+#
+# Debian-only (apt-get source); root installs dpkg-dev/libaec-dev when missing. Quiet unless it
+# fails, then it prints the tail of build/deps/build-hdf5.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+
+deps="$PWD/build/deps"
+prefix="$deps/hdf5-1.14.5"
+src="$deps/src"   # verified source packages, kept so that a rebuild needs no network
+work="$deps/work" # extracted trees and HDF5's CMake build dir, removed after a good build
+log="$deps/build-hdf5.log"
+stamp="$prefix/build-hdf5.stamp"
+
+# Source packages: HDF5 1.14 first appears in trixie (bookworm has 1.10.8); bookworm's zlib is
+# the one this machine runs. apt checks the files against the signed index too, but that index
+# moves: these sums pin exactly what we build.
+hdf5_version=1.14.5+repack-3
+zlib_version=1:1.2.13.dfsg-1
+sums="360f915a6116895a1bba75bf92bd2e9c1ace69e63b3622331d6fc783de543ff0  hdf5_1.14.5+repack-3.dsc
+71cdb04c151ef4e8a7f88907adfc4f3b75afd44e96fbd55775e1c9d7c4e7c112  hdf5_1.14.5+repack.orig.tar.gz
+284992575afb8755dd4ede8f75e2b83ac8d39644551665d94f7a0339f9eebca5  hdf5_1.14.5+repack-3.debian.tar.xz
+3fa1e6b2fc525062aa88207dda52fed8e045373c809d362fe8a2bfbf7cf515a8  zlib_1.2.13.dfsg-1.dsc
+71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1  zlib_1.2.13.dfsg.orig.tar.bz2
+f66cf3d4f2d7defcd4d1fd1fb0a11ee39f1e01b42ec7d059c9dc5c1695133c44  zlib_1.2.13.dfsg-1.debian.tar.xz"
+mirror=http://deb.debian.org/debian
+
+zlib_cflags="-O3 -fPIC"
+hdf5_flags=(
+  -DCMAKE_BUILD_TYPE=Release
+  -DCMAKE_POSITION_INDEPENDENT_CODE=ON
+  -DBUILD_SHARED_LIBS=OFF
+  -DBUILD_TESTING=OFF
+  -DHDF5_BUILD_EXAMPLES=OFF -DHDF5_BUILD_TOOLS=OFF -DHDF5_BUILD_UTILS=OFF -DHDF5_BUILD_HL_LIB=OFF
+  -DHDF5_BUILD_CPP_LIB=OFF -DHDF5_BUILD_FORTRAN=OFF -DHDF5_BUILD_JAVA=OFF
+  -DHDF5_ENABLE_THREADSAFE=ON
+  -DHDF5_ENABLE_Z_LIB_SUPPORT=ON -DHDF5_USE_ZLIB_STATIC=ON
+  -DZLIB_LIBRARY="$prefix/lib/libz.a" -DZLIB_INCLUDE_DIR="$prefix/include"
+)
+
+mkdir -p "$deps"
+: >"$log"
+fail() {
+  echo "build-hdf5: $*" >&2
+  if [ -s "$log" ]; then echo "--- last lines of $log:" >&2; tail -n 40 "$log" >&2; fi
+  exit 1
+}
+run() { "$@" >>"$log" 2>&1 || fail "failed: $*"; }
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+# CI runs as root without sudo; elsewhere say what to install instead of asking for a password.
+need_pkg() {
+  installed "$1" && return 0
+  [ "$(id -u)" -eq 0 ] || return 1
+  if [ -z "${apt_updated:-}" ]; then apt-get update -qq >>"$log" 2>&1 || return 1; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >>"$log" 2>&1
+}
+
+# szip: HDF5's CMake accepts it only as a CMake package, which libaec-dev does not ship; the static
+# libs are copied into the prefix and described by a small libaec-config.cmake there.
+case "${HDF5_SZIP:-on}" in
+  on)
+    need_pkg libaec-dev || fail "szip needs libaec-dev (apt-get install libaec-dev), or run with HDF5_SZIP=off"
+    aec_a="$(dpkg-query -L libaec-dev | grep -E '/libaec\.a$')"
+    sz_a="$(dpkg-query -L libaec-dev | grep -E '/libsz\.a$')"
+    szip="libaec-dev $(dpkg-query -W -f='${Version}' libaec-dev): $(sha256sum "$sz_a" "$aec_a" | tr -s '\n ' ' ')"
+    hdf5_flags+=(-DHDF5_ENABLE_SZIP_SUPPORT=ON -DHDF5_ENABLE_SZIP_ENCODING=ON -DHDF5_USE_LIBAEC_STATIC=ON
+      -DLIBAEC_PACKAGE_NAME=libaec -DSZIP_DIR="$prefix/lib/cmake/libaec")
+    ;;
+  off)
+    szip=off
+    hdf5_flags+=(-DHDF5_ENABLE_SZIP_SUPPORT=OFF)
+    ;;
+  *) fail "HDF5_SZIP must be on or off" ;;
+esac
+
+# Everything that changes the libraries' bytes; a prefix built from the same is reused.
+key="$(printf '%s\n' "hdf5 $hdf5_version" "zlib $zlib_version" "$sums" "zlib CFLAGS=$zlib_cflags" \
+  "${hdf5_flags[@]}" "szip: $szip" "cc: $(cc --version | head -n 1)")"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+  echo "build-hdf5: reusing ${prefix#"$PWD/"} ($((SECONDS - start))s)"
+  exit 0
+fi
+
+tmp="$(mktemp -d "$deps/tmp.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+have_sources() { (cd "$src" && sha256sum --check --strict --quiet <<<"$sums") >/dev/null 2>&1; }
+
+if ! have_sources; then
+  # A deb-src entry for this run only: a private sources file and lists, no package caches, so the
+  # machine's apt configuration, lists and caches are left as they were. --download-only needs no
+  # dpkg-source, and nothing is unpacked before the sums are checked.
+  mkdir -p "$tmp/lists/partial" "$tmp/dl"
+  cat >"$tmp/checkpointer-src.sources" <<EOF
+Types: deb-src
+URIs: $mirror
+Suites: bookworm trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  apt=(-o Dir::Etc::sourcelist="$tmp/checkpointer-src.sources" -o Dir::Etc::sourceparts=-
+    -o Dir::State::Lists="$tmp/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+  run apt-get "${apt[@]}" update
+  (cd "$tmp/dl" && apt-get "${apt[@]}" source --download-only "hdf5=$hdf5_version" "zlib=$zlib_version") \
+    >>"$log" 2>&1 || fail "apt-get source failed (if a pinned version has left $mirror, snapshot.debian.org still has it)"
+  if ! (cd "$tmp/dl" && sha256sum --check --strict <<<"$sums") >>"$log" 2>&1; then
+    fail "SHA-256 MISMATCH in the downloaded sources: not building (expected sums are pinned in $0)"
+  fi
+  mkdir -p "$src"
+  mv -f "$tmp"/dl/* "$src/"
+fi
+
+# Unpack with Debian's patches when dpkg-source is (or can be made) available; otherwise the
+# upstream tarball as it is (Debian's patches concern autotools, Fortran, Java and Hurd).
+rm -rf "$work" && mkdir -p "$work/zlib" "$work/hdf5"
+unpacked=debian
+if ! command -v dpkg-source >/dev/null && ! need_pkg dpkg-dev; then unpacked=orig; fi
+if [ "$unpacked" = debian ]; then
+  run dpkg-source -x "$src/zlib_1.2.13.dfsg-1.dsc" "$work/zlib/src"
+  run dpkg-source -x "$src/hdf5_1.14.5+repack-3.dsc" "$work/hdf5/src"
+else
+  echo "build-hdf5: no dpkg-source; building the .orig tarballs without Debian's patches" >&2
+  mkdir -p "$work/zlib/src" "$work/hdf5/src"
+  run tar -xjf "$src/zlib_1.2.13.dfsg.orig.tar.bz2" -C "$work/zlib/src" --strip-components=1
+  run tar -xzf "$src/hdf5_1.14.5+repack.orig.tar.gz" -C "$work/hdf5/src" --strip-components=1
+fi
+
+rm -rf "$prefix" && mkdir -p "$prefix/lib" "$prefix/include"
+jobs="$(nproc)"
+
+(cd "$work/zlib/src" && run env CFLAGS="$zlib_cflags" ./configure --static && run make -j"$jobs" libz.a)
+install -m 644 "$work/zlib/src/libz.a" "$prefix/lib/"
+install -m 644 "$work/zlib/src/zlib.h" "$work/zlib/src/zconf.h" "$prefix/include/"
+
+if [ "$szip" != off ]; then
+  install -m 644 "$sz_a" "$aec_a" "$prefix/lib/"
+  install -m 644 /usr/include/szlib.h /usr/include/libaec.h "$prefix/include/"
+  mkdir -p "$prefix/lib/cmake/libaec"
+  cat >"$prefix/lib/cmake/libaec/libaec-config.cmake" <<EOF
+# Written by checkpointer's scripts/build-hdf5.sh: Debian's libaec-dev ships no CMake package.
+# HDF5 wants targets (it reads their OUTPUT_NAME for hdf5.pc), not paths.
+if(NOT TARGET libaec::aec)
+  add_library(libaec::aec STATIC IMPORTED GLOBAL)
+  set_target_properties(libaec::aec PROPERTIES IMPORTED_LOCATION "$prefix/lib/libaec.a" OUTPUT_NAME aec)
+  add_library(libaec::sz STATIC IMPORTED GLOBAL)
+  set_target_properties(libaec::sz PROPERTIES IMPORTED_LOCATION "$prefix/lib/libsz.a" OUTPUT_NAME sz
+    INTERFACE_LINK_LIBRARIES libaec::aec)
+endif()
+set(SZIP_INCLUDE_DIR "$prefix/include")
+set(SZIP_LIBRARIES libaec::sz libaec::aec)
+EOF
+fi
+
+run cmake -G Ninja -S "$work/hdf5/src" -B "$work/hdf5/build" -DCMAKE_INSTALL_PREFIX="$prefix" "${hdf5_flags[@]}"
+# HDF5's CMake drops a filter it cannot find with only a warning: insist on what was asked for.
+grep -q '^#define H5_HAVE_FILTER_DEFLATE 1' "$work/hdf5/build/src/H5pubconf.h" || fail "HDF5 configured without zlib"
+if [ "$szip" != off ]; then
+  grep -q '^#define H5_HAVE_FILTER_SZIP 1' "$work/hdf5/build/src/H5pubconf.h" || fail "HDF5 configured without szip"
+fi
+run cmake --build "$work/hdf5/build" --parallel "$jobs"
+run cmake --install "$work/hdf5/build"
+
+rm -rf "$work"
+printf 'unpacked: %s\nbuilt in %ss on %s\n' "$unpacked" "$((SECONDS - start))" "$(date -u +%FT%TZ)" >"$prefix/build-hdf5.info"
+printf '%s\n' "$key" >"$stamp"
+echo "build-hdf5: built ${prefix#"$PWD/"} in $((SECONDS - start))s"
