@@ -119,14 +119,16 @@ EOF
 fi
 
 # Unpack with Debian's patches when dpkg-source is (or can be made) available; otherwise the
-# upstream tarball as it is (Debian's patches concern autotools, Fortran, Java and Hurd).
+# upstream tarball as it is (Debian's patches are for autotools, Fortran, Java, Hurd and one
+# long-double conversion that x86-64 has anyway).
 rm -rf "$work" && mkdir -p "$work/zlib" "$work/hdf5"
-unpacked=debian
-if ! command -v dpkg-source >/dev/null && ! need_pkg dpkg-dev; then unpacked=orig; fi
-if [ "$unpacked" = debian ]; then
+command -v dpkg-source >/dev/null || need_pkg dpkg-dev || true
+if command -v dpkg-source >/dev/null; then
+  unpacked=debian
   run dpkg-source -x "$src/zlib_1.2.13.dfsg-1.dsc" "$work/zlib/src"
   run dpkg-source -x "$src/hdf5_1.14.5+repack-3.dsc" "$work/hdf5/src"
 else
+  unpacked=orig
   echo "build-hdf5: no dpkg-source; building the .orig tarballs without Debian's patches" >&2
   mkdir -p "$work/zlib/src" "$work/hdf5/src"
   run tar -xjf "$src/zlib_1.2.13.dfsg.orig.tar.bz2" -C "$work/zlib/src" --strip-components=1
