@@ -64,6 +64,11 @@ function randomFloat64(count) {
   return a;
 }
 
+/** Bytes this process has read through read(2)-like calls so far (`rchar` in /proc/self/io; every thread). */
+function rchar() {
+  return Number(/rchar:\s*(\d+)/.exec(fs.readFileSync('/proc/self/io', 'utf8'))[1]);
+}
+
 const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
-module.exports = { PYTHON, MiB, best, interleaved, machine, scratchDirs, python, randomFloat64, fmt };
+module.exports = { PYTHON, MiB, best, interleaved, machine, scratchDirs, python, randomFloat64, rchar, fmt };
