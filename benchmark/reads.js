@@ -9,6 +9,7 @@
  */
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
@@ -516,6 +517,7 @@ async function main() {
 }
 
 async function report(started, h5py) {
+  const load0 = os.loadavg()[0];
   const v = await h5py.versions;
   if (!process.env.CHECKPOINTER_BENCH_SUITE) console.log(`Machine: ${machine()}\n`);
   console.log('## Reads (issue 7): single frames, strided reads, event-loop stalls\n');
@@ -535,7 +537,8 @@ async function report(started, h5py) {
   await h5py.stop();
   global.gc?.();
   if (want('stalls')) await reportStalls(dirs);
-  console.log(`Suite time: ${fmt(secsSince(started), 0)} s.\n`);
+  console.log(`Suite time: ${fmt(secsSince(started), 0)} s; 1-minute load average at the start ${fmt(load0)}, at the end ${fmt(os.loadavg()[0])} `
+    + `(${os.cpus().length} CPUs: more than that means other work shared the machine).\n`);
 }
 
 async function reportFrames(tmpfs, h5py) {
