@@ -29,8 +29,25 @@ constexpr napi_type_tag kGroupTag = {0x3d4c5b6a79881726ULL, 0x2c3d4e5f60718293UL
 void checkTag(const Napi::CallbackInfo& info, const napi_type_tag& tag, const char* cls) {
   bool ok = false;
   napi_value self = info.This();
-  if (napi_check_object_type_tag(info.Env(), self, &tag, &ok) != napi_ok || !ok)
+  if (!info.This().IsObject() || napi_check_object_type_tag(info.Env(), self, &tag, &ok) != napi_ok || !ok)
     throw Napi::TypeError::New(info.Env(), std::string("this is not an ") + cls);
+}
+
+// A read-only property whose getter checks `this` first (node-addon-api's accessors unwrap it
+// before any code of ours runs, and fail with a plain Error on a foreign object).
+template <class W, Napi::Value (W::*Get)(const Napi::CallbackInfo&)>
+void defineGetter(Napi::Env env, Napi::Function ctor, const char* name, const napi_type_tag& tag, const char* cls) {
+  struct Data {
+    const napi_type_tag* tag;
+    const char* cls;
+  };
+  auto* data = new Data{&tag, cls};  // lives as long as the class
+  Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
+  proto.DefineProperty(Napi::PropertyDescriptor::Accessor(env, proto, name, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    auto* d = static_cast<Data*>(info.Data());
+    checkTag(info, *d->tag, d->cls);
+    return (W::Unwrap(info.This().As<Napi::Object>())->*Get)(info);
+  }, napi_configurable, data));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -41,11 +58,12 @@ struct Task {
   virtual void run() = 0;  // HDF5 lock held; no JS
   virtual Napi::Value result(Napi::Env env) { return env.Undefined(); }
   std::shared_ptr<File> file;      // the file the call works on (ERR_BUSY accounting, messages)
+  std::string where;               // the path for messages when there is no file yet (open)
   std::vector<Napi::Value> keep;   // JS values whose memory the task uses
   long failedOp = -1;              // set by batches
 };
 
-std::string fileName(const Task& t) { return t.file ? t.file->path() : std::string(); }
+std::string fileName(const Task& t) { return t.file ? t.file->path() : t.where; }
 
 void runGuarded(Task& t) {
   try {
@@ -231,9 +249,7 @@ Napi::Value closeChild(const Napi::CallbackInfo& info, const std::shared_ptr<Chi
 class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "H5Dataset", {
-        InstanceAccessor<&H5DatasetWrap::Path>("path"),
-        InstanceAccessor<&H5DatasetWrap::IsOpen>("isOpen"),
+    Napi::Function ctor = DefineClass(env, "H5Dataset", {
         InstanceMethod<&H5DatasetWrap::Read<false>>("readSync"),
         InstanceMethod<&H5DatasetWrap::Read<true>>("read"),
         InstanceMethod<&H5DatasetWrap::Write<false>>("writeSync"),
@@ -251,6 +267,9 @@ class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
         InstanceMethod<&H5DatasetWrap::Close<false>>("closeSync"),
         InstanceMethod<&H5DatasetWrap::Close<true>>("close"),
     });
+    defineGetter<H5DatasetWrap, &H5DatasetWrap::Path>(env, ctor, "path", kDatasetTag, "H5Dataset");
+    defineGetter<H5DatasetWrap, &H5DatasetWrap::IsOpen>(env, ctor, "isOpen", kDatasetTag, "H5Dataset");
+    return ctor;
   }
 
   explicit H5DatasetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<H5DatasetWrap>(info) {
@@ -346,9 +365,7 @@ class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
 class H5GroupWrap : public Napi::ObjectWrap<H5GroupWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "H5Group", {
-        InstanceAccessor<&H5GroupWrap::Path>("path"),
-        InstanceAccessor<&H5GroupWrap::IsOpen>("isOpen"),
+    Napi::Function ctor = DefineClass(env, "H5Group", {
         InstanceMethod<&H5GroupWrap::Names<false>>("namesSync"),
         InstanceMethod<&H5GroupWrap::Names<true>>("names"),
         InstanceMethod<&H5GroupWrap::Attrs<false>>("attrsSync"),
@@ -360,6 +377,9 @@ class H5GroupWrap : public Napi::ObjectWrap<H5GroupWrap> {
         InstanceMethod<&H5GroupWrap::Close<false>>("closeSync"),
         InstanceMethod<&H5GroupWrap::Close<true>>("close"),
     });
+    defineGetter<H5GroupWrap, &H5GroupWrap::Path>(env, ctor, "path", kGroupTag, "H5Group");
+    defineGetter<H5GroupWrap, &H5GroupWrap::IsOpen>(env, ctor, "isOpen", kGroupTag, "H5Group");
+    return ctor;
   }
 
   explicit H5GroupWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<H5GroupWrap>(info) {
@@ -427,13 +447,10 @@ Napi::Object wrapFile(Napi::Env env, std::shared_ptr<File> f) {
 class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "H5File", {
+    Napi::Function ctor = DefineClass(env, "H5File", {
         StaticMethod<&H5FileWrap::Open<false>>("openSync"),
         StaticMethod<&H5FileWrap::Open<true>>("open"),
         StaticMethod<&H5FileWrap::IsHdf5>("isHDF5"),
-        InstanceAccessor<&H5FileWrap::Path>("path"),
-        InstanceAccessor<&H5FileWrap::IsOpen>("isOpen"),
-        InstanceAccessor<&H5FileWrap::Writable>("writable"),
         InstanceMethod<&H5FileWrap::Close<false>>("closeSync"),
         InstanceMethod<&H5FileWrap::Close<true>>("close"),
         InstanceMethod<&H5FileWrap::Flush<false>>("flushSync"),
@@ -446,6 +463,10 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
         InstanceMethod<&H5FileWrap::OpenGroup<false>>("openGroupSync"),
         InstanceMethod<&H5FileWrap::OpenGroup<true>>("openGroup"),
     });
+    defineGetter<H5FileWrap, &H5FileWrap::Path>(env, ctor, "path", kFileTag, "H5File");
+    defineGetter<H5FileWrap, &H5FileWrap::IsOpen>(env, ctor, "isOpen", kFileTag, "H5File");
+    defineGetter<H5FileWrap, &H5FileWrap::Writable>(env, ctor, "writable", kFileTag, "H5File");
+    return ctor;
   }
 
   explicit H5FileWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<H5FileWrap>(info) {
@@ -468,6 +489,7 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
       auto out = std::make_shared<std::shared_ptr<File>>();
       auto t = task(nullptr, [path, mode, out] { *out = File::open(path, mode); },
                     [out](Napi::Env env) -> Napi::Value { return wrapFile(env, *out); });
+      t->where = path;
       return t;
     });
   }
@@ -586,10 +608,10 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  executor::installExitGuard();  // first: it must precede HDF5's initialisation
   std::string mismatch = versionMismatch();
   if (!mismatch.empty())
     throw Napi::Error::New(env, "libhdf5 version mismatch: " + mismatch + "; rebuild the addon against the installed libhdf5");
-  executor::installExitGuard();
   { Lock lock; }  // silences HDF5's error printing on this thread
   auto* data = new EnvData();
   data->state = std::make_shared<EnvState>(env);

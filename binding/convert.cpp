@@ -1,6 +1,7 @@
 #include "convert.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 namespace ckpt {
@@ -130,8 +131,11 @@ void EnvData::track(const std::shared_ptr<File>& f) {
 }
 
 Napi::Error jsError(Napi::Env env, const Failure& f, const std::string& file, long opIndex) {
-  if (f.code() == "TypeError") return Napi::TypeError::New(env, f.message());
-  if (f.code() == "RangeError") return Napi::RangeError::New(env, f.message());
+  if (f.code() == "TypeError" || f.code() == "RangeError") {
+    Napi::Error e = f.code() == "TypeError" ? Napi::Error(Napi::TypeError::New(env, f.message())) : Napi::Error(Napi::RangeError::New(env, f.message()));
+    if (opIndex >= 0) e.Set("opIndex", Napi::Number::New(env, static_cast<double>(opIndex)));
+    return e;
+  }
   EnvData* d = env.GetInstanceData<EnvData>();
   Napi::Object opts = Napi::Object::New(env);
   opts.Set("code", f.code());
@@ -316,6 +320,7 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
   Napi::Array arr = v.As<Napi::Array>();
   std::vector<Op> ops(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); ++i) {
+   try {
     Napi::Value item = arr.Get(i);
     if (!item.IsObject()) jsTypeError(env, "each op must be an object");
     Napi::Object o = item.As<Napi::Object>();
@@ -344,6 +349,14 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
       if (!o.Get("data").IsUndefined()) {
         array("data");
         op.hasData = true;
+        // Checked before anything is created: the data must be the dtype's array, exactly the shape's size.
+        if (!arrayFits(op.spec.dtype, op.array.kind))
+          jsTypeError(env, std::string("a ") + arrayKindName(op.array.kind) + " cannot hold " + dtypeName(op.spec.dtype) + " data (" + op.path + ")");
+        uint64_t n = 1;
+        for (hsize_t d : op.spec.shape) n = d != 0 && n > UINT64_MAX / d ? UINT64_MAX : n * d;
+        if (n == UINT64_MAX || n > UINT64_MAX / dtypeSize(op.spec.dtype) || n * dtypeSize(op.spec.dtype) != op.array.bytes)
+          jsRangeError(env, "the data holds " + std::to_string(op.array.bytes) + " bytes; shape " + shapeText(op.spec.shape) + " of " +
+                                dtypeName(op.spec.dtype) + " needs " + std::to_string(n * dtypeSize(op.spec.dtype)) + " (" + op.path + ")");
       }
     } else if (kind == "createStrings") {
       op.kind = Op::Kind::CreateStrings;
@@ -381,6 +394,10 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
     } else {
       jsTypeError(env, "unknown op '" + kind + "'");
     }
+   } catch (Napi::Error& e) {
+    e.Set("opIndex", Napi::Number::New(env, i));  // nothing ran: the batch is checked before it starts
+    throw;
+   }
   }
   return ops;
 }

@@ -1,5 +1,7 @@
 #include "executor.h"
 
+#include "h5objects.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -159,16 +161,20 @@ void cancel(EnvState* env) { Executor::get().cancel(env); }
 
 namespace {
 void exitGuard() {
-  // Never unlocked: the process is ending, and HDF5's own atexit handler runs after this one.
+  // Never unlocked: the process is ending; no job may start after the files are closed.
   static Lock* held = new Lock();
   (void)held;
+  closeAllFiles();
 }
 }  // namespace
 
 void installExitGuard() {
   static std::once_flag once;
   std::call_once(once, [] {
-    H5open();  // HDF5 registers its atexit handler here; ours, registered after, runs before it
+    // The binding shuts HDF5 down itself: HDF5's own atexit handler would also close files whose
+    // H5Fclose failed before (a full disk), and crashes on them (H5F__close_cb on a half-freed
+    // file). Fails harmlessly when another user of libhdf5 in this process initialised it first.
+    if (H5dont_atexit() < 0) H5Eclear2(H5E_DEFAULT);
     std::atexit(exitGuard);
   });
 }

@@ -64,8 +64,8 @@ namespace executor {
 void submit(Job* job);
 // Drops the environment's queued jobs and waits until none of its jobs is running (JS thread).
 void cancel(EnvState* env);
-// Registered with atexit after HDF5's own handler: waits for the running job and keeps the lock,
-// so HDF5's library shutdown never races a job.
+// Takes over HDF5's shutdown (H5dont_atexit; call before any other HDF5 call): at exit, waits for
+// the running job, keeps the lock, and closes the files still open, so what they hold is on disk.
 void installExitGuard();
 }  // namespace executor
 

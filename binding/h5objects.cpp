@@ -54,6 +54,22 @@ bool lockingEnabled() {
 
 Hid newPlist(hid_t cls) { return own(H5Pcreate(cls), "H5Pcreate"); }
 
+// Every file the binding opened (changed under the HDF5 lock; never destroyed, for exit).
+std::vector<std::weak_ptr<File>>& openFiles() {
+  static auto* files = new std::vector<std::weak_ptr<File>>();
+  return *files;
+}
+
+void registerFile(const std::shared_ptr<File>& f) {
+  auto& files = openFiles();
+  std::vector<std::weak_ptr<File>> alive;
+  alive.reserve(files.size() + 1);
+  for (auto& w : files)
+    if (auto g = w.lock(); g && g->isOpen()) alive.push_back(w);
+  alive.push_back(f);
+  files.swap(alive);
+}
+
 // Files we create: links and attributes in creation order (McUtils' dict order), and free space
 // tracked across sessions, so rewriting a key (new data under a temporary link, then a swap)
 // reuses the space the old value held instead of growing the file each time it is reopened.
@@ -190,11 +206,12 @@ Transfer checkTransfer(hid_t dset, const std::string& p, const NumericLayout& l,
     t.dims.resize(static_cast<size_t>(rank));
     if (H5Sget_simple_extent_dims(t.fspace.get(), t.dims.data(), nullptr) < 0) throwHdf5("H5Sget_simple_extent_dims");
   }
+  uint64_t all = extentElements(t.dims, p);
   if (t.cls == H5S_NULL) {
     if (!sel.all) typeError(p + " has a null dataspace; it holds no elements to select");
     t.elements = 0;
   } else if (sel.all) {
-    t.elements = productChecked(t.dims, "the dataset's extent");
+    t.elements = all;
   } else {
     size_t rank = t.dims.size();
     if (t.cls != H5S_SIMPLE) typeError("a selection needs an n-d dataset; " + p + " is scalar");
@@ -473,16 +490,27 @@ std::shared_ptr<File> File::open(const std::string& path, const std::string& mod
     Hid fapl = fileAccessPlist(true);
     hid_t fid = H5Fcreate(path.c_str(), mode == "x" ? H5F_ACC_EXCL : H5F_ACC_TRUNC, fcpl.get(), fapl.get());
     if (fid < 0) throwHdf5("cannot create " + path);
-    return std::shared_ptr<File>(new File(fid, path, true));
+    std::shared_ptr<File> f(new File(fid, path, true));
+    registerFile(f);
+    return f;
   }
   if (!exists) systemFailure(ENOENT, "file", "open", path);
   int fd = ::open(path.c_str(), (mode == "r" ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) systemFailure(errno, "file", mode == "r" ? "read" : "open for writing", path);
   ::close(fd);
   Hid fapl = fileAccessPlist(false);
+  if (!h5::isHdf5(path.c_str())) {
+    // A read-write H5Fopen of an empty file would make it a new HDF5 file: without a signature
+    // the file is only ever opened read-only, which fails, and its error stack says why.
+    hid_t probe = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get());
+    if (probe < 0) throwHdf5("cannot open " + path);
+    H5Fclose(probe);
+  }
   hid_t fid = H5Fopen(path.c_str(), mode == "r" ? H5F_ACC_RDONLY : H5F_ACC_RDWR, fapl.get());
   if (fid < 0) throwHdf5("cannot open " + path);
-  return std::shared_ptr<File>(new File(fid, path, mode == "r+"));
+  std::shared_ptr<File> f(new File(fid, path, mode == "r+"));
+  registerFile(f);
+  return f;
 }
 
 File::~File() {
@@ -513,8 +541,22 @@ void File::close() {
   children_.clear();
   hid_t id = id_.exchange(H5I_INVALID_HID);
   clearErrorStack();
-  // Ids the binding did not hand out (none are expected) go with the strong close degree.
+  // Ids the binding did not hand out (none are expected) go with the strong close degree. A
+  // failed close (its flush failed: a full disk) leaves the id half-destroyed inside HDF5: it is
+  // never used again, here or at exit.
   if (H5Fclose(id) < 0) throwHdf5("cannot close " + path_);
+}
+
+void closeAllFiles() noexcept {
+  for (auto& w : openFiles()) {
+    if (auto f = w.lock()) {
+      try {
+        f->close();
+      } catch (...) {
+      }
+    }
+  }
+  clearErrorStack();
 }
 
 void File::flush() { check(H5Fflush(id(), H5F_SCOPE_LOCAL), ("cannot flush " + path_).c_str()); }

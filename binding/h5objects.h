@@ -140,6 +140,9 @@ class File : public std::enable_shared_from_this<File> {
   std::vector<std::weak_ptr<Child>> children_;  // changed only under the lock
 };
 
+// Closes every file still open in the process (at exit; the caller holds the lock).
+void closeAllFiles() noexcept;
+
 // Paths inside a file are absolute ("/a/b"); these check and split them.
 std::vector<std::string> splitPath(const std::string& p);
 std::string joinPath(const std::vector<std::string>& parts, size_t n);

@@ -19,6 +19,19 @@ Hid noTimesDcpl() {
   return dcpl;
 }
 
+// Writes a dataset just created at `p`; if that fails the dataset is unlinked again, so an op either
+// makes the whole dataset or nothing.
+template <class Fill>
+void fillOrUnlink(hid_t file, const std::string& p, Hid& d, Fill fill) {
+  try {
+    fill();
+  } catch (...) {
+    d.reset();
+    if (H5Ldelete(file, p.c_str(), H5P_DEFAULT) < 0) clearErrorStack();
+    throw;
+  }
+}
+
 std::string childPath(const std::string& parent, const std::string& name) {
   return parent == "/" ? "/" + name : parent + "/" + name;
 }
@@ -31,10 +44,32 @@ herr_t collectAttr(hid_t, const char* name, const H5A_info_t*, void* data) {
   return 0;
 }
 
+// Whether the object tracks its attributes' creation order (else they are listed by name, as h5py does).
+bool tracksAttrOrder(hid_t obj) {
+  hid_t plist = H5I_INVALID_HID;
+  switch (H5Iget_type(obj)) {
+    case H5I_DATASET: plist = H5Dget_create_plist(obj); break;
+    case H5I_GROUP: plist = H5Gget_create_plist(obj); break;
+    case H5I_DATATYPE: plist = H5Tget_create_plist(obj); break;
+    default: return false;
+  }
+  if (plist < 0) {
+    clearErrorStack();
+    return false;
+  }
+  Hid p(plist);
+  unsigned flags = 0;
+  if (H5Pget_attr_creation_order(p.get(), &flags) < 0) {
+    clearErrorStack();
+    return false;
+  }
+  return (flags & H5P_CRT_ORDER_TRACKED) != 0;
+}
+
 std::vector<std::string> attrNames(hid_t obj, const std::string& where) {
   std::vector<std::string> names;
   hsize_t idx = 0;
-  if (H5Aiterate2(obj, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collectAttr, &names) >= 0) return names;
+  if (tracksAttrOrder(obj) && H5Aiterate2(obj, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collectAttr, &names) >= 0) return names;
   clearErrorStack();
   names.clear();
   idx = 0;
@@ -107,8 +142,8 @@ AttrValue readAttr(hid_t obj, const std::string& name, const std::string& owner)
   return v;
 }
 
-// Creates attribute `name` holding `v` (it must not exist).
-void createAttr(hid_t obj, const std::string& name, const AttrValue& v, const std::string& where) {
+// Creates attribute `name` holding `v` (it must not exist); messages call it `shown`.
+void createAttr(hid_t obj, const std::string& name, const AttrValue& v, const std::string& where, const std::string& shown) {
   Hid ftype, mtype, space;
   const void* buf = nullptr;
   std::vector<uint8_t> scratch;
@@ -173,13 +208,13 @@ void createAttr(hid_t obj, const std::string& name, const AttrValue& v, const st
   Hid acpl = newPlist(H5P_ATTRIBUTE_CREATE);
   check(H5Pset_char_encoding(acpl.get(), H5T_CSET_UTF8), "H5Pset_char_encoding");
   Hid a = own(H5Acreate2(obj, name.c_str(), ftype.get(), space.get(), acpl.get(), H5P_DEFAULT),
-              "cannot create attribute " + name + " on " + where);
+              "cannot create attribute " + shown + " on " + where);
   bool empty = (v.kind == AttrValue::Kind::Strings && v.strs.empty()) || (v.kind == AttrValue::Kind::Array && v.length == 0);
   if (!empty && H5Awrite(a.get(), mtype.get(), buf) < 0) {
     ErrorStack st = takeErrorStack();
     a.reset();
     if (H5Adelete(obj, name.c_str()) < 0) clearErrorStack();
-    throw Failure("ERR_HDF5", "cannot write attribute " + name + " on " + where + ": " + st.innermost(), st.messages, st.minors);
+    throw Failure("ERR_HDF5", "cannot write attribute " + shown + " on " + where + ": " + st.innermost(), st.messages, st.minors);
   }
 }
 
@@ -275,7 +310,7 @@ struct Walker {
       n.data = WalkNode::Data::Strings;
       return n;
     }
-    uint64_t elements = productChecked(i.shape, "dataset extent");
+    uint64_t elements = extentElements(i.shape, path);
     uint64_t bytes = mulChecked(elements, dtypeSize(i.dtype), "dataset extent");
     if (bytes > opts.inlineBytes || inlined + bytes > opts.inlineTotal) return n;
     n.bytes.resize(static_cast<size_t>(bytes));
@@ -346,7 +381,9 @@ void createStrings(hid_t file, const Op& op) {
   Hid dcpl = noTimesDcpl();
   Hid lcpl = linkCreatePlist();
   Hid d = own(H5Dcreate2(file, op.path.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + op.path);
-  if (!ptrs.empty()) check(H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), ("cannot write " + op.path).c_str());
+  if (!ptrs.empty()) fillOrUnlink(file, op.path, d, [&] {
+    check(H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), ("cannot write " + op.path).c_str());
+  });
 }
 
 void createBytes(hid_t file, const Op& op) {
@@ -382,8 +419,9 @@ void createBytes(hid_t file, const Op& op) {
   Hid lcpl = linkCreatePlist();
   Hid d = own(H5Dcreate2(file, op.path.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + op.path);
   Hid mtype = op.layout == BytesLayout::Uint8 ? own(H5Tcopy(H5T_NATIVE_UINT8), "H5Tcopy") : own(H5Tcopy(type.get()), "H5Tcopy");
-  if (n > 0 || op.layout == BytesLayout::FixedString)
+  if (n > 0 || op.layout == BytesLayout::FixedString) fillOrUnlink(file, op.path, d, [&] {
     check(H5Dwrite(d.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, src), ("cannot write " + op.path).c_str());
+  });
 }
 
 void createNull(hid_t file, const std::string& p) {
@@ -427,7 +465,7 @@ OpResult runOne(File& file, const Op& op) {
     }
     case Op::Kind::CreateDataset: {
       Hid d = createDataset(f, op.path, op.spec);
-      if (op.hasData) writeSelection(d.get(), op.path, numericLayout(d.get(), op.path), op.array, Hyperslab{});
+      if (op.hasData) fillOrUnlink(f, op.path, d, [&] { writeSelection(d.get(), op.path, numericLayout(d.get(), op.path), op.array, Hyperslab{}); });
       break;
     }
     case Op::Kind::CreateStrings: createStrings(f, op); break;
@@ -483,11 +521,11 @@ void setAttr(hid_t obj, const std::string& name, const AttrValue& v, const std::
   if (name == kAttrTemp) typeError(std::string("the attribute name ") + kAttrTemp + " is reserved");
   htri_t exists = checkTri(H5Aexists(obj, name.c_str()), "H5Aexists");
   if (exists == 0) {
-    createAttr(obj, name, v, where);
+    createAttr(obj, name, v, where, name);
     return;
   }
   if (checkTri(H5Aexists(obj, kAttrTemp), "H5Aexists") > 0) check(H5Adelete(obj, kAttrTemp), "cannot remove a stale temporary attribute");
-  createAttr(obj, kAttrTemp, v, where);
+  createAttr(obj, kAttrTemp, v, where, name);
   check(H5Adelete(obj, name.c_str()), ("cannot replace attribute " + name + " on " + where).c_str());
   check(H5Arename(obj, kAttrTemp, name.c_str()), ("cannot rename the new attribute " + name + " on " + where).c_str());
 }
@@ -497,6 +535,7 @@ void deleteAttr(hid_t obj, const std::string& name, const std::string& where) {
 }
 
 std::vector<OpResult> runOps(File& file, const std::vector<Op>& ops) {
+  file.id();  // ERR_CLOSED also for an empty batch
   std::vector<OpResult> out;
   out.reserve(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace ckpt {
 
@@ -358,6 +359,16 @@ Extent extentOf(hid_t space) {
   return e;
 }
 
+uint64_t extentElements(const std::vector<hsize_t>& dims, const std::string& where) {
+  uint64_t n = 1;
+  for (hsize_t d : dims) {
+    if (d != 0 && n > std::numeric_limits<uint64_t>::max() / d)
+      tooLarge(where + " has an extent of " + shapeText(dims) + ", more elements than 64 bits count (a damaged or synthetic file)");
+    n *= d;
+  }
+  return n;
+}
+
 std::string shapeText(const std::vector<hsize_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) {
@@ -417,16 +428,14 @@ std::vector<std::string> readStringValues(const StringSource& src, hid_t ftype, 
   std::vector<std::string> out;
   Extent e = extentOf(space);
   if (e.cls == H5S_NULL) return out;
-  hssize_t npts = H5Sget_simple_extent_npoints(space);
-  if (npts < 0) throwHdf5("H5Sget_simple_extent_npoints");
-  uint64_t n = static_cast<uint64_t>(npts);
+  uint64_t n = extentElements(e.dims, where);
   if (n == 0) return out;
+  // A sparse dataset can claim 2^62 strings: refuse before allocating, never let the vector throw.
+  if (n > kMaxStrings) tooLarge(where + " holds " + std::to_string(n) + " strings, more than one JS array can hold");
   htri_t variable = checkTri(H5Tis_variable_str(ftype), "H5Tis_variable_str");
   size_t size = variable > 0 ? sizeof(char*) : H5Tget_size(ftype);
   if (size == 0) throwHdf5("H5Tget_size");
-  // A sparse dataset can claim 2^62 strings: refuse before allocating, never let the vector throw.
-  if (mulChecked(n, size, "string dataset") > kMaxAllocation || n > (uint64_t(1) << 31))
-    tooLarge(where + " holds " + std::to_string(n) + " strings, more than one JS array can hold");
+  if (mulChecked(n, size, "string dataset") > kMaxAllocation) tooLarge(where + " holds more string bytes than the binding reads whole");
   auto read = [&](hid_t mtype, void* buf) {
     herr_t rc = src.isAttr ? H5Aread(src.obj, mtype, buf) : H5Dread(src.obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
     if (rc < 0) throwHdf5("cannot read strings from " + where);

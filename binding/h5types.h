@@ -75,6 +75,11 @@ struct Extent {
 };
 Extent extentOf(hid_t space);
 std::string shapeText(const std::vector<hsize_t>& v);
+// Elements of an extent; ERR_TOO_LARGE when the product does not fit 64 bits (HDF5 itself
+// crashes on I/O into such a dataset, so no I/O is tried).
+uint64_t extentElements(const std::vector<hsize_t>& dims, const std::string& where);
+// Most strings read into one JS array.
+constexpr uint64_t kMaxStrings = uint64_t(1) << 31;
 
 // Strings of a dataset or attribute (fixed-length padding stripped), in C order.
 struct StringSource {
