@@ -8,7 +8,7 @@
  */
 import { inspect } from 'node:util';
 import { CheckpointerError, CheckpointerKeyError } from './errors';
-import { assertStorable, describeKey, Key, keyPath } from './values/model';
+import { assertStorable, describeKey, Key, keyPath, stableValue } from './values/model';
 import type { Dataset, DatasetHost, DatasetLifecycle, DatasetOptions } from './dataset/types';
 
 export interface CheckpointerOptions {
@@ -351,18 +351,34 @@ export abstract class Checkpointer<Stream = unknown> {
     return this.#enqueue(async () => {
       if (this.isOpen) return task();
       await this.#enter();
+      let result: T;
       try {
-        return await task();
-      } finally {
-        await this.#exit();
+        result = await task();
+      } catch (err) {
+        // The task's failure is what the caller asked about; a failing close after it does not hide it.
+        await this.#exit().catch(() => undefined);
+        throw err;
       }
+      await this.#exit();
+      return result;
     });
   }
 
   #scopedSync<T>(task: () => T): T {
     this.#assertIdle();
     if (this.isOpen) return task();
-    return this.withSync(task);
+    this.openSync();
+    let result: T;
+    try {
+      result = task();
+    } catch (err) {
+      try {
+        this.closeSync();
+      } catch { /* the task's error is the one to report */ }
+      throw err;
+    }
+    this.closeSync();
+    return result;
   }
 
   #assertIdle(): void {
@@ -401,7 +417,9 @@ export abstract class Checkpointer<Stream = unknown> {
     const path = keyPath(key);
     this.checkAllowedKey(key);
     assertStorable(value, describeKey(key));
-    return this.#scoped(() => this.saveParameter(path, value));
+    // It runs later (queued): what is stored is the value as it is at this call.
+    const stable = stableValue(value);
+    return this.#scoped(() => this.saveParameter(path, stable));
   }
 
   setSync(key: Key, value: unknown): void {

@@ -20,6 +20,8 @@ export type CheckpointerErrorCode =
   | 'ERR_NOT_WRITABLE'
   /** Another process holds a lock on the file. */
   | 'ERR_LOCKED'
+  /** The disk is full, or a quota or file-size limit was reached (ENOSPC, EDQUOT, EFBIG); the previous value is intact. */
+  | 'ERR_NO_SPACE'
   /** Operating-system I/O failure not covered above (the `cause` has the system error). */
   | 'ERR_IO'
   /** The HDF5 addon could not be loaded (not built, libhdf5 missing or mismatched). */
@@ -70,6 +72,13 @@ export class CheckpointerKeyError extends CheckpointerError {
   }
 }
 
+/** What each no-space errno means, in words. */
+export const NO_SPACE: Record<string, string> = {
+  ENOSPC: 'no space left on the device (ENOSPC)',
+  EDQUOT: 'the disk quota is exceeded (EDQUOT)',
+  EFBIG: 'the file would pass the file-size limit (EFBIG)',
+};
+
 /**
  * Maps a Node system error (ENOENT, EACCES, ...) met while touching `file` to a CheckpointerError.
  * Errors that already are CheckpointerErrors pass through unchanged.
@@ -89,6 +98,10 @@ export function fromSystemError(err: unknown, file: string, action: string): Che
       return new CheckpointerError(`cannot ${action} ${file}: permission denied`, {
         code: 'ERR_NOT_WRITABLE', file, cause: err,
       });
+    case 'ENOSPC':
+    case 'EDQUOT':
+    case 'EFBIG':
+      return new CheckpointerError(`cannot ${action} ${file}: ${NO_SPACE[sys.code]}`, { code: 'ERR_NO_SPACE', file, cause: err });
     default:
       return new CheckpointerError(`cannot ${action} ${file}: ${sys?.message ?? String(err)}`, {
         code: 'ERR_IO', file, cause: err,

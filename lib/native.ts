@@ -21,6 +21,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointerError } from './errors';
+import { isUnstableView } from './values/dtype';
 import type { DType, TypedArray } from './values/dtype';
 
 // ------------------------------------------------------------------------------------ the surface
@@ -244,11 +245,7 @@ export type NativeError = CheckpointerError & {
  * are returned as they are.
  */
 export function stableArray<T extends TypedArray>(a: T): T {
-  const buf = a.buffer as ArrayBuffer & { resizable?: boolean; growable?: boolean };
-  if (buf.resizable === true || buf.growable === true || (typeof SharedArrayBuffer !== 'undefined' && buf instanceof SharedArrayBuffer)) {
-    return a.slice() as T;
-  }
-  return a;
+  return isUnstableView(a) ? (a.slice() as T) : a;
 }
 
 // ----------------------------------------------------------------------------------------- loader

@@ -7,7 +7,7 @@
  * Also here, once: opening a file and classifying why an open failed (locked, damaged, ...), which
  * the addon reports as plain facts (HDF5's error stack, errno).
  */
-import { CheckpointerError } from '../errors';
+import { CheckpointerError, NO_SPACE } from '../errors';
 import {
   AttrEntry, AttrValue, FileOp, H5Dataset, H5File, Hyperslab, loadNative, NativeError, OpenMode, OpResult, stableArray,
 } from '../native';
@@ -184,4 +184,28 @@ export function classifyOpenFailure(err: unknown, path: string, mode: OpenMode):
   if (creating) return err;
   const inner = /: ([^:]*)$/.exec(e.message)?.[1] ?? e.message;
   return fail('ERR_CHECKPOINT_CORRUPT', `cannot open ${path}: not a readable HDF5 file (damaged, truncated or another format: ${inner})`);
+}
+
+const ERRNO_NAME: Record<number, string> = { 28: 'ENOSPC', 122: 'EDQUOT', 27: 'EFBIG', 5: 'EIO' };
+
+/**
+ * What a failed write means, said about what the caller did (`what`, e.g. 'set key "x"') rather
+ * than about the binding's temporary links: HDF5's "file write failed ... errno = 28" is
+ * ERR_NO_SPACE; other HDF5 failures stay ERR_HDF5 with HDF5's innermost message.
+ */
+export function writeFailure(err: unknown, file: string, what: string): unknown {
+  if (!(err instanceof CheckpointerError) || err.code !== 'ERR_HDF5') return err;
+  const e = err as NativeError;
+  const text = [e.message, ...(e.hdf5Stack ?? [])].join('\n');
+  const errno = /errno = (\d+)/.exec(text);
+  const sys = errno ? ERRNO_NAME[Number(errno[1])] : undefined;
+  const inner = e.hdf5Stack?.length ? e.hdf5Stack[e.hdf5Stack.length - 1]!.replace(/^[A-Za-z0-9_]+\(\): /, '').replace(/, time = .*|: time = [^]*$/s, '') : e.message;
+  const message = sys && NO_SPACE[sys] ? `cannot ${what} in ${file}: ${NO_SPACE[sys]}` : `cannot ${what} in ${file}: ${inner}`;
+  const out = new CheckpointerError(message, { code: sys && NO_SPACE[sys] ? 'ERR_NO_SPACE' : 'ERR_HDF5', file, cause: err }) as NativeError;
+  Object.defineProperties(out, {
+    hdf5Stack: { value: e.hdf5Stack ?? [], enumerable: true },
+    hdf5Minors: { value: e.hdf5Minors ?? [], enumerable: true },
+  });
+  if (sys) Object.defineProperty(out, 'sysCode', { value: sys, enumerable: true });
+  return out;
 }

@@ -18,7 +18,7 @@ import { CheckpointerError, CheckpointerKeyError } from '../errors';
 import type { FileOp, H5File, LookupKind, WalkNode } from '../native';
 import { describeKey } from '../values/model';
 import { checkKeyNames, RESERVED_PREFIX } from '../values/names';
-import { closeFile, exec, H5Gen, openFile, runAsync, runSync } from './hdf5-calls';
+import { closeFile, exec, H5Gen, openFile, runAsync, runSync, writeFailure } from './hdf5-calls';
 import { createOps, isReserved, joinPath, LayoutReader, PlannedNode, planValue, toH5Path, walkOp } from './hdf5-layout';
 import { HDF5Dataset, HDF5DatasetCore, HDF5DatasetIO } from '../dataset/hdf5-dataset';
 import type { DatasetHost, DatasetOptions } from '../dataset/types';
@@ -66,9 +66,15 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   }
 
   *#close(s: HDF5Stream): H5Gen<void> {
-    if (s.file) yield* closeFile(s.file);
+    const file = s.file;
     s.file = null;
     s.datasets.clear();
+    if (!file) return;
+    try {
+      yield* closeFile(file);
+    } catch (err) {
+      throw writeFailure(err, this.#path, 'close');
+    }
   }
 
   closeCheckpointFileSync(s: HDF5Stream): void {
@@ -191,7 +197,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
       yield* exec(file, ops);
     } catch (err) {
       yield* this.#undo(file, err, { swap, replacing, fresh, old, target });
-      throw err;
+      throw writeFailure(err, this.#path, `write key ${describeKey(key.length === 1 ? key[0] : key)}`);
     }
   }
 

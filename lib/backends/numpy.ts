@@ -502,16 +502,19 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     }
   }
 
-  loadParameterSync(key: string[]): unknown {
+  *#load(key: string[]): IoGen<unknown> {
+    yield* this.#writeBuffered(key);
     const members = this.#select(key);
     if (!members) throw this.#missing(key);
-    return runSync(this.#loadOps(key, members));
+    return yield* this.#loadOps(key, members);
+  }
+
+  loadParameterSync(key: string[]): unknown {
+    return runSync(this.#load(key));
   }
 
   override async loadParameter(key: string[]): Promise<unknown> {
-    const members = this.#select(key);
-    if (!members) throw this.#missing(key);
-    return runAsync(this.#loadOps(key, members));
+    return runAsync(this.#load(key));
   }
 
   hasParameterSync(key: string[]): boolean {
@@ -582,7 +585,8 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     s.groups = new Map([[NPY_KEY, [{ path: [NPY_KEY], zipName: '', source: { kind: 'npy', header, fileSize } }]]]);
   }
 
-  #npzIO() {
+  /** `before`: the members the key held when the stream began (what a failed stream gives back). */
+  #npzIO(before: readonly Member[] | undefined) {
     return {
       fileName: this.#file,
       commit: (key: readonly string[], header: Buffer, spool: Spool) => {
@@ -591,8 +595,26 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
         this.#place([...key], [{ path: [...key], zipName: memberName(key), source: { kind: 'spool', header, spool } }]);
         s.dirty = true;
       },
+      withdraw: (key: readonly string[]) => {
+        const s = this.stream as NumPyStream | undefined;
+        if (!s) return;
+        if (before) {
+          this.#place([...key], [...before]);
+          return;
+        }
+        const rest = (s.groups.get(key[0]!) ?? []).filter((m) => !startsWith(m.path, key));
+        if (rest.length > 0) s.groups.set(key[0]!, rest);
+        else s.groups.delete(key[0]!);
+      },
       closed: (d: RowDataset) => this.#handles.delete(d),
     };
+  }
+
+  /** Handles on `key` (or under it) write what they buffered, so a read of it sees every row. */
+  *#writeBuffered(key: readonly string[]): IoGen<void> {
+    for (const [d] of this.#handles) {
+      if (startsWith([...d.key], key) || startsWith(key, [...d.key])) yield* d.writeBuffered();
+    }
   }
 
   #openNpzDataset(key: string[], options: DatasetOptions | null, host: DatasetHost): Dataset & DatasetLifecycle {
@@ -604,7 +626,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     }
     const spec = options ? rowSpec(options, '.npz', file) : null;
     const members = this.#select(key);
-    const io = this.#npzIO();
+    const io = this.#npzIO(members);
     let ds: RowDataset;
     if (!members) {
       if (!spec) throw this.#missing(key);

@@ -107,22 +107,27 @@ export function checkExisting(spec: RowSpec, dtype: DType, shape: readonly numbe
   }
 }
 
-/** NumPy files keep no attributes: reads see none, setting one is ERR_UNSUPPORTED_VALUE. */
+/** NumPy files keep no attributes: reads see none, setting one is ERR_UNSUPPORTED_VALUE; a closed handle's are ERR_CLOSED. */
 class NoAttrs implements DatasetAttrs {
-  constructor(private readonly owner: string, private readonly file: string) {}
+  constructor(private readonly owner: string, private readonly file: string, private readonly usable: () => void) {}
   get(): AttrValue | null | undefined {
+    this.usable();
     return undefined;
   }
   set(): void {
+    this.usable();
     throw unsupported(`${this.owner}: NumPy files have no attributes`, this.file);
   }
   has(): boolean {
+    this.usable();
     return false;
   }
   delete(): boolean {
+    this.usable();
     return false;
   }
   keys(): string[] {
+    this.usable();
     return [];
   }
 }
@@ -209,7 +214,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     this.#rowLen = shapeSize(init.shape.slice(1)) * this.info.lanes;
     this.#rowBytes = shapeSize(init.shape.slice(1)) * this.info.itemSize;
     this.#bufCap = this.#rowBytes > 0 ? Math.max(1, Math.floor(APPEND_BUFFER_BYTES / this.#rowBytes)) : 1;
-    this.attrs = new NoAttrs(String(this), init.fileName);
+    this.attrs = new NoAttrs(String(this), init.fileName, () => this.#assertUsable());
   }
 
   // ------------------------------------------------------------------------------ subclass hooks
@@ -642,6 +647,25 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
   }
 
   // ------------------------------------------------------------------------------ flush / close
+
+  /**
+   * Writes the buffered rows (from inside the checkpointer's queue), so a `get` of the key sees
+   * every row appended so far; then the handle publishes its rows to the checkpoint (`published`).
+   */
+  *writeBuffered(): IoGen<void> {
+    if (this.#closed || this.#detached || this.#broken) return;
+    const jobs: Job[] = [];
+    this.#planFlush(jobs);
+    try {
+      yield* this.#runJobs(jobs);
+    } catch (err) {
+      this.#fail(err);
+    }
+    this.published();
+  }
+
+  /** After buffered rows were written: the rows so far are what the checkpoint holds (an .npz stream's member). */
+  protected published(): void {}
 
   #planSync(): Job[] {
     this.#assertUsable();

@@ -88,8 +88,13 @@ export function* copyIntoSpool(spool: Spool, fd: number, position: number, lengt
 /** What the NumPy backend gives an .npz dataset handle. */
 export interface NpzDatasetIO {
   readonly fileName: string;
-  /** A stream's close: its member (header + spool) joins the checkpoint, written at the last close. */
+  /**
+   * A stream's rows so far (header + spool) are the key's member: at its start, before a `get` of
+   * it, and at its close; the member is written out at the checkpoint's last close.
+   */
   commit(key: readonly string[], header: Buffer, spool: Spool): void;
+  /** A stream that failed: the key gets back what it held before the stream began. */
+  withdraw(key: readonly string[]): void;
   /** The handle is closed. */
   closed(ds: RowDataset): void;
 }
@@ -137,6 +142,7 @@ export class NpzStreamDataset extends RowDataset {
     super({ key, dtype, shape, maxshape, fileName: io.fileName, host, fd: spool.fd, dataOffset: 0 });
     this.#io = io;
     this.#spool = spool;
+    this.published(); // has/keys see the key from the start
   }
 
   protected get label(): string {
@@ -154,13 +160,20 @@ export class NpzStreamDataset extends RowDataset {
     s.length += bytes.length;
   }
 
+  /** The rows in the spool (all appended rows once the buffer is written) are the key's member. */
+  protected override published(): void {
+    this.#io.commit(this.key, encodeNpyHeader(descrOf(this.dtype), [this.fileRows, ...this.shape.slice(1)]), this.#spool);
+  }
+
   protected override *finish(): IoGen<void> {
-    const header = encodeNpyHeader(descrOf(this.dtype), this.shape);
-    this.#io.commit(this.key, header, this.#spool);
+    this.published();
   }
 
   protected dispose(ok: boolean): void {
-    if (!ok) removeSpool(this.#spool);
+    if (!ok) {
+      this.#io.withdraw(this.key);
+      removeSpool(this.#spool);
+    }
     this.#io.closed(this);
   }
 }

@@ -100,3 +100,12 @@ export function allocateForRead(dtype: DType, length: number): TypedArray {
   if (bytes < 64 * 1024) return new Ctor(length);
   return new Ctor(Buffer.allocUnsafeSlow(bytes).buffer, 0, length);
 }
+
+/**
+ * Whether a view's memory may change size or content under an asynchronous call: a resizable or
+ * growable buffer (it can shrink or grow), or a SharedArrayBuffer (other threads write it).
+ */
+export function isUnstableView(a: ArrayBufferView): boolean {
+  const buf = a.buffer as ArrayBuffer & { resizable?: boolean; growable?: boolean };
+  return buf.resizable === true || buf.growable === true || (typeof SharedArrayBuffer !== 'undefined' && buf instanceof SharedArrayBuffer);
+}

@@ -2,7 +2,7 @@
  * The value model: what a checkpoint can hold, and one classification every backend switches on,
  * so the rules for "what is storable" live in one place.
  */
-import { isTypedArray, TypedArray } from './dtype';
+import { isTypedArray, isUnstableView, TypedArray } from './dtype';
 import { isNDArrayLike, NDArray, NDArrayLike, toNDArray } from './ndarray';
 import { registeredNameOf, StatefulInstance, UnregisteredObject } from './registry';
 
@@ -102,6 +102,39 @@ export function assertStorable(value: unknown, where = 'value'): void {
     stack.delete(self);
   };
   visit(value, where);
+}
+
+/**
+ * The value as it is now, for an asynchronous `set` that runs later: views of resizable, growable
+ * or shared buffers are copied (so resizing one after the call changes nothing), with the
+ * containers holding them; everything else is the value itself. Call after assertStorable.
+ */
+export function stableValue(value: unknown): unknown {
+  const c = classify(value);
+  switch (c.kind) {
+    case 'typed':
+      return isUnstableView(c.value) ? c.value.slice() : value;
+    case 'ndarray':
+      return isUnstableView(c.value.data) ? new NDArray(c.value.data.slice(), c.value.shape, c.value.dtype) : value;
+    case 'list': {
+      const items = c.value.map(stableValue);
+      return items.some((x, i) => !Object.is(x, c.value[i])) ? items : value;
+    }
+    case 'dict': {
+      const entries = c.entries.map(([k, v]) => [k, stableValue(v)] as [string, unknown]);
+      if (entries.every(([, v], i) => Object.is(v, c.entries[i]![1]))) return value;
+      if (value instanceof Map) return new Map(entries);
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of entries) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+      return out;
+    }
+    case 'object': {
+      const state = stableValue(c.state);
+      return state === c.state ? value : new UnregisteredObject(c.className, state);
+    }
+    default:
+      return value;
+  }
 }
 
 /** Normalises a key to its path of names; rejects empty names and non-strings. */
