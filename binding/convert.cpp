@@ -388,6 +388,9 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
       op.kind = Op::Kind::SetAttr;
       op.name = getString(o, "name", "setAttr");
       op.attr = toAttrValue(env, o.Get("value"));
+    } else if (kind == "reserve") {
+      op.kind = Op::Kind::Reserve;
+      op.bytes = toIndex(env, o.Get("bytes"), "reserve.bytes");
     } else if (kind == "deleteAttr") {
       op.kind = Op::Kind::DeleteAttr;
       op.name = getString(o, "name", "deleteAttr");

@@ -1,5 +1,8 @@
 #include "h5ops.h"
 
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+
 #include <cstring>
 
 namespace ckpt {
@@ -433,12 +436,33 @@ void createNull(hid_t file, const std::string& p) {
   own(H5Dcreate2(file, p.c_str(), ftype.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + p);
 }
 
+// Room for `bytes` more in the file before anything is written: the free space of its filesystem
+// and the process's file-size limit (RLIMIT_FSIZE). A set that cannot fit fails here, untouched,
+// instead of in the middle, where a failed write can leave the file's end short of what HDF5
+// allocated. (Quotas are not seen; a write that runs out anyway still fails cleanly.)
+void reserve(File& file, uint64_t bytes) {
+  hsize_t size = 0;
+  check(H5Fget_filesize(file.id(), &size), "H5Fget_filesize");
+  struct rlimit lim;
+  if (::getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && size + bytes > lim.rlim_cur)
+    throw Failure::system("cannot write " + std::to_string(bytes) + " bytes to " + file.path() + ": the file would pass the file-size limit (" +
+                              std::to_string(lim.rlim_cur) + " bytes)", "EFBIG", "file");
+  struct statvfs vfs;
+  if (::statvfs(file.path().c_str(), &vfs) == 0) {
+    uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (bytes > avail)
+      throw Failure::system("cannot write " + std::to_string(bytes) + " bytes to " + file.path() + ": " + std::to_string(avail) +
+                                " bytes are free on its filesystem", "ENOSPC", "file");
+  }
+}
+
 bool mutates(Op::Kind k) {
   switch (k) {
     case Op::Kind::Walk:
     case Op::Kind::Lookup:
     case Op::Kind::List:
     case Op::Kind::Read:
+    case Op::Kind::Reserve:
     case Op::Kind::Attrs: return false;
     default: return true;
   }
@@ -501,6 +525,7 @@ OpResult runOne(File& file, const Op& op) {
       deleteAttr(obj.get(), op.name, op.path);
       break;
     }
+    case Op::Kind::Reserve: reserve(file, op.bytes); break;
   }
   return r;
 }

@@ -62,7 +62,7 @@ enum class BytesLayout { Void, FixedString, Uint8 };
 struct Op {
   enum class Kind {
     Walk, Lookup, List, CreateGroup, CreateDataset, CreateStrings, CreateBytes, CreateNull, Read, Move, Delete,
-    Attrs, SetAttr, DeleteAttr
+    Attrs, SetAttr, DeleteAttr, Reserve
   } kind = Kind::Lookup;
   std::string path, to, name;
   WalkOptions walk;
@@ -74,6 +74,7 @@ struct Op {
   std::vector<hsize_t> shape;
   BytesLayout layout = BytesLayout::Void;
   AttrValue attr;
+  uint64_t bytes = 0;  // Reserve
 };
 
 struct OpResult {

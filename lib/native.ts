@@ -136,7 +136,9 @@ export type FileOp =
   | { op: 'attrs'; path: string }
   /** Validate, then replace: a failed write leaves the old attribute. */
   | { op: 'setAttr'; path: string; name: string; value: AttrValue }
-  | { op: 'deleteAttr'; path: string; name: string };
+  | { op: 'deleteAttr'; path: string; name: string }
+  /** Fails (ERR_IO, sysCode ENOSPC or EFBIG) unless the file has room to grow by `bytes`; changes nothing. */
+  | { op: 'reserve'; path: string; bytes: number };
 
 export type WalkNode =
   | { kind: 'group'; names: string[]; children: (WalkNode | null)[] }

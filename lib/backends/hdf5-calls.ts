@@ -194,8 +194,12 @@ const ERRNO_NAME: Record<number, string> = { 28: 'ENOSPC', 122: 'EDQUOT', 27: 'E
  * ERR_NO_SPACE; other HDF5 failures stay ERR_HDF5 with HDF5's innermost message.
  */
 export function writeFailure(err: unknown, file: string, what: string): unknown {
-  if (!(err instanceof CheckpointerError) || err.code !== 'ERR_HDF5') return err;
+  if (!(err instanceof CheckpointerError)) return err;
   const e = err as NativeError;
+  if (e.code === 'ERR_IO' && e.sysCode && NO_SPACE[e.sysCode]) {
+    return new CheckpointerError(`cannot ${what} in ${file}: ${e.message.replace(/^cannot write \d+ bytes to [^:]*: /, '')}`, { code: 'ERR_NO_SPACE', file, cause: err });
+  }
+  if (e.code !== 'ERR_HDF5') return err;
   const text = [e.message, ...(e.hdf5Stack ?? [])].join('\n');
   const errno = /errno = (\d+)/.exec(text);
   const sys = errno ? ERRNO_NAME[Number(errno[1])] : undefined;

@@ -33,6 +33,18 @@ export interface HDF5Stream {
 
 /** Distinguishes the temporary links of one process's writes. */
 let pendingCounter = 0;
+/** What a set's metadata may need beyond its data (groups, headers, free-space records). */
+const RESERVE_METADATA = 1 << 20;
+
+function dataBytes(ops: readonly FileOp[]): number {
+  let n = 0;
+  for (const op of ops) {
+    if (op.op === 'createDataset' && op.data) n += op.data.byteLength;
+    else if (op.op === 'createBytes') n += op.bytes.byteLength;
+    else if (op.op === 'createStrings') for (const s of op.strings) n += s.length * 3 + 16;
+  }
+  return n;
+}
 
 export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   static override readonly defaultExtension: string = '.hdf5';
@@ -189,6 +201,8 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     const old = joinPath(parent, `${RESERVED_PREFIX}old-${process.pid}-${n}`);
     const replacing = kinds.length > base;
     const ops = createOps(fresh, tree);
+    // A value that does not fit on the disk is refused before anything changes (op 0 creates nothing).
+    ops.unshift({ op: 'reserve', path: '/', bytes: dataBytes(ops) + RESERVE_METADATA });
     const swap = ops.length;
     if (replacing) ops.push({ op: 'move', path: target, to: old });
     ops.push({ op: 'move', path: fresh, to: target });
@@ -211,7 +225,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
       undo.push({ op: 'delete', path: at.old }); // the new value is in place; the old one goes
     } else {
       if (failed === moveIn && at.replacing) undo.push({ op: 'move', path: at.old, to: at.target });
-      if (failed > 0) undo.push({ op: 'delete', path: at.fresh }); // op 0 created it
+      if (failed > 1) undo.push({ op: 'delete', path: at.fresh }); // op 0 reserves, op 1 created it
     }
     for (const op of undo) {
       try {
