@@ -51,25 +51,30 @@ void defineGetter(Napi::Env env, Napi::Function ctor, const char* name, const na
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tasks: one definition of a call, run now (sync twin) or on the executor (async twin).
+// Calls: one definition of what a method does, run now (sync twin) or on the executor (async twin).
 
-struct Task {
-  virtual ~Task() = default;
-  virtual void run() = 0;  // HDF5 lock held; no JS
-  virtual Napi::Value result(Napi::Env env) { return env.Undefined(); }
-  std::shared_ptr<File> file;      // the file the call works on (ERR_BUSY accounting, messages)
-  std::string where;               // the path for messages when there is no file yet (open)
-  std::vector<Napi::Value> keep;   // JS values whose memory the task uses
-  long failedOp = -1;              // set by batches
+// `fn` runs under the HDF5 lock and touches no JS; `res` builds the result on the JS thread.
+template <class Fn, class Res>
+struct Call {
+  std::shared_ptr<File> file;     // the file the call works on (ERR_BUSY accounting, messages)
+  std::string where;              // the path for messages when there is no file yet (open)
+  std::vector<Napi::Value> keep;  // JS values whose memory the call uses
+  Fn fn;
+  Res res;
 };
 
-std::string fileName(const Task& t) { return t.file ? t.file->path() : t.where; }
+template <class Fn, class Res>
+Call<Fn, Res> call(std::shared_ptr<File> file, Fn fn, Res res) {
+  return Call<Fn, Res>{std::move(file), {}, {}, std::move(fn), std::move(res)};
+}
 
-void runGuarded(Task& t) {
+// Runs `fn`, turning every C++ exception into a Failure (the index of a failed batch op in *failedOp).
+template <class Fn>
+void runGuarded(Fn& fn, long* failedOp) {
   try {
-    t.run();
+    fn();
   } catch (const BatchFailure& f) {
-    t.failedOp = static_cast<long>(f.index());
+    *failedOp = static_cast<long>(f.index());
     throw Failure(f);
   } catch (const Failure&) {
     throw;
@@ -80,26 +85,36 @@ void runGuarded(Task& t) {
   }
 }
 
-Napi::Value runNow(Napi::Env env, Task& t) {
-  if (t.file && t.file->pendingJobs > 0)
-    throw jsError(env, Failure("ERR_BUSY", "a synchronous call on " + t.file->path() + " while " + std::to_string(t.file->pendingJobs) +
-                                               " asynchronous call(s) on it are pending; await them first"), fileName(t));
-  try {
-    Lock lock;
-    runGuarded(t);
-  } catch (const Failure& f) {
-    throw jsError(env, f, fileName(t), t.failedOp);
-  }
-  return t.result(env);
+template <class C>
+std::string fileName(const C& c) {
+  return c.file ? c.file->path() : c.where;
 }
 
-class TaskJob : public Job {
+// The sync twin: on this thread, under the lock, no allocation of its own.
+template <class Fn, class Res>
+Napi::Value runNow(Napi::Env env, Call<Fn, Res>& c) {
+  if (c.file && c.file->pendingJobs > 0)
+    throw jsError(env, Failure("ERR_BUSY", "a synchronous call on " + c.file->path() + " while " + std::to_string(c.file->pendingJobs) +
+                                               " asynchronous call(s) on it are pending; await them first"), fileName(c));
+  long failedOp = -1;
+  try {
+    Lock lock;
+    runGuarded(c.fn, &failedOp);
+  } catch (const Failure& f) {
+    throw jsError(env, f, fileName(c), failedOp);
+  }
+  return c.res(env);
+}
+
+// The async twin: the call becomes a job on the executor; its JS values stay referenced until it settles.
+template <class Fn, class Res>
+class CallJob : public Job {
  public:
-  TaskJob(std::unique_ptr<Task> task, napi_deferred deferred) : task_(std::move(task)), deferred_(deferred) {}
+  CallJob(Call<Fn, Res>&& c, napi_deferred deferred) : call_(std::move(c)), deferred_(deferred) {}
 
   void run() override {
     try {
-      runGuarded(*task_);
+      runGuarded(call_.fn, &failedOp_);
     } catch (const Failure& f) {
       failure.emplace(f);
     }
@@ -108,11 +123,11 @@ class TaskJob : public Job {
   void settle(napi_env raw) override {
     Napi::Env env(raw);
     Napi::HandleScope scope(env);
-    if (task_->file) task_->file->pendingJobs--;
+    if (call_.file) call_.file->pendingJobs--;
     napi_value outcome;
     bool ok = !failure.has_value();
     try {
-      outcome = ok ? task_->result(env) : jsError(env, *failure, fileName(*task_), task_->failedOp).Value();
+      outcome = ok ? call_.res(env) : jsError(env, *failure, fileName(call_), failedOp_).Value();
     } catch (const Napi::Error& e) {
       ok = false;
       outcome = e.Value();
@@ -126,66 +141,52 @@ class TaskJob : public Job {
   std::vector<napi_ref> refs;
 
  private:
-  std::unique_ptr<Task> task_;
+  Call<Fn, Res> call_;
   napi_deferred deferred_;
+  long failedOp_ = -1;
 };
 
-Napi::Value runLater(Napi::Env env, std::unique_ptr<Task> t) {
+template <class Fn, class Res>
+Napi::Value runLater(Napi::Env env, Call<Fn, Res>&& c) {
   EnvData* d = env.GetInstanceData<EnvData>();
   napi_deferred deferred;
   napi_value promise;
   NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &deferred, &promise), Napi::Value());
   std::vector<napi_ref> refs;
-  for (Napi::Value v : t->keep) {
+  for (Napi::Value v : c.keep) {
     napi_ref r;
     napi_create_reference(env, v, 1, &r);
     refs.push_back(r);
   }
-  t->keep.clear();
-  if (t->file) t->file->pendingJobs++;
-  auto* job = new TaskJob(std::move(t), deferred);
+  c.keep.clear();
+  if (c.file) c.file->pendingJobs++;
+  auto* job = new CallJob<Fn, Res>(std::move(c), deferred);
   job->refs = std::move(refs);
   job->env = d->state;
   executor::submit(job);
   return Napi::Value(env, promise);
 }
 
-// Builds the task (argument conversion may throw) and runs it now or later. In the async twin an
+// Builds the call (argument conversion may throw) and runs it now or later. In the async twin an
 // argument mistake rejects the promise instead of throwing.
 template <bool Async, class Make>
 Napi::Value dispatch(const Napi::CallbackInfo& info, Make make) {
   Napi::Env env = info.Env();
-  if (!Async) {
-    std::unique_ptr<Task> t = make();
-    return runNow(env, *t);
-  }
-  try {
-    return runLater(env, make());
-  } catch (const Napi::Error& e) {
-    auto deferred = Napi::Promise::Deferred::New(env);
-    deferred.Reject(e.Value());
-    return deferred.Promise();
+  if constexpr (!Async) {
+    auto c = make();
+    return runNow(env, c);
+  } else {
+    try {
+      return runLater(env, make());
+    } catch (const Napi::Error& e) {
+      auto deferred = Napi::Promise::Deferred::New(env);
+      deferred.Reject(e.Value());
+      return deferred.Promise();
+    }
   }
 }
 
-// A task from a lambda: `fn` runs under the lock, `res` builds the result on the JS thread.
-template <class Fn, class Res>
-struct FnTask : Task {
-  Fn fn;
-  Res res;
-  FnTask(Fn f, Res r) : fn(std::move(f)), res(std::move(r)) {}
-  void run() override { fn(); }
-  Napi::Value result(Napi::Env env) override { return res(env); }
-};
-
-template <class Fn, class Res>
-std::unique_ptr<Task> task(std::shared_ptr<File> file, Fn fn, Res res) {
-  auto t = std::make_unique<FnTask<Fn, Res>>(std::move(fn), std::move(res));
-  t->file = std::move(file);
-  return t;
-}
-
-auto undefinedResult = [](Napi::Env env) { return env.Undefined(); };
+constexpr auto undefinedResult = [](Napi::Env env) { return env.Undefined(); };
 
 // ---------------------------------------------------------------------------------------------
 // Wrappers
@@ -213,7 +214,7 @@ template <bool Async>
 Napi::Value attrsOf(const Napi::CallbackInfo& info, const std::shared_ptr<Child>& c) {
   return dispatch<Async>(info, [&] {
     auto out = std::make_shared<Attrs>();
-    return task(c->file().shared_from_this(), [c, out] { *out = readAttrs(c->id(), c->path()); },
+    return call(c->file().shared_from_this(), [c, out] { *out = readAttrs(c->id(), c->path()); },
                 [out](Napi::Env env) { return fromAttrs(env, *out); });
   });
 }
@@ -223,7 +224,7 @@ Napi::Value setAttrOf(const Napi::CallbackInfo& info, const std::shared_ptr<Chil
   return dispatch<Async>(info, [&] {
     std::string name = argString(info, 0, "name");
     AttrValue v = toAttrValue(info.Env(), info[1]);
-    return task(c->file().shared_from_this(), [c, name, v] {
+    return call(c->file().shared_from_this(), [c, name, v] {
       c->file().requireWritable("set an attribute on " + c->path());
       setAttr(c->id(), name, v, c->path());
     }, undefinedResult);
@@ -234,7 +235,7 @@ template <bool Async>
 Napi::Value deleteAttrOf(const Napi::CallbackInfo& info, const std::shared_ptr<Child>& c) {
   return dispatch<Async>(info, [&] {
     std::string name = argString(info, 0, "name");
-    return task(c->file().shared_from_this(), [c, name] {
+    return call(c->file().shared_from_this(), [c, name] {
       c->file().requireWritable("delete an attribute of " + c->path());
       deleteAttr(c->id(), name, c->path());
     }, undefinedResult);
@@ -243,7 +244,7 @@ Napi::Value deleteAttrOf(const Napi::CallbackInfo& info, const std::shared_ptr<C
 
 template <bool Async>
 Napi::Value closeChild(const Napi::CallbackInfo& info, const std::shared_ptr<Child>& c) {
-  return dispatch<Async>(info, [&] { return task(c->file().shared_from_this(), [c] { c->close(); }, undefinedResult); });
+  return dispatch<Async>(info, [&] { return call(c->file().shared_from_this(), [c] { c->close(); }, undefinedResult); });
 }
 
 class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
@@ -301,9 +302,9 @@ class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
       ArrayRef out = toArray(info.Env(), info[0], "out", Async);
       Hyperslab sel = toHyperslab(info.Env(), info[1]);
       auto ds = ds_;
-      auto t = task(file(), [ds, out, sel] { ds->read(out, sel); }, undefinedResult);
-      t->keep.push_back(info[0]);
-      return t;
+      auto c = call(file(), [ds, out, sel] { ds->read(out, sel); }, undefinedResult);
+      c.keep.push_back(info[0]);
+      return c;
     });
   }
 
@@ -314,9 +315,9 @@ class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
       ArrayRef data = toArray(info.Env(), info[0], "data", Async);
       Hyperslab sel = toHyperslab(info.Env(), info[1]);
       auto ds = ds_;
-      auto t = task(file(), [ds, data, sel] { ds->write(data, sel); }, undefinedResult);
-      t->keep.push_back(info[0]);
-      return t;
+      auto c = call(file(), [ds, data, sel] { ds->write(data, sel); }, undefinedResult);
+      c.keep.push_back(info[0]);
+      return c;
     });
   }
 
@@ -326,7 +327,7 @@ class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
     return dispatch<Async>(info, [&] {
       std::vector<hsize_t> shape = toShape(info.Env(), info[0], "shape");
       auto ds = ds_;
-      return task(file(), [ds, shape] { ds->resize(shape); }, undefinedResult);
+      return call(file(), [ds, shape] { ds->resize(shape); }, undefinedResult);
     });
   }
 
@@ -336,7 +337,7 @@ class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
     return dispatch<Async>(info, [&] {
       auto ds = ds_;
       auto out = std::make_shared<std::vector<hsize_t>>();
-      return task(file(), [ds, out] { *out = ds->extent(); }, [out](Napi::Env env) { return fromShape(env, *out); });
+      return call(file(), [ds, out] { *out = ds->extent(); }, [out](Napi::Env env) { return fromShape(env, *out); });
     });
   }
 
@@ -404,7 +405,7 @@ class H5GroupWrap : public Napi::ObjectWrap<H5GroupWrap> {
     return dispatch<Async>(info, [&] {
       auto g = g_;
       auto out = std::make_shared<std::vector<std::string>>();
-      return task(g->file().shared_from_this(), [g, out] { *out = g->names(); },
+      return call(g->file().shared_from_this(), [g, out] { *out = g->names(); },
                   [out](Napi::Env env) { return fromStrings(env, *out); });
     });
   }
@@ -487,10 +488,10 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
       std::string path = argString(info, 0, "path");
       std::string mode = argString(info, 1, "mode");
       auto out = std::make_shared<std::shared_ptr<File>>();
-      auto t = task(nullptr, [path, mode, out] { *out = File::open(path, mode); },
+      auto c = call(nullptr, [path, mode, out] { *out = File::open(path, mode); },
                     [out](Napi::Env env) -> Napi::Value { return wrapFile(env, *out); });
-      t->where = path;
-      return t;
+      c.where = path;
+      return c;
     });
   }
 
@@ -522,7 +523,7 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
     checkTag(info, kFileTag, "H5File");
     return dispatch<Async>(info, [&] {
       auto f = file_;
-      return task(f, [f] { f->close(); }, undefinedResult);
+      return call(f, [f] { f->close(); }, undefinedResult);
     });
   }
 
@@ -531,7 +532,7 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
     checkTag(info, kFileTag, "H5File");
     return dispatch<Async>(info, [&] {
       auto f = file_;
-      return task(f, [f] { f->flush(); }, undefinedResult);
+      return call(f, [f] { f->flush(); }, undefinedResult);
     });
   }
 
@@ -539,8 +540,8 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
     checkTag(info, kFileTag, "H5File");
     auto f = file_;
     auto n = std::make_shared<int>(0);
-    auto t = task(f, [f, n] { *n = f->openObjectCount(); }, [n](Napi::Env env) { return Napi::Number::New(env, *n); });
-    return runNow(info.Env(), *t);
+    auto c = call(f, [f, n] { *n = f->openObjectCount(); }, [n](Napi::Env env) { return Napi::Number::New(env, *n); });
+    return runNow(info.Env(), c);
   }
 
   template <bool Async>
@@ -551,10 +552,10 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
       std::vector<Napi::Value> keep;
       auto ops = std::make_shared<std::vector<Op>>(toOps(info.Env(), info[0], &keep, Async));
       auto results = std::make_shared<std::vector<OpResult>>();
-      auto t = task(f, [f, ops, results] { *results = runOps(*f, *ops); },
+      auto c = call(f, [f, ops, results] { *results = runOps(*f, *ops); },
                     [f, ops, results](Napi::Env env) { return fromResults(env, *ops, *results, f->path()); });
-      t->keep = std::move(keep);
-      return t;
+      c.keep = std::move(keep);
+      return c;
     });
   }
 
@@ -565,7 +566,7 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
       auto f = file_;
       std::string p = argString(info, 0, "path");
       auto out = std::make_shared<std::shared_ptr<Dataset>>();
-      return task(f, [f, p, out] { *out = f->openDataset(p); }, [out](Napi::Env env) -> Napi::Value { return wrapDataset(env, *out); });
+      return call(f, [f, p, out] { *out = f->openDataset(p); }, [out](Napi::Env env) -> Napi::Value { return wrapDataset(env, *out); });
     });
   }
 
@@ -576,7 +577,7 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
       auto f = file_;
       std::string p = argString(info, 0, "path");
       auto out = std::make_shared<std::shared_ptr<Group>>();
-      return task(f, [f, p, out] { *out = f->openGroup(p); }, [out](Napi::Env env) -> Napi::Value { return wrapGroup(env, *out); });
+      return call(f, [f, p, out] { *out = f->openGroup(p); }, [out](Napi::Env env) -> Napi::Value { return wrapGroup(env, *out); });
     });
   }
 };

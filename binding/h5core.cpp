@@ -92,13 +92,31 @@ uint64_t productChecked(const std::vector<hsize_t>& dims, const char* what, size
 }
 
 void Hid::reset() noexcept {
-  if (id_ >= 0) closeAnyId(id_);
+  if (id_ >= 0) {
+    if (!closer_) closeAnyId(id_);
+    else if (closer_(id_) < 0) H5Eclear2(H5E_DEFAULT);
+  }
   id_ = H5I_INVALID_HID;
 }
 
 Hid own(hid_t id, const char* what) {
   if (id < 0) throwHdf5(what);
   return Hid(id);
+}
+
+Hid ownSpace(hid_t id, const char* what) {
+  if (id < 0) throwHdf5(what);
+  return Hid(id, H5Sclose);
+}
+
+Hid ownType(hid_t id, const char* what) {
+  if (id < 0) throwHdf5(what);
+  return Hid(id, H5Tclose);
+}
+
+Hid ownPlist(hid_t id, const char* what) {
+  if (id < 0) throwHdf5(what);
+  return Hid(id, H5Pclose);
 }
 
 void closeAnyId(hid_t id) noexcept {
@@ -135,7 +153,6 @@ Lock::Lock() : guard_(g_hdf5Mutex) {
   t_holding = true;
   silenceThisThread();
   closeDeferred();
-  H5Eclear2(H5E_DEFAULT);
 }
 
 Lock::~Lock() { t_holding = false; }
@@ -150,7 +167,6 @@ bool Lock::tryRun(void (*fn)(void*), void* arg) {
   silenceThisThread();
   closeDeferred();
   fn(arg);
-  H5Eclear2(H5E_DEFAULT);
   t_holding = false;
   return true;
 }

@@ -92,18 +92,21 @@ uint64_t productChecked(const std::vector<hsize_t>& dims, const char* what, size
 // Largest byte count the binding allocates in one piece (and so the largest value it reads whole).
 constexpr uint64_t kMaxAllocation = uint64_t(1) << 40;
 
-// Owner of one HDF5 identifier of any kind; closes it with the close call of its kind.
+// Owner of one HDF5 identifier; closes it with the close call of its kind (given when known, which
+// saves a lookup on hot paths; else found with H5Iget_type).
 class Hid {
  public:
+  using Closer = herr_t (*)(hid_t);
   Hid() = default;
-  explicit Hid(hid_t id) : id_(id) {}
+  explicit Hid(hid_t id, Closer closer = nullptr) : id_(id), closer_(closer) {}
   Hid(const Hid&) = delete;
   Hid& operator=(const Hid&) = delete;
-  Hid(Hid&& o) noexcept : id_(o.id_) { o.id_ = H5I_INVALID_HID; }
+  Hid(Hid&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = H5I_INVALID_HID; }
   Hid& operator=(Hid&& o) noexcept {
     if (this != &o) {
       reset();
       id_ = o.id_;
+      closer_ = o.closer_;
       o.id_ = H5I_INVALID_HID;
     }
     return *this;
@@ -120,11 +123,19 @@ class Hid {
 
  private:
   hid_t id_ = H5I_INVALID_HID;
+  Closer closer_ = nullptr;
 };
 
 // A negative id => throwHdf5(what); else its owner.
 Hid own(hid_t id, const char* what);
 inline Hid own(hid_t id, const std::string& what) { return own(id, what.c_str()); }
+// The same for ids of a known kind.
+Hid ownSpace(hid_t id, const char* what);
+Hid ownType(hid_t id, const char* what);
+Hid ownPlist(hid_t id, const char* what);
+inline Hid ownSpace(hid_t id, const std::string& what) { return ownSpace(id, what.c_str()); }
+inline Hid ownType(hid_t id, const std::string& what) { return ownType(id, what.c_str()); }
+inline Hid ownPlist(hid_t id, const std::string& what) { return ownPlist(id, what.c_str()); }
 
 // Closes any id by its kind (files after their open objects). Never throws.
 void closeAnyId(hid_t id) noexcept;

@@ -52,7 +52,7 @@ bool lockingEnabled() {
   return !(s == "FALSE" || s == "0" || s == "false");
 }
 
-Hid newPlist(hid_t cls) { return own(H5Pcreate(cls), "H5Pcreate"); }
+Hid newPlist(hid_t cls) { return ownPlist(H5Pcreate(cls), "H5Pcreate"); }
 
 // Every file the binding opened (changed under the HDF5 lock; never destroyed, for exit).
 std::vector<std::weak_ptr<File>>& openFiles() {
@@ -104,9 +104,9 @@ constexpr size_t kFilteredCacheChunks = 8;
 
 hid_t openDatasetId(hid_t file, const std::string& p) {
   Hid d = own(H5Dopen2(file, p.c_str(), H5P_DEFAULT), "cannot open dataset " + p);
-  Hid dcpl = own(H5Dget_create_plist(d.get()), "H5Dget_create_plist");
+  Hid dcpl = ownPlist(H5Dget_create_plist(d.get()), "H5Dget_create_plist");
   if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED || H5Pget_nfilters(dcpl.get()) <= 0) return d.release();
-  Hid type = own(H5Dget_type(d.get()), "H5Dget_type");
+  Hid type = ownType(H5Dget_type(d.get()), "H5Dget_type");
   int rank = H5Pget_chunk(dcpl.get(), 0, nullptr);
   std::vector<hsize_t> c(rank > 0 ? static_cast<size_t>(rank) : 0);
   if (rank <= 0 || H5Pget_chunk(dcpl.get(), rank, c.data()) != rank) {
@@ -171,7 +171,7 @@ namespace {
 std::vector<hsize_t> directChunkDims(hid_t dset, hid_t ftype, hid_t mtype, size_t rank) {
   std::vector<hsize_t> none;
   if (rank == 0) return none;
-  Hid dcpl = own(H5Dget_create_plist(dset), "H5Dget_create_plist");
+  Hid dcpl = ownPlist(H5Dget_create_plist(dset), "H5Dget_create_plist");
   if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED || H5Pget_nfilters(dcpl.get()) != 0) return none;
   if (checkTri(H5Tequal(ftype, mtype), "H5Tequal") <= 0) return none;
   std::vector<hsize_t> c(rank);
@@ -197,15 +197,14 @@ Transfer checkTransfer(hid_t dset, const std::string& p, const NumericLayout& l,
     typeError(std::string("a ") + arrayKindName(a.kind) + (writing ? " cannot be written to " : " cannot receive ") + p +
               " of dtype " + dtypeName(l.dtype));
   Transfer t;
-  t.fspace = own(H5Dget_space(dset), "H5Dget_space");
-  t.cls = H5Sget_simple_extent_type(t.fspace.get());
+  t.fspace = ownSpace(H5Dget_space(dset), "H5Dget_space");
+  // One call for rank and dims (a hot path); rank 0 is a scalar or a null dataspace.
+  hsize_t dims[H5S_MAX_RANK];
+  int rank = H5Sget_simple_extent_dims(t.fspace.get(), dims, nullptr);
+  if (rank < 0) throwHdf5("H5Sget_simple_extent_dims");
+  t.dims.assign(dims, dims + rank);
+  t.cls = rank > 0 ? H5S_SIMPLE : H5Sget_simple_extent_type(t.fspace.get());
   if (t.cls == H5S_NO_CLASS) throwHdf5("H5Sget_simple_extent_type");
-  if (t.cls == H5S_SIMPLE) {
-    int rank = H5Sget_simple_extent_ndims(t.fspace.get());
-    if (rank < 0) throwHdf5("H5Sget_simple_extent_ndims");
-    t.dims.resize(static_cast<size_t>(rank));
-    if (H5Sget_simple_extent_dims(t.fspace.get(), t.dims.data(), nullptr) < 0) throwHdf5("H5Sget_simple_extent_dims");
-  }
   uint64_t all = extentElements(t.dims, p);
   if (t.cls == H5S_NULL) {
     if (!sel.all) typeError(p + " has a null dataspace; it holds no elements to select");
@@ -235,11 +234,23 @@ Transfer checkTransfer(hid_t dset, const std::string& p, const NumericLayout& l,
   return t;
 }
 
-// The memory space of a selection, and the file space with the hyperslab selected.
-Hid selectSlab(hid_t fspace, const std::vector<hsize_t>& start, const std::vector<hsize_t>& stride, const std::vector<hsize_t>& count) {
+// Selects the hyperslab in the file space; returns the memory space of its shape (the cached one
+// when the shape is the cached one's: a loop of frame reads makes it once).
+hid_t selectSlab(hid_t fspace, const std::vector<hsize_t>& start, const std::vector<hsize_t>& stride, const std::vector<hsize_t>& count,
+                 MemSpaceCache* cache, Hid* scratch) {
   check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), stride.data(), count.data(), nullptr), "cannot select the hyperslab");
-  return own(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), "H5Screate_simple");
+  if (cache && cache->space.valid() && cache->count == count) return cache->space.get();
+  Hid mem = ownSpace(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), "H5Screate_simple");
+  if (!cache) {
+    *scratch = std::move(mem);
+    return scratch->get();
+  }
+  cache->space = std::move(mem);
+  cache->count = count;
+  return cache->space.get();
 }
+
+[[noreturn]] void ioFailure(const char* verb, const std::string& p) { throwHdf5(std::string(verb) + " " + p); }
 
 // The whole chunks [k0, k1) along axis 0 that a step-1 slab covers and that are contiguous in
 // the C-ordered buffer (each chunk spans the slab in every trailing axis).
@@ -261,23 +272,22 @@ bool wholeChunkRun(const std::vector<hsize_t>& c, const std::vector<hsize_t>& st
 
 NumericLayout numericLayout(hid_t dset, const std::string& p) {
   NumericLayout l;
-  Hid ftype = own(H5Dget_type(dset), "H5Dget_type");
+  Hid ftype = ownType(H5Dget_type(dset), "H5Dget_type");
   l.dtype = classify(ftype.get(), nullptr, p);
   if (l.dtype == DType::String) typeError(p + " holds strings, not numbers");
   l.esize = dtypeSize(l.dtype);
   l.memType = memType(l.dtype);
-  Hid space = own(H5Dget_space(dset), "H5Dget_space");
+  Hid space = ownSpace(H5Dget_space(dset), "H5Dget_space");
   int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank < 0) throwHdf5("H5Sget_simple_extent_ndims");
   l.directChunks = directChunkDims(dset, ftype.get(), l.memType.get(), static_cast<size_t>(rank));
   return l;
 }
 
-void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, const ArrayRef& data, const Hyperslab& sel) {
+void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, const ArrayRef& data, const Hyperslab& sel, MemSpaceCache* cache) {
   Transfer t = checkTransfer(dset, p, l, data, sel, true);
   if (t.elements == 0) return;
   const char* base = static_cast<const char*>(data.data);
-  std::string what = "cannot write " + p;
   size_t rank = t.dims.size();
   std::vector<hsize_t> start = sel.all ? std::vector<hsize_t>(rank, 0) : sel.start;
   std::vector<hsize_t> count = sel.all ? t.dims : sel.count;
@@ -294,7 +304,7 @@ void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, co
     for (hsize_t k = k0; k < k1; ++k) {
       off[0] = k * c[0];
       const char* src = base + (off[0] - start[0]) * rowBytes;
-      check(H5Dwrite_chunk(dset, H5P_DEFAULT, 0, off.data(), static_cast<size_t>(chunkBytes), src), what.c_str());
+      if (H5Dwrite_chunk(dset, H5P_DEFAULT, 0, off.data(), static_cast<size_t>(chunkBytes), src) < 0) ioFailure("cannot write", p);
     }
     // Rows before the first and after the last whole chunk go through H5Dwrite.
     hsize_t runStart = k0 * c[0], runEnd = k1 * c[0], selEnd = start[0] + count[0];
@@ -304,29 +314,31 @@ void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, co
       std::vector<hsize_t> st = start, ct = count;
       st[0] = r.first;
       ct[0] = r.second - r.first;
-      Hid mem = selectSlab(t.fspace.get(), st, ones, ct);
-      check(H5Dwrite(dset, l.memType.get(), mem.get(), t.fspace.get(), H5P_DEFAULT, base + (r.first - start[0]) * rowBytes), what.c_str());
+      Hid scratch;
+      hid_t mem = selectSlab(t.fspace.get(), st, ones, ct, nullptr, &scratch);
+      if (H5Dwrite(dset, l.memType.get(), mem, t.fspace.get(), H5P_DEFAULT, base + (r.first - start[0]) * rowBytes) < 0) ioFailure("cannot write", p);
     }
     return;
   }
   if (t.whole) {
-    check(H5Dwrite(dset, l.memType.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data), what.c_str());
+    if (H5Dwrite(dset, l.memType.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data) < 0) ioFailure("cannot write", p);
     return;
   }
-  Hid mem = selectSlab(t.fspace.get(), start, sel.stride, count);
-  check(H5Dwrite(dset, l.memType.get(), mem.get(), t.fspace.get(), H5P_DEFAULT, data.data), what.c_str());
+  Hid scratch;
+  hid_t mem = selectSlab(t.fspace.get(), start, sel.stride, count, cache, &scratch);
+  if (H5Dwrite(dset, l.memType.get(), mem, t.fspace.get(), H5P_DEFAULT, data.data) < 0) ioFailure("cannot write", p);
 }
 
-void readSelection(hid_t dset, const std::string& p, const NumericLayout& l, const ArrayRef& out, const Hyperslab& sel) {
+void readSelection(hid_t dset, const std::string& p, const NumericLayout& l, const ArrayRef& out, const Hyperslab& sel, MemSpaceCache* cache) {
   Transfer t = checkTransfer(dset, p, l, out, sel, false);
   if (t.elements == 0) return;
-  std::string what = "cannot read " + p;
   if (t.whole) {
-    check(H5Dread(dset, l.memType.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data), what.c_str());
+    if (H5Dread(dset, l.memType.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data) < 0) ioFailure("cannot read", p);
     return;
   }
-  Hid mem = selectSlab(t.fspace.get(), sel.start, sel.stride, sel.count);
-  check(H5Dread(dset, l.memType.get(), mem.get(), t.fspace.get(), H5P_DEFAULT, out.data), what.c_str());
+  Hid scratch;
+  hid_t mem = selectSlab(t.fspace.get(), sel.start, sel.stride, sel.count, cache, &scratch);
+  if (H5Dread(dset, l.memType.get(), mem, t.fspace.get(), H5P_DEFAULT, out.data) < 0) ioFailure("cannot read", p);
 }
 
 Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
@@ -354,8 +366,8 @@ Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
   }
   if (o.gzip && (o.level < 0 || o.level > 9)) rangeError("the gzip level must be 0..9");
 
-  Hid space = rank == 0 ? own(H5Screate(H5S_SCALAR), "H5Screate")
-                        : own(H5Screate_simple(static_cast<int>(rank), o.shape.data(), maxdims.data()), "cannot create the dataspace of " + p);
+  Hid space = rank == 0 ? ownSpace(H5Screate(H5S_SCALAR), "H5Screate")
+                        : ownSpace(H5Screate_simple(static_cast<int>(rank), o.shape.data(), maxdims.data()), "cannot create the dataspace of " + p);
   Hid dcpl = newPlist(H5P_DATASET_CREATE);
   check(H5Pset_obj_track_times(dcpl.get(), 0), "H5Pset_obj_track_times");
   if (!o.chunks.empty()) check(H5Pset_chunk(dcpl.get(), static_cast<int>(rank), o.chunks.data()), "H5Pset_chunk");
@@ -411,8 +423,22 @@ Dataset::Dataset(std::shared_ptr<File> file, hid_t id, std::string path) : Child
   info_ = datasetInfo(id, path_);
 }
 
+// The cached type and memory space are HDF5 ids too: released under the lock, or handed to its
+// next holder when the last reference goes away on a thread without it (a GC finalizer).
+Dataset::~Dataset() {
+  if (Lock::heldByThisThread()) return;  // the members' destructors close them
+  if (layout_ && layout_->memType.valid()) deferClose(layout_->memType.release());
+  if (mem_.space.valid()) deferClose(mem_.space.release());
+}
+
+void Dataset::close() {
+  Child::close();
+  layout_.reset();
+  mem_.space.reset();
+}
+
 std::vector<hsize_t> Dataset::extent() {
-  Hid s = own(H5Dget_space(id()), "H5Dget_space");
+  Hid s = ownSpace(H5Dget_space(id()), "H5Dget_space");
   return extentOf(s.get()).dims;
 }
 
@@ -423,19 +449,19 @@ const NumericLayout& Dataset::layout() {
 
 void Dataset::read(const ArrayRef& out, const Hyperslab& sel) {
   hid_t d = id();
-  readSelection(d, path_, layout(), out, sel);
+  readSelection(d, path_, layout(), out, sel, &mem_);
 }
 
 void Dataset::write(const ArrayRef& data, const Hyperslab& sel) {
-  file_->requireWritable("write " + path_);
+  if (!file_->writable()) file_->requireWritable("write " + path_);
   hid_t d = id();
-  writeSelection(d, path_, layout(), data, sel);
+  writeSelection(d, path_, layout(), data, sel, &mem_);
 }
 
 std::vector<hsize_t> Dataset::resize(const std::vector<hsize_t>& shape) {
   file_->requireWritable("resize " + path_);
   hid_t d = id();
-  Hid s = own(H5Dget_space(d), "H5Dget_space");
+  Hid s = ownSpace(H5Dget_space(d), "H5Dget_space");
   Extent e = extentOf(s.get());
   if (e.cls != H5S_SIMPLE || e.dims.size() != shape.size())
     rangeError("resize: " + path_ + " has rank " + std::to_string(e.dims.size()) + ", the new shape has " + std::to_string(shape.size()));
@@ -450,9 +476,9 @@ std::vector<hsize_t> Dataset::resize(const std::vector<hsize_t>& shape) {
 
 std::vector<std::string> Dataset::readStrings() {
   hid_t d = id();
-  Hid t = own(H5Dget_type(d), "H5Dget_type");
+  Hid t = ownType(H5Dget_type(d), "H5Dget_type");
   if (H5Tget_class(t.get()) != H5T_STRING) typeError(path_ + " does not hold strings");
-  Hid s = own(H5Dget_space(d), "H5Dget_space");
+  Hid s = ownSpace(H5Dget_space(d), "H5Dget_space");
   return readStringValues(StringSource{d, false}, t.get(), s.get(), path_);
 }
 

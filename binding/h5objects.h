@@ -56,7 +56,7 @@ class Child {
   const std::string& path() const { return path_; }
   bool isOpen() const { return id_.load() >= 0; }
   hid_t id() const;  // throws ERR_CLOSED
-  void close();
+  virtual void close();
   File& file() const { return *file_; }
 
  protected:
@@ -87,9 +87,17 @@ struct NumericLayout {
 // Throws ERR_UNSUPPORTED_DTYPE / TypeError for datasets that do not hold numbers.
 NumericLayout numericLayout(hid_t dset, const std::string& where);
 
+// The memory dataspace of the last selection shape a dataset object read or wrote.
+struct MemSpaceCache {
+  Hid space;
+  std::vector<hsize_t> count;
+};
+
 class Dataset : public Child {
  public:
   Dataset(std::shared_ptr<File> file, hid_t id, std::string path);
+  ~Dataset() override;
+  void close() override;
   const DatasetInfo& info() const { return info_; }
   // Current extent (another id of the same dataset may have resized it).
   std::vector<hsize_t> extent();
@@ -105,6 +113,7 @@ class Dataset : public Child {
   const NumericLayout& layout();  // computed at the first read or write, then kept
   DatasetInfo info_;
   std::optional<NumericLayout> layout_;
+  MemSpaceCache mem_;
 };
 
 class File : public std::enable_shared_from_this<File> {
@@ -153,8 +162,10 @@ Hid groupCreatePlist();
 
 // Writes/reads `sel` of an open dataset from/to a TypedArray's memory (checked against its dtype
 // and extent first); whole unfiltered chunks go through H5Dwrite_chunk.
-void writeSelection(hid_t dset, const std::string& where, const NumericLayout& l, const ArrayRef& data, const Hyperslab& sel);
-void readSelection(hid_t dset, const std::string& where, const NumericLayout& l, const ArrayRef& out, const Hyperslab& sel);
+void writeSelection(hid_t dset, const std::string& where, const NumericLayout& l, const ArrayRef& data, const Hyperslab& sel,
+                    MemSpaceCache* cache = nullptr);
+void readSelection(hid_t dset, const std::string& where, const NumericLayout& l, const ArrayRef& out, const Hyperslab& sel,
+                   MemSpaceCache* cache = nullptr);
 
 // Creates the dataset of `spec` at `p` (parents must exist) and returns its id.
 Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& spec);

@@ -14,7 +14,7 @@ constexpr int kMaxDepth = 512;
 // The name a replacement attribute is written under before it takes the old one's place.
 const char* const kAttrTemp = ".checkpointer-pending-attr";
 
-Hid newPlist(hid_t cls) { return own(H5Pcreate(cls), "H5Pcreate"); }
+Hid newPlist(hid_t cls) { return ownPlist(H5Pcreate(cls), "H5Pcreate"); }
 
 Hid noTimesDcpl() {
   Hid dcpl = newPlist(H5P_DATASET_CREATE);
@@ -83,8 +83,8 @@ std::vector<std::string> attrNames(hid_t obj, const std::string& where) {
 AttrValue readAttr(hid_t obj, const std::string& name, const std::string& owner) {
   std::string where = owner + " attribute " + name;
   Hid a = own(H5Aopen(obj, name.c_str(), H5P_DEFAULT), "cannot open " + where);
-  Hid t = own(H5Aget_type(a.get()), "H5Aget_type");
-  Hid s = own(H5Aget_space(a.get()), "H5Aget_space");
+  Hid t = ownType(H5Aget_type(a.get()), "H5Aget_type");
+  Hid s = ownSpace(H5Aget_space(a.get()), "H5Aget_space");
   AttrValue v;
   Extent e = extentOf(s.get());
   StringType st;
@@ -204,9 +204,9 @@ void createAttr(hid_t obj, const std::string& name, const AttrValue& v, const st
   }
   if (v.kind == AttrValue::Kind::Strings || v.kind == AttrValue::Kind::Array) {
     hsize_t dim = v.kind == AttrValue::Kind::Strings ? v.strs.size() : v.length;
-    space = own(H5Screate_simple(1, &dim, nullptr), "H5Screate_simple");
+    space = ownSpace(H5Screate_simple(1, &dim, nullptr), "H5Screate_simple");
   } else {
-    space = own(H5Screate(H5S_SCALAR), "H5Screate");
+    space = ownSpace(H5Screate(H5S_SCALAR), "H5Screate");
   }
   Hid acpl = newPlist(H5P_ATTRIBUTE_CREATE);
   check(H5Pset_char_encoding(acpl.get(), H5T_CSET_UTF8), "H5Pset_char_encoding");
@@ -307,8 +307,8 @@ struct Walker {
     const DatasetInfo& i = n.info;
     if (!i.supported || i.isNull) return n;
     if (i.dtype == DType::String) {
-      Hid t = own(H5Dget_type(d), "H5Dget_type");
-      Hid s = own(H5Dget_space(d), "H5Dget_space");
+      Hid t = ownType(H5Dget_type(d), "H5Dget_type");
+      Hid s = ownSpace(H5Dget_space(d), "H5Dget_space");
       n.strings = readStringValues(StringSource{d, false}, t.get(), s.get(), path);
       n.data = WalkNode::Data::Strings;
       return n;
@@ -378,8 +378,8 @@ void createStrings(hid_t file, const Op& op) {
       throw Failure("ERR_UNSUPPORTED_VALUE", "HDF5 variable-length strings cannot hold NUL characters (" + op.path + ")");
     ptrs.push_back(s.c_str());
   }
-  Hid space = op.shape.empty() ? own(H5Screate(H5S_SCALAR), "H5Screate")
-                               : own(H5Screate_simple(static_cast<int>(op.shape.size()), op.shape.data(), nullptr), "H5Screate_simple");
+  Hid space = op.shape.empty() ? ownSpace(H5Screate(H5S_SCALAR), "H5Screate")
+                               : ownSpace(H5Screate_simple(static_cast<int>(op.shape.size()), op.shape.data(), nullptr), "H5Screate_simple");
   Hid type = vlenUtf8Type();
   Hid dcpl = noTimesDcpl();
   Hid lcpl = linkCreatePlist();
@@ -397,38 +397,38 @@ void createBytes(hid_t file, const Op& op) {
   switch (op.layout) {
     case BytesLayout::Void:
       if (n == 0) throw Failure("ERR_UNSUPPORTED_VALUE", "an opaque (np.void) value cannot be empty (" + op.path + ")");
-      type = own(H5Tcreate(H5T_OPAQUE, n), "cannot create the opaque type");
+      type = ownType(H5Tcreate(H5T_OPAQUE, n), "cannot create the opaque type");
       check(H5Tset_tag(type.get(), ""), "H5Tset_tag");
-      space = own(H5Screate(H5S_SCALAR), "H5Screate");
+      space = ownSpace(H5Screate(H5S_SCALAR), "H5Screate");
       break;
     case BytesLayout::FixedString:
-      type = own(H5Tcopy(H5T_C_S1), "H5Tcopy");
+      type = ownType(H5Tcopy(H5T_C_S1), "H5Tcopy");
       check(H5Tset_size(type.get(), n == 0 ? 1 : n), "H5Tset_size");
       check(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), "H5Tset_strpad");
       if (n == 0) {
         padded.assign(1, 0);
         src = padded.data();
       }
-      space = own(H5Screate(H5S_SCALAR), "H5Screate");
+      space = ownSpace(H5Screate(H5S_SCALAR), "H5Screate");
       break;
     case BytesLayout::Uint8: {
-      type = own(H5Tcopy(H5T_STD_U8LE), "H5Tcopy");
+      type = ownType(H5Tcopy(H5T_STD_U8LE), "H5Tcopy");
       hsize_t dim = n;
-      space = own(H5Screate_simple(1, &dim, nullptr), "H5Screate_simple");
+      space = ownSpace(H5Screate_simple(1, &dim, nullptr), "H5Screate_simple");
       break;
     }
   }
   Hid dcpl = noTimesDcpl();
   Hid lcpl = linkCreatePlist();
   Hid d = own(H5Dcreate2(file, op.path.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + op.path);
-  Hid mtype = op.layout == BytesLayout::Uint8 ? own(H5Tcopy(H5T_NATIVE_UINT8), "H5Tcopy") : own(H5Tcopy(type.get()), "H5Tcopy");
+  Hid mtype = op.layout == BytesLayout::Uint8 ? ownType(H5Tcopy(H5T_NATIVE_UINT8), "H5Tcopy") : ownType(H5Tcopy(type.get()), "H5Tcopy");
   if (n > 0 || op.layout == BytesLayout::FixedString) fillOrUnlink(file, op.path, d, [&] {
     check(H5Dwrite(d.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, src), ("cannot write " + op.path).c_str());
   });
 }
 
 void createNull(hid_t file, const std::string& p) {
-  Hid space = own(H5Screate(H5S_NULL), "H5Screate");
+  Hid space = ownSpace(H5Screate(H5S_NULL), "H5Screate");
   // McUtils stores None as an int32 dataset with a null dataspace (h5py.Empty('i')).
   Hid ftype = fileType(DType::Int32);
   Hid dcpl = noTimesDcpl();

@@ -21,10 +21,10 @@ const DTypeRow kDTypes[] = {
     {DType::Complex128, "complex128", 16}, {DType::String, "string", 0},
 };
 
-Hid copyType(hid_t predefined) { return own(H5Tcopy(predefined), "H5Tcopy"); }
+Hid copyType(hid_t predefined) { return ownType(H5Tcopy(predefined), "H5Tcopy"); }
 
 Hid boolType(hid_t base) {
-  Hid t = own(H5Tenum_create(base), "cannot create the bool enum type");
+  Hid t = ownType(H5Tenum_create(base), "cannot create the bool enum type");
   int8_t f = 0, v = 1;
   check(H5Tenum_insert(t.get(), "FALSE", &f), "cannot create the bool enum type");
   check(H5Tenum_insert(t.get(), "TRUE", &v), "cannot create the bool enum type");
@@ -32,7 +32,7 @@ Hid boolType(hid_t base) {
 }
 
 Hid complexType(hid_t part, size_t partSize) {
-  Hid t = own(H5Tcreate(H5T_COMPOUND, 2 * partSize), "cannot create the complex type");
+  Hid t = ownType(H5Tcreate(H5T_COMPOUND, 2 * partSize), "cannot create the complex type");
   check(H5Tinsert(t.get(), "r", 0, part), "cannot create the complex type");
   check(H5Tinsert(t.get(), "i", partSize, part), "cannot create the complex type");
   return t;
@@ -93,7 +93,7 @@ bool isH5pyComplex(hid_t t, DType* out) {
   size_t sizes[2];
   for (unsigned i = 0; i < 2; ++i) {
     if (H5Tget_member_class(t, i) != H5T_FLOAT) return false;
-    Hid m = own(H5Tget_member_type(t, i), "H5Tget_member_type");
+    Hid m = ownType(H5Tget_member_type(t, i), "H5Tget_member_type");
     sizes[i] = ieeeFloatSize(m.get());
   }
   if (sizes[0] != sizes[1] || sizes[0] == 0) return false;
@@ -380,7 +380,7 @@ std::string shapeText(const std::vector<hsize_t>& v) {
 
 DatasetInfo datasetInfo(hid_t dset, const std::string& where) {
   DatasetInfo out;
-  Hid t = own(H5Dget_type(dset), "H5Dget_type");
+  Hid t = ownType(H5Dget_type(dset), "H5Dget_type");
   try {
     out.dtype = classify(t.get(), &out.str, where);
   } catch (const Failure& f) {
@@ -389,13 +389,13 @@ DatasetInfo datasetInfo(hid_t dset, const std::string& where) {
     out.unsupported = f.message();
     out.opaque = H5Tget_class(t.get()) == H5T_OPAQUE;
   }
-  Hid s = own(H5Dget_space(dset), "H5Dget_space");
+  Hid s = ownSpace(H5Dget_space(dset), "H5Dget_space");
   Extent e = extentOf(s.get());
   out.isNull = e.cls == H5S_NULL;
   out.isScalar = e.cls == H5S_SCALAR;
   out.shape = e.dims;
   out.maxshape = e.maxdims;
-  Hid dcpl = own(H5Dget_create_plist(dset), "H5Dget_create_plist");
+  Hid dcpl = ownPlist(H5Dget_create_plist(dset), "H5Dget_create_plist");
   if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
     int rank = static_cast<int>(e.dims.size());
     out.chunked = true;
@@ -455,7 +455,7 @@ std::vector<std::string> readStringValues(const StringSource& src, hid_t ftype, 
     }
     h5::reclaim(mtype.get(), space, ptrs.data());
   } else {
-    Hid mtype = own(H5Tcopy(ftype), "H5Tcopy");
+    Hid mtype = ownType(H5Tcopy(ftype), "H5Tcopy");
     H5T_str_t pad = H5Tget_strpad(ftype);
     std::vector<char> buf(static_cast<size_t>(n * size));
     read(mtype.get(), buf.data());
