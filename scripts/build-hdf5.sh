@@ -123,6 +123,7 @@ fi
 # long-double conversion that x86-64 has anyway).
 rm -rf "$work" && mkdir -p "$work/zlib" "$work/hdf5"
 command -v dpkg-source >/dev/null || need_pkg dpkg-dev || true
+command -v ninja >/dev/null || need_pkg ninja-build || fail "HDF5 builds with Ninja: apt-get install ninja-build"
 if command -v dpkg-source >/dev/null; then
   unpacked=debian
   run dpkg-source -x "$src/zlib_1.2.13.dfsg-1.dsc" "$work/zlib/src"

@@ -55,13 +55,38 @@ function* make<T>(c: Call<T>): H5Gen<T> {
   return (yield c) as T;
 }
 
+/**
+ * How long the event loop keeps turning after an async call is made, instead of sleeping until
+ * the result arrives: most calls finish within microseconds on the HDF5 thread (which itself spins
+ * that long between jobs), and waking a loop asleep in epoll costs ~30 µs on a VM — the bulk of a
+ * small call's round trip. Bounded, so a long call lets the loop sleep; the loop keeps serving
+ * I/O and timers meanwhile (it turns, it is not blocked).
+ */
+const POLL_NS = 200_000n;
+let pollUntil = 0n;
+let polling = false;
+
+function poll(): void {
+  if (process.hrtime.bigint() < pollUntil) setImmediate(poll);
+  else polling = false;
+}
+
+function soon<T>(p: () => Promise<T>): Promise<T> {
+  pollUntil = process.hrtime.bigint() + POLL_NS;
+  if (!polling) {
+    polling = true;
+    setImmediate(poll);
+  }
+  return p();
+}
+
 // ------------------------------------------------------------------------------------- the calls
 
 export function* exec(file: H5File, ops: readonly FileOp[]): H5Gen<OpResult[]> {
   return yield* make({
     sync: () => file.execSync(ops),
     // Views of resizable or shared buffers are copied: their memory may change under the HDF5 thread.
-    async: () => file.exec(ops.map(stableOp)),
+    async: () => soon(() => file.exec(ops.map(stableOp))),
   });
 }
 
@@ -72,15 +97,15 @@ function stableOp(op: FileOp): FileOp {
 }
 
 export function* closeFile(file: H5File): H5Gen<void> {
-  yield* make({ sync: () => file.closeSync(), async: () => file.close() });
+  yield* make({ sync: () => file.closeSync(), async: () => soon(() => file.close()) });
 }
 
 export function* flushFile(file: H5File): H5Gen<void> {
-  yield* make({ sync: () => file.flushSync(), async: () => file.flush() });
+  yield* make({ sync: () => file.flushSync(), async: () => soon(() => file.flush()) });
 }
 
 export function* openDataset(file: H5File, path: string): H5Gen<H5Dataset> {
-  return yield* make({ sync: () => file.openDatasetSync(path), async: () => file.openDataset(path) });
+  return yield* make({ sync: () => file.openDatasetSync(path), async: () => soon(() => file.openDataset(path)) });
 }
 
 export function* readInto(ds: H5Dataset, out: TypedArray, sel?: Hyperslab): H5Gen<void> {
@@ -88,7 +113,7 @@ export function* readInto(ds: H5Dataset, out: TypedArray, sel?: Hyperslab): H5Ge
     sync: () => ds.readSync(out, sel),
     async: async () => {
       const target = stableArray(out);
-      await ds.read(target, sel);
+      await soon(() => ds.read(target, sel));
       // A caller's resizable or shared buffer gets the data once it is read (if it still fits).
       if (target !== out) {
         if (out.length !== target.length) throw new RangeError(`the output array was resized from ${target.length} to ${out.length} elements during the read`);
@@ -99,27 +124,27 @@ export function* readInto(ds: H5Dataset, out: TypedArray, sel?: Hyperslab): H5Ge
 }
 
 export function* writeFrom(ds: H5Dataset, data: TypedArray, sel?: Hyperslab): H5Gen<void> {
-  yield* make({ sync: () => ds.writeSync(data, sel), async: () => ds.write(stableArray(data), sel) });
+  yield* make({ sync: () => ds.writeSync(data, sel), async: () => soon(() => ds.write(stableArray(data), sel)) });
 }
 
 export function* resizeDataset(ds: H5Dataset, shape: readonly number[]): H5Gen<void> {
-  yield* make({ sync: () => ds.resizeSync(shape), async: () => ds.resize(shape) });
+  yield* make({ sync: () => ds.resizeSync(shape), async: () => soon(() => ds.resize(shape)) });
 }
 
 export function* closeDataset(ds: H5Dataset): H5Gen<void> {
-  yield* make({ sync: () => ds.closeSync(), async: () => ds.close() });
+  yield* make({ sync: () => ds.closeSync(), async: () => soon(() => ds.close()) });
 }
 
 export function* datasetAttrs(ds: H5Dataset): H5Gen<AttrEntry[]> {
-  return yield* make({ sync: () => ds.attrsSync(), async: () => ds.attrs() });
+  return yield* make({ sync: () => ds.attrsSync(), async: () => soon(() => ds.attrs()) });
 }
 
 export function* setDatasetAttr(ds: H5Dataset, name: string, value: AttrValue): H5Gen<void> {
-  yield* make({ sync: () => ds.setAttrSync(name, value), async: () => ds.setAttr(name, value) });
+  yield* make({ sync: () => ds.setAttrSync(name, value), async: () => soon(() => ds.setAttr(name, value)) });
 }
 
 export function* deleteDatasetAttr(ds: H5Dataset, name: string): H5Gen<void> {
-  yield* make({ sync: () => ds.deleteAttrSync(name), async: () => ds.deleteAttr(name) });
+  yield* make({ sync: () => ds.deleteAttrSync(name), async: () => soon(() => ds.deleteAttr(name)) });
 }
 
 // --------------------------------------------------------------------------------------- opening
@@ -128,7 +153,7 @@ export function* deleteDatasetAttr(ds: H5Dataset, name: string): H5Gen<void> {
 export function* openFile(path: string, mode: OpenMode): H5Gen<H5File> {
   const { H5File: File } = loadNative();
   try {
-    return yield* make({ sync: () => File.openSync(path, mode), async: () => File.open(path, mode) });
+    return yield* make({ sync: () => File.openSync(path, mode), async: () => soon(() => File.open(path, mode)) });
   } catch (err) {
     throw classifyOpenFailure(err, path, mode);
   }

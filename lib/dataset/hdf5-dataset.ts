@@ -189,12 +189,6 @@ export function createOptions(o: DatasetOptions): DatasetSpec {
   return out;
 }
 
-/** A selection as the hyperslab HDF5 reads or writes in one call. */
-function hyperslabOf(ranges: readonly AxisRange[]): Hyperslab | undefined {
-  if (ranges.length === 0) return undefined;
-  return hyperslab(ranges.map((r) => r.start), ranges.map((r) => (r.count > 1 ? r.step : 1)), countsOf(ranges));
-}
-
 // ------------------------------------------------------------------------------------- steps
 
 /** File I/O planned by a call, run in queue order. */
@@ -230,6 +224,9 @@ export class HDF5DatasetCore {
   readonly #host: DatasetHost;
   readonly #info: DTypeInfo;
   #native: H5Dataset;
+  /** The file #native was opened from. */
+  #nativeFile: H5File | null;
+  #slabScratch = new Float64Array(0);
   #shape: number[];
   #maxshape: (number | null)[];
   /** The file's extent after the steps run so far. */
@@ -266,6 +263,7 @@ export class HDF5DatasetCore {
     this.dtype = info.dtype as DType;
     this.#info = dtypeInfo(this.dtype);
     this.#native = native;
+    this.#nativeFile = io.file();
     this.#shape = [...info.shape];
     this.#fileShape = [...info.shape];
     this.#maxshape = [...info.maxshape];
@@ -405,8 +403,8 @@ export class HDF5DatasetCore {
 
   // ------------------------------------------------------------------------------ running steps
 
-  assertUsable(handle: string): void {
-    if (this.#closed) throw closedError(handle, this.#io.fileName);
+  assertUsable(): void {
+    if (this.#closed) throw closedError(String(this), this.#io.fileName);
     if (this.#broken) throw this.#broken;
   }
 
@@ -421,13 +419,37 @@ export class HDF5DatasetCore {
     throw err;
   }
 
+  /** The native dataset, when it belongs to the file open now (a reopened file needs it opened again). */
+  #current(): H5Dataset | null {
+    return this.#nativeFile === this.#io.file() && !this.#closed ? this.#native : null;
+  }
+
   /** The native dataset of the file open now (it is reopened after the file was). */
   *#dataset(): H5Gen<H5Dataset> {
-    if (this.#native.isOpen) return this.#native;
+    const current = this.#current();
+    if (current) return current;
     const file = this.#io.file();
     if (!file || !file.isOpen || this.#closed) throw closedError(String(this), this.#io.fileName);
     this.#native = yield* openDataset(file, this.path);
+    this.#nativeFile = file;
     return this.#native;
+  }
+
+  /**
+   * The hyperslab of a selection, in one reused array: the addon copies it when the call is made
+   * (also for async calls), so a loop of frame reads allocates none.
+   */
+  #slab(ranges: readonly AxisRange[]): Hyperslab | undefined {
+    const rank = ranges.length;
+    if (rank === 0) return undefined;
+    const slab = this.#slabScratch.length === 3 * rank ? this.#slabScratch : (this.#slabScratch = new Float64Array(3 * rank));
+    for (let i = 0; i < rank; i++) {
+      const r = ranges[i]!;
+      slab[i] = r.start;
+      slab[rank + i] = r.count > 1 ? r.step : 1;
+      slab[2 * rank + i] = r.count;
+    }
+    return slab;
   }
 
   *#ensureExtent(ds: H5Dataset, end: number, trailing: readonly number[]): H5Gen<void> {
@@ -459,7 +481,7 @@ export class HDF5DatasetCore {
         this.#fileShape = [...s.shape];
         return;
       case 'select':
-        yield* writeFrom(ds, s.data, hyperslabOf(s.ranges));
+        yield* writeFrom(ds, s.data, this.#slab(s.ranges));
     }
   }
 
@@ -559,7 +581,7 @@ export class HDF5DatasetCore {
       return RESOLVED;
     }
     try {
-      this.assertUsable(String(this));
+      this.assertUsable();
       const { data, count } = framesOf(frames, this.dtype, this.#frame());
       this.#checkRoom(count);
       if (count === 0) return this.#upgrade ?? RESOLVED;
@@ -597,7 +619,17 @@ export class HDF5DatasetCore {
   *#readSelection(ranges: AxisRange[], out: TypedArray): H5Gen<void> {
     if (out.length === 0) return;
     const ds = yield* this.#dataset();
-    yield* readInto(ds, out, hyperslabOf(ranges));
+    yield* readInto(ds, out, this.#slab(ranges));
+  }
+
+  /** The sync twin's read: straight to the native call when nothing else has to run first. */
+  #readSync<R extends NDArray | TypedArray>(steps: Step[], ranges: AxisRange[], result: R): R {
+    const ds = steps.length === 0 ? this.#current() : null;
+    if (ds) {
+      ds.readSync(result instanceof NDArray ? result.data : result, this.#slab(ranges));
+      return result;
+    }
+    return this.#runSync(steps, () => this.#readAndReturn(ranges, result)) as R;
   }
 
   #allocate(elements: number): TypedArray {
@@ -620,7 +652,7 @@ export class HDF5DatasetCore {
     const { ranges, shape, elements, steps } = this.#planRead(selection);
     const result = new NDArray(this.#allocate(elements), shape, this.dtype);
     if (elements === 0) return result;
-    return this.#runSync(steps, () => this.#readAndReturn(ranges, result)) as NDArray;
+    return this.#readSync(steps, ranges, result);
   }
 
   readInto<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): Promise<T> {
@@ -639,7 +671,7 @@ export class HDF5DatasetCore {
     const { ranges, elements, steps } = this.#planRead(selection);
     targetOf(target, this.dtype, elements);
     if (elements === 0) return target;
-    return this.#runSync(steps, () => this.#readAndReturn(ranges, target)) as T;
+    return this.#readSync(steps, ranges, target);
   }
 
   *#readAndReturn<R extends NDArray | TypedArray>(ranges: AxisRange[], result: R): H5Gen<R> {
@@ -871,7 +903,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   /** Throws ERR_CLOSED (or the error that broke the dataset) before anything is planned. */
   assertUsable(): void {
     if (this.#closed) throw closedError(String(this), this.#core.toString());
-    this.#core.assertUsable(String(this));
+    this.#core.assertUsable();
   }
 
   #guard<T>(fn: () => Promise<T>): Promise<T> {
