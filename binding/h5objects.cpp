@@ -329,9 +329,64 @@ void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, co
   if (H5Dwrite(dset, l.memType.get(), mem, t.fspace.get(), H5P_DEFAULT, data.data) < 0) ioFailure("cannot write", p);
 }
 
+namespace {
+
+// A step whose gaps are at most this many bytes is read a chunk at a time (see gatherRows).
+constexpr uint64_t kGatherGapBytes = uint64_t(64) << 10;
+
+// A dense strided read of unfiltered, directly stored chunks (every 7th frame): HDF5 reads each
+// selected frame of a chunk with an I/O of its own (thousands of small reads); reading each chunk
+// whole and copying its selected frames out costs one read per chunk, and the bytes read are the
+// chunks touched. Only for a step on axis 0 with the trailing axes whole and spanned by the chunk;
+// false when that is not the selection (HDF5 reads it as one hyperslab then). Chunks never
+// written are read through HDF5, which supplies their fill value.
+bool gatherRows(hid_t dset, const std::string& p, const NumericLayout& l, const Transfer& t, const ArrayRef& out, const Hyperslab& sel) {
+  const std::vector<hsize_t>& c = l.directChunks;
+  size_t rank = t.dims.size();
+  if (c.empty() || sel.all || rank == 0 || sel.count[0] < 2 || sel.stride[0] < 2) return false;
+  for (size_t d = 1; d < rank; ++d)
+    if (sel.start[d] != 0 || sel.count[d] != t.dims[d] || c[d] != t.dims[d]) return false;
+  uint64_t rowBytes = productChecked(t.dims, "selection", 1) * l.esize;
+  if (rowBytes == 0 || (sel.stride[0] - 1) * rowBytes > kGatherGapBytes) return false;
+  const hsize_t chunkRows = c[0];
+  std::vector<uint8_t> chunk(static_cast<size_t>(chunkRows * rowBytes));
+  std::vector<hsize_t> off(rank, 0);
+  char* dst = static_cast<char*>(out.data);
+  hsize_t k = 0;
+  while (k < sel.count[0]) {
+    hsize_t row = sel.start[0] + k * sel.stride[0];
+    hsize_t first = (row / chunkRows) * chunkRows;
+    // The selected rows in this chunk: k .. k + n - 1.
+    hsize_t n = std::min<hsize_t>(sel.count[0] - k, (first + chunkRows - row + sel.stride[0] - 1) / sel.stride[0]);
+    off[0] = first;
+    hsize_t stored = 0;
+    uint32_t filters = 0;
+    bool whole = H5Dget_chunk_storage_size(dset, off.data(), &stored) >= 0 && stored == chunk.size() &&
+                 H5Dread_chunk(dset, H5P_DEFAULT, off.data(), &filters, chunk.data()) >= 0;
+    if (whole) {
+      for (hsize_t j = 0; j < n; ++j)
+        std::memcpy(dst + (k + j) * rowBytes, chunk.data() + (row + j * sel.stride[0] - first) * rowBytes, static_cast<size_t>(rowBytes));
+    } else {
+      clearErrorStack();
+      Hyperslab part = sel;
+      part.start[0] = row;
+      part.count[0] = n;
+      Hid fspace = ownSpace(H5Dget_space(dset), "H5Dget_space");
+      Hid scratch;
+      hid_t mem = selectSlab(fspace.get(), part.start, part.stride, part.count, nullptr, &scratch);
+      if (H5Dread(dset, l.memType.get(), mem, fspace.get(), H5P_DEFAULT, dst + k * rowBytes) < 0) ioFailure("cannot read", p);
+    }
+    k += n;
+  }
+  return true;
+}
+
+}  // namespace
+
 void readSelection(hid_t dset, const std::string& p, const NumericLayout& l, const ArrayRef& out, const Hyperslab& sel, MemSpaceCache* cache) {
   Transfer t = checkTransfer(dset, p, l, out, sel, false);
   if (t.elements == 0) return;
+  if (gatherRows(dset, p, l, t, out, sel)) return;
   if (t.whole) {
     if (H5Dread(dset, l.memType.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data) < 0) ioFailure("cannot read", p);
     return;

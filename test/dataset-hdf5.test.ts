@@ -176,6 +176,22 @@ out(res)`, file, sels);
     });
   }
 
+  it('dense steps are read chunk by chunk: partial last chunk, never-written chunks (fill value), as h5py reads them', async () => {
+    const file = fresh();
+    const chk = new HDF5Checkpointer(file);
+    const ds = await chk.dataset('x', { dtype: 'float64', shape: [0, 4], chunks: [10, 4], fillValue: -1 });
+    for (let i = 0; i < 35; i++) await ds.append(Float64Array.from({ length: 4 }, (_, j) => 10 * i + j));
+    await ds.resize([60, 4]); // rows 35..59: chunk 3 partly written, chunks 4 and 5 never written
+    const sels: DatasetSelection[] = [[[0, null, 3]], [[1, 58, 2]], [[5, null, 7], null], [[-1, null, 2]], [[0, null, 2], [1, 3]]];
+    const ours = [];
+    for (const sel of sels) ours.push(Array.from((await ds.read(sel)).data as Float64Array));
+    await ds.close();
+    const theirs = h5py(`
+f = h5py.File(sys.argv[1], 'r')
+out([f['x'][eval('np.s_[' + s + ']')].ravel().tolist() for s in json.loads(sys.argv[2])])`, file, JSON.stringify(sels.map(pyIndex)));
+    assert.deepEqual(ours, theirs);
+  });
+
   it('stepped writes equal numpy assignment', async () => {
     const file = fresh();
     h5py(`
