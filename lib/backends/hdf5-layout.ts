@@ -15,6 +15,7 @@
  * (`LayoutReader`): small datasets arrive with their data, large ones are read in one more batch.
  */
 import { constants as bufferConstants } from 'node:buffer';
+import * as os from 'node:os';
 import { CheckpointerError } from '../errors';
 import type { BytesLayout, DatasetInfo, DatasetSpec, FileOp, WalkNode } from '../native';
 import { classPickleBase64, classNameFromPickleBase64, displayClassName, PSEUDOPICKLE_PROTOCOL } from '../formats/pseudo-pickle';
@@ -32,8 +33,12 @@ export const TARGET_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Datasets up to this size come back with the walk (one call for a whole dict of small values). */
 export const INLINE_BYTES = 64 * 1024;
 const INLINE_TOTAL = 64 * 1024 * 1024;
-/** The largest array this Node can allocate in one piece. */
-const MAX_ARRAY_BYTES = bufferConstants.MAX_LENGTH;
+/**
+ * The largest array a get allocates: what this Node can allocate in one piece (4 GiB on Node 20,
+ * far more on 22+), and never more than the machine's memory — past that the allocation succeeds
+ * lazily and the kernel kills the process while the read fills it.
+ */
+const MAX_ARRAY_BYTES = Math.min(bufferConstants.MAX_LENGTH, os.totalmem());
 
 export function joinPath(parent: string, name: string): string {
   return parent === '/' ? `/${name}` : `${parent}/${name}`;
@@ -281,8 +286,8 @@ export class LayoutReader {
       const elements = shapeSize(info.shape);
       if (elements * d.itemSize > MAX_ARRAY_BYTES) {
         throw new CheckpointerError(
-          `${path} in ${this.file} holds ${elements * d.itemSize} bytes (shape [${info.shape.join(', ')}]), more than one array of this Node can hold `
-          + `(${MAX_ARRAY_BYTES} bytes); read it in slices through a dataset handle (chk.dataset(key).read(...))`,
+          `${path} in ${this.file} holds ${elements * d.itemSize} bytes (shape [${info.shape.join(', ')}]), more than one array here can hold `
+          + `(${MAX_ARRAY_BYTES} bytes: this Node's limit or the machine's memory); read it in slices through a dataset handle (chk.dataset(key).read(...))`,
           { code: 'ERR_TOO_LARGE', file: this.file },
         );
       }
