@@ -286,12 +286,11 @@ class H5DatasetWrap : public Napi::ObjectWrap<H5DatasetWrap> {
 
   std::shared_ptr<File> file() const { return ds_->file().shared_from_this(); }
 
+  // Getters (defineGetter has checked `this`).
   Napi::Value Path(const Napi::CallbackInfo& info) {
-    checkTag(info, kDatasetTag, "H5Dataset");
     return Napi::String::New(info.Env(), ds_->path());
   }
   Napi::Value IsOpen(const Napi::CallbackInfo& info) {
-    checkTag(info, kDatasetTag, "H5Dataset");
     return Napi::Boolean::New(info.Env(), ds_->isOpen() && ds_->file().isOpen());
   }
 
@@ -391,12 +390,11 @@ class H5GroupWrap : public Napi::ObjectWrap<H5GroupWrap> {
  private:
   std::shared_ptr<Group> g_;
 
+  // Getters (defineGetter has checked `this`).
   Napi::Value Path(const Napi::CallbackInfo& info) {
-    checkTag(info, kGroupTag, "H5Group");
     return Napi::String::New(info.Env(), g_->path());
   }
   Napi::Value IsOpen(const Napi::CallbackInfo& info) {
-    checkTag(info, kGroupTag, "H5Group");
     return Napi::Boolean::New(info.Env(), g_->isOpen() && g_->file().isOpen());
   }
   template <bool Async>
@@ -505,16 +503,14 @@ class H5FileWrap : public Napi::ObjectWrap<H5FileWrap> {
     return Napi::Boolean::New(info.Env(), r);
   }
 
+  // Getters (defineGetter has checked `this`).
   Napi::Value Path(const Napi::CallbackInfo& info) {
-    checkTag(info, kFileTag, "H5File");
     return Napi::String::New(info.Env(), file_->path());
   }
   Napi::Value IsOpen(const Napi::CallbackInfo& info) {
-    checkTag(info, kFileTag, "H5File");
     return Napi::Boolean::New(info.Env(), file_->isOpen());
   }
   Napi::Value Writable(const Napi::CallbackInfo& info) {
-    checkTag(info, kFileTag, "H5File");
     return Napi::Boolean::New(info.Env(), file_->writable());
   }
 

@@ -1,8 +1,8 @@
 /**
  * Dataset handles: arrays in a checkpoint that grow frame by frame and are read and written in
  * slices, without holding the whole array in memory — h5py's `Dataset` for Node. The HDF5 backend
- * implements them (./hdf5-dataset); any backend can, by implementing `Dataset` and the
- * checkpointer's `openDataset`/`openDatasetSync` hook.
+ * (./hdf5-dataset) and the NumPy one (./npy-dataset, ./npz-dataset) implement them; any backend
+ * can, by implementing `Dataset` and the checkpointer's `openDataset`/`openDatasetSync` hook.
  */
 import type { DType, TypedArray } from '../values/dtype';
 import type { NDArray, NDArrayLike } from '../values/ndarray';
@@ -74,8 +74,9 @@ export interface DatasetAttrs {
 }
 
 /**
- * A dataset handle. It holds an open scope of its checkpointer until `close()` (or until the
- * checkpointer's last close, which flushes and closes it). Async calls queue behind the
+ * A dataset handle. Opened inside a scope of its checkpointer, it is flushed and closed when that
+ * scope closes; opened outside every scope, it keeps the file open until its own `close()`.
+ * Handles on one dataset share its state (shape, buffered frames). Async calls queue behind the
  * checkpointer's other async work and keep call order; sync calls throw ERR_BUSY while async work
  * is in flight. `shape` is updated when a call is made, not when it settles.
  */
@@ -125,7 +126,7 @@ export interface Dataset extends AsyncDisposable, Disposable {
 
 /** What the checkpointer calls on the handles it handed out (not part of the public API). */
 export interface DatasetLifecycle {
-  /** Writes what is buffered and marks the handle closed, from inside the checkpointer's queue. */
+  /** Its scope closed: writes what is buffered and marks the handle closed, from inside the checkpointer's queue. */
   detach(): Promise<void>;
   detachSync(): void;
 }
@@ -136,7 +137,7 @@ export interface DatasetHost {
   enqueue<T>(task: () => Promise<T>): Promise<T>;
   /** Throws CheckpointerError ERR_BUSY while async work is in flight on the checkpointer. */
   assertIdle(): void;
-  /** Gives back the handle's scope; called from inside a queued task. */
+  /** The handle closed itself (inside a queued task): the checkpointer forgets it, and closes the file if it held it open alone. */
   release(ds: Dataset): Promise<void>;
   /** Sync twin of `release`, called from a sync call. */
   releaseSync(ds: Dataset): void;
