@@ -177,6 +177,15 @@ void deferClose(hid_t id) {
   g_hasDeferred = true;
 }
 
+void releaseId(hid_t id) noexcept {
+  if (id < 0) return;
+  if (Lock::heldByThisThread()) {
+    closeAnyId(id);
+    return;
+  }
+  if (!Lock::tryRun([](void* p) { closeAnyId(*static_cast<hid_t*>(p)); }, &id)) deferClose(id);
+}
+
 void closeDeferred() {
   if (!g_hasDeferred.exchange(false)) return;
   std::vector<hid_t> ids;

@@ -160,6 +160,9 @@ class Lock {
 
 // Hands an id to the next holder of the lock (GC finalizers must not block on the lock).
 void deferClose(hid_t id);
+// Closes an id whose owner went away: now when this thread holds the lock or can take it at once,
+// else by the lock's next holder. Never blocks.
+void releaseId(hid_t id) noexcept;
 // Closes the ids handed over so far; the caller holds the lock.
 void closeDeferred();
 

@@ -450,16 +450,8 @@ Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
 
 Child::Child(std::shared_ptr<File> file, hid_t id, std::string path) : file_(std::move(file)), id_(id), path_(std::move(path)) {}
 
-Child::~Child() {
-  hid_t id = id_.exchange(H5I_INVALID_HID);
-  if (id < 0) return;
-  // Dropped while open (a GC finalizer, or a job freed after its environment went away).
-  if (Lock::heldByThisThread()) {
-    closeAnyId(id);
-    return;
-  }
-  if (!Lock::tryRun([](void* p) { closeAnyId(*static_cast<hid_t*>(p)); }, &id)) deferClose(id);
-}
+// Dropped while open: a GC finalizer, or a job freed after its environment went away.
+Child::~Child() { releaseId(id_.exchange(H5I_INVALID_HID)); }
 
 hid_t Child::id() const {
   hid_t id = id_.load();
@@ -478,12 +470,10 @@ Dataset::Dataset(std::shared_ptr<File> file, hid_t id, std::string path) : Child
   info_ = datasetInfo(id, path_);
 }
 
-// The cached type and memory space are HDF5 ids too: released under the lock, or handed to its
-// next holder when the last reference goes away on a thread without it (a GC finalizer).
+// The cached type and memory space are HDF5 ids too: released like the dataset's own id.
 Dataset::~Dataset() {
-  if (Lock::heldByThisThread()) return;  // the members' destructors close them
-  if (layout_ && layout_->memType.valid()) deferClose(layout_->memType.release());
-  if (mem_.space.valid()) deferClose(mem_.space.release());
+  if (layout_) releaseId(layout_->memType.release());
+  releaseId(mem_.space.release());
 }
 
 void Dataset::close() {
@@ -594,15 +584,7 @@ std::shared_ptr<File> File::open(const std::string& path, const std::string& mod
   return f;
 }
 
-File::~File() {
-  hid_t id = id_.exchange(H5I_INVALID_HID);
-  if (id < 0) return;
-  if (Lock::heldByThisThread()) {
-    closeAnyId(id);
-    return;
-  }
-  if (!Lock::tryRun([](void* p) { closeAnyId(*static_cast<hid_t*>(p)); }, &id)) deferClose(id);
-}
+File::~File() { releaseId(id_.exchange(H5I_INVALID_HID)); }
 
 hid_t File::id() const {
   hid_t id = id_.load();
