@@ -368,8 +368,25 @@ function writerWorker() {
   parentPort.postMessage({ ready: true });
 }
 
-function startWorker() {
-  const w = new Worker(__filename, { workerData: { role: 'writer' } });
+/** The control's worker: writes the same bytes with plain fs.writeSync in 4 MiB pieces (as HDF5 writes chunks), no HDF5. */
+function fsWriterWorker() {
+  const bytes = new Uint8Array(bigArray(2).buffer);
+  const piece = 4 * MiB;
+  parentPort.on('message', (file) => {
+    const t = process.hrtime.bigint();
+    fs.rmSync(file, { force: true });
+    const fd = fs.openSync(file, 'w');
+    for (let pass = 0; pass < 2; pass++) {
+      for (let o = 0; o < bytes.length; o += piece) fs.writeSync(fd, bytes, o, Math.min(piece, bytes.length - o), pass * bytes.length + o);
+    }
+    fs.closeSync(fd);
+    parentPort.postMessage({ ok: true, secs: secsSince(t) });
+  });
+  parentPort.postMessage({ ready: true });
+}
+
+function startWorker(role = 'writer') {
+  const w = new Worker(__filename, { workerData: { role } });
   let pending = null;
   const ready = new Promise((resolve, reject) => {
     w.on('error', (err) => (pending ? pending.reject(err) : reject(err)));
@@ -498,6 +515,46 @@ async function stalls(dir, { worker, rounds = 3 }) {
   };
 }
 
+/**
+ * The control: the same 1 GiB written with plain fs.writeSync by a worker, no HDF5 anywhere, and
+ * the main thread's loop measured the same way: the stalls this machine has anyway.
+ */
+async function controlStalls(dir, rounds = 4) {
+  const w = startWorker('fswriter');
+  await w.ready;
+  const file = path.join(dir, 'control.bin');
+  let max = 0;
+  const p99s = [];
+  for (let r = 0; r < rounds; r++) {
+    const eld = monitorEventLoopDelay({ resolution: 1 });
+    let prev = performance.now();
+    let gapMax = 0;
+    const tick = setInterval(() => {
+      const now = performance.now();
+      gapMax = Math.max(gapMax, now - prev);
+      prev = now;
+    }, 1);
+    eld.enable();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // The main thread is as busy as the reader's loop: small work, then a turn of the loop.
+    let done = false;
+    const written = w.write(file).finally(() => { done = true; });
+    while (!done) {
+      const scratch = [];
+      for (let k = 0; k < 50; k++) scratch.push({ k, s: `x${k}` });
+      await yieldToLoop();
+    }
+    await written;
+    eld.disable();
+    clearInterval(tick);
+    max = Math.max(max, eld.max / 1e6, gapMax);
+    p99s.push(eld.percentile(99) / 1e6);
+  }
+  await w.stop();
+  fs.rmSync(file, { force: true });
+  return { max, p99: Math.max(...p99s), rounds };
+}
+
 // ------------------------------------------------------------------------------- report
 
 /** `node benchmark/reads.js [frames] [stepped] [stalls]`: only those sections (default all). */
@@ -609,6 +666,16 @@ async function reportStalls(dirs) {
     }
   }
   console.log('');
+  console.log('Control (no HDF5 anywhere): a worker writes the same 1 GiB with `fs.writeSync` in 4 MiB pieces while the main thread runs a loop '
+    + 'of small JS work and `setImmediate` turns (as busy as the reader), measured the same way — the stalls this 2-vCPU VM shows anyway '
+    + 'while one thread writes large files and another is busy:\n');
+  console.log('| where | rounds | longest stall | worst ELD p99 |');
+  console.log('|---|---|---|---|');
+  for (const d of dirs) {
+    const c = await controlStalls(d.dir);
+    console.log(`| ${d.name} | ${c.rounds} | ${fmt(c.max, 1)} ms | ${fmt(c.p99, 1)} ms |`);
+  }
+  console.log('');
 }
 
 module.exports = { frameSelector, permutation, chunksTouched };
@@ -620,4 +687,6 @@ if (isMainThread && require.main === module) {
   });
 } else if (workerData?.role === 'writer') {
   writerWorker();
+} else if (workerData?.role === 'fswriter') {
+  fsWriterWorker();
 }
