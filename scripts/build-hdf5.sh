@@ -83,7 +83,7 @@ case "${HDF5_SZIP:-on}" in
 esac
 
 # Everything that changes the libraries' bytes; a prefix built from the same is reused.
-key="$(printf '%s\n' "hdf5 $hdf5_version" "zlib $zlib_version" "$sums" "zlib CFLAGS=$zlib_cflags" \
+key="$(printf '%s\n' "layout 2 (licences)" "hdf5 $hdf5_version" "zlib $zlib_version" "$sums" "zlib CFLAGS=$zlib_cflags" \
   "${hdf5_flags[@]}" "szip: $szip" "cc: $(cc --version | head -n 1)")"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
   echo "build-hdf5: reusing ${prefix#"$PWD/"} ($((SECONDS - start))s)"
@@ -170,6 +170,14 @@ if [ "$szip" != off ]; then
 fi
 run cmake --build "$work/hdf5/build" --parallel "$jobs"
 run cmake --install "$work/hdf5/build"
+
+# The licences of what a prebuild carries (scripts/prebuild.js copies them beside it).
+licenses="$prefix/share/licenses"
+mkdir -p "$licenses"
+install -m 644 "$work/hdf5/src/COPYING" "$licenses/HDF5-COPYING"
+install -m 644 "$work/hdf5/src/COPYING_LBNL_HDF5" "$licenses/HDF5-COPYING_LBNL_HDF5"
+install -m 644 "$work/zlib/src/LICENSE" "$licenses/zlib-LICENSE"
+if [ "$szip" != off ]; then install -m 644 /usr/share/doc/libaec-dev/copyright "$licenses/libaec-copyright"; fi
 
 rm -rf "$work"
 printf 'unpacked: %s\nbuilt in %ss on %s\n' "$unpacked" "$((SECONDS - start))" "$(date -u +%FT%TZ)" >"$prefix/build-hdf5.info"
