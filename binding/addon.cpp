@@ -629,6 +629,34 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("hdf5Version", Napi::String::New(env, libraryVersion()));
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  exports.Set("sourceHash", CHECKPOINTER_SOURCE_HASH);  // see CMakeLists.txt
+  // What hdf5Info() reports: the built-in filters this libhdf5 can read and write, and whether it
+  // loads filter plugins.
+  Napi::Object filters = Napi::Object::New(env);
+  unsigned pluginState = 0;
+  {
+    Lock lock;
+#ifdef CHECKPOINTER_STATIC_HDF5
+    // Filter plugins (hdf5plugin's blosc, lzf, ...) call H5* through the process's global symbols
+    // or a libhdf5.so of their own, never this addon's private copy: they would run against another
+    // HDF5. Not loading them makes such a dataset a clean "filter not available" error instead.
+    H5PLset_loading_state(0);
+#endif
+    if (H5PLget_loading_state(&pluginState) < 0) pluginState = 0;
+    for (const FilterSupport& f : builtinFilters()) {
+      Napi::Object support = Napi::Object::New(env);
+      support.Set("read", f.decode);
+      support.Set("write", f.encode);
+      filters.Set(f.name, support);
+    }
+  }
+  exports.Set("filters", filters);
+  exports.Set("filterPlugins", pluginState != 0);
+#ifdef CHECKPOINTER_STATIC_HDF5
+  exports.Set("hdf5Build", "bundled");
+#else
+  exports.Set("hdf5Build", "system");
+#endif
   return exports;
 }
 

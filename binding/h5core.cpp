@@ -205,6 +205,26 @@ std::string libraryVersion() {
   return std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
 }
 
+std::vector<FilterSupport> builtinFilters() {
+  static const std::pair<const char*, H5Z_filter_t> known[] = {
+      {"gzip", H5Z_FILTER_DEFLATE}, {"szip", H5Z_FILTER_SZIP},         {"shuffle", H5Z_FILTER_SHUFFLE},
+      {"fletcher32", H5Z_FILTER_FLETCHER32}, {"scaleoffset", H5Z_FILTER_SCALEOFFSET}, {"nbit", H5Z_FILTER_NBIT},
+  };
+  std::vector<FilterSupport> out;
+  for (const auto& [name, id] : known) {
+    FilterSupport f{name};
+    unsigned config = 0;
+    // A filter compiled out is "not available" (0); szip built without its encoder decodes only.
+    if (H5Zfilter_avail(id) > 0 && H5Zget_filter_info(id, &config) >= 0) {
+      f.decode = (config & H5Z_FILTER_CONFIG_DECODE_ENABLED) != 0;
+      f.encode = (config & H5Z_FILTER_CONFIG_ENCODE_ENABLED) != 0;
+    }
+    out.push_back(f);
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return out;
+}
+
 std::string versionMismatch() {
   unsigned maj = 0, min = 0, rel = 0;
   if (H5get_libversion(&maj, &min, &rel) < 0) return "H5get_libversion failed";

@@ -170,6 +170,14 @@ void closeDeferred();
 std::string versionMismatch();
 std::string libraryVersion();
 
+// What the loaded libhdf5 can do with one of its built-in filters (the caller holds the lock).
+struct FilterSupport {
+  const char* name;  // h5py's name: "gzip", "szip", "shuffle", "fletcher32", "scaleoffset", "nbit"
+  bool decode = false;
+  bool encode = false;
+};
+std::vector<FilterSupport> builtinFilters();
+
 // ----------------------------------------------------------------------------------------------
 // Checked wrappers of the HDF5 calls whose signatures differ between 1.10 and 1.12+.
 namespace h5 {

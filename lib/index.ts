@@ -15,6 +15,8 @@ export { HDF5Checkpointer } from './backends/hdf5';
 export { DictCheckpointer } from './backends/dict';
 export { NullCheckpointer } from './backends/null';
 export { CheckpointerError, CheckpointerKeyError } from './errors';
+export { hdf5Info } from './native';
+export type { HDF5Info, HDF5FilterName, FilterSupport } from './native';
 export type { CheckpointerErrorCode } from './errors';
 export { NDArray, ndarray } from './values/ndarray';
 export type { NDArrayLike } from './values/ndarray';

@@ -226,6 +226,23 @@ export interface NativeAddon {
   /** Version of the libhdf5 in use, e.g. "1.10.8". */
   hdf5Version: string;
   napiVersion: number;
+  /** sha256 fingerprint of the sources the addon was built from (CMakeLists.txt says how). */
+  sourceHash: string;
+  /** "bundled": HDF5 linked into the addon (scripts/build-hdf5.sh); "system": a shared libhdf5. */
+  hdf5Build: 'bundled' | 'system';
+  /** The built-in filters of this libhdf5, by h5py's names. */
+  filters: Readonly<Record<HDF5FilterName, FilterSupport>>;
+  /** Whether HDF5 loads filter plugins (HDF5_PLUGIN_PATH); off in the bundled build. */
+  filterPlugins: boolean;
+}
+
+/** HDF5's built-in filters, by h5py's names. */
+export type HDF5FilterName = 'gzip' | 'szip' | 'shuffle' | 'fletcher32' | 'scaleoffset' | 'nbit';
+export interface FilterSupport {
+  /** Datasets stored with the filter can be read. */
+  readonly read: boolean;
+  /** Datasets can be written with it. */
+  readonly write: boolean;
 }
 
 /** Errors from the addon: CheckpointerErrors carrying what HDF5 or the OS said. */
@@ -252,8 +269,6 @@ export function stableArray<T extends TypedArray>(a: T): T {
 
 // ----------------------------------------------------------------------------------------- loader
 
-const FIX = 'install libhdf5 (Debian/Ubuntu: apt-get install libhdf5-dev) and run `npm run build:native`';
-
 let cached: NativeAddon | null = null;
 let failure: CheckpointerError | null = null;
 
@@ -273,12 +288,32 @@ function packageRoot(): string {
   }
 }
 
-function explain(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  if (/No native build was found/.test(msg)) return `the addon is not built (${msg.split('\n')[0]}); ${FIX}`;
-  if (/libhdf5[^\s:]*\.so[^:]*: cannot open shared object file/.test(msg)) return `libhdf5 is not installed (${msg.trim()}); ${FIX}`;
-  if (/version mismatch/.test(msg)) return msg.trim();
-  return `the addon failed to load (${msg.trim()}); ${FIX}`;
+/** How to get the addon: in a checkout of the repository (lib/ holds the sources) or installed. */
+function fixHint(root: string): string {
+  if (fs.existsSync(path.join(root, 'lib', 'native.ts'))) {
+    return 'run `npm run build:native` (it needs cmake, a C++17 compiler and libhdf5-dev, or --hdf5=bundled)';
+  }
+  const log = path.join(root, 'build', 'checkpointer-install.log');
+  const tried = fs.existsSync(log) ? ` (what the install tried: ${log})` : '';
+  return (
+    'install cmake, a C++17 compiler and your system\'s HDF5 development package (apt-get install cmake g++ ' +
+    `libhdf5-dev; brew install cmake hdf5; apk add cmake g++ hdf5-dev), then run \`npm rebuild checkpointer\`${tried}`
+  );
+}
+
+function explain(err: unknown, root: string): string {
+  const msg = (err instanceof Error ? err.message : String(err)).trim();
+  const fix = fixHint(root);
+  const target = `${process.platform}-${process.arch}`;
+  if (/No native build was found/.test(msg)) return `no prebuilt addon fits ${target} and none was built; ${fix}`;
+  const glibc = /version `GLIBC_([0-9.]+)' not found/.exec(msg);
+  if (glibc) return `the prebuilt addon needs glibc ${glibc[1]} or newer (${msg}); ${fix}`;
+  if (/undefined symbol: (inflate|deflate|compress|crc32|adler32)/.test(msg)) {
+    return `this Node exports no zlib for the bundled HDF5 (${msg}); rebuild with CHECKPOINTER_ZLIB=static CHECKPOINTER_BUILD_FROM_SOURCE=1 npm rebuild checkpointer`;
+  }
+  if (/libhdf5[^\s:]*\.so[^:]*: cannot open shared object file/.test(msg)) return `libhdf5 is not installed (${msg}); ${fix}`;
+  if (/version mismatch/.test(msg)) return `${msg}; ${fix}`;
+  return `the addon failed to load (${msg}); ${fix}`;
 }
 
 type RawAddon = NativeAddon & { setErrorClass(cls: typeof CheckpointerError): void };
@@ -291,17 +326,18 @@ function tryLoad(): void {
     });
     return;
   }
+  const root = packageRoot();
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => RawAddon;
-    const raw = nodeGypBuild(packageRoot());
-    if (typeof raw.setErrorClass !== 'function' || typeof raw.H5File?.prototype?.exec !== 'function') {
-      throw new Error('the loaded addon is outdated (no H5File.exec); run `npm run build:native`');
+    const raw = nodeGypBuild(root);
+    if (typeof raw.setErrorClass !== 'function' || typeof raw.H5File?.prototype?.exec !== 'function' || !raw.filters) {
+      throw new Error('the loaded addon is outdated (it lacks H5File.exec or filters)');
     }
     raw.setErrorClass(CheckpointerError);
     cached = raw;
   } catch (err) {
-    failure = new CheckpointerError(`HDF5 support is unavailable: ${explain(err)}`, { code: 'ERR_HDF5_UNAVAILABLE', cause: err });
+    failure = new CheckpointerError(`HDF5 support is unavailable: ${explain(err, root)}`, { code: 'ERR_HDF5_UNAVAILABLE', cause: err });
   }
 }
 
@@ -316,4 +352,46 @@ export function loadNative(): NativeAddon {
 export function nativeUnavailableReason(): string | null {
   tryLoad();
   return cached ? null : failure!.message;
+}
+
+/** What `hdf5Info()` reports. */
+export interface HDF5Info {
+  /** Whether `.h5`/`.hdf5` checkpoints work in this process. */
+  available: boolean;
+  /** The libhdf5 in use ("1.14.5"), or null when unavailable. */
+  version: string | null;
+  /** Why HDF5 is unavailable and how to fix it (ERR_HDF5_UNAVAILABLE's message), or null. */
+  reason: string | null;
+  /** "bundled" (HDF5 inside the addon, as in the prebuilds), "system" (a shared libhdf5), or null. */
+  build: 'bundled' | 'system' | null;
+  /** Each built-in filter: whether datasets stored with it can be read and written. */
+  filters: Readonly<Record<HDF5FilterName, FilterSupport>>;
+  /**
+   * Whether HDF5 loads filter plugins from HDF5_PLUGIN_PATH (blosc, lzf, ...). Off in the bundled
+   * build: a plugin would call another HDF5 than the one inside the addon.
+   */
+  plugins: boolean;
+}
+
+const FILTER_NAMES: readonly HDF5FilterName[] = ['gzip', 'szip', 'shuffle', 'fletcher32', 'scaleoffset', 'nbit'];
+
+/**
+ * Whether HDF5 can be used here, before using it: loads the addon (once) and never throws.
+ * `filters.gzip.write` says whether `compression: 'gzip'` works.
+ */
+export function hdf5Info(): HDF5Info {
+  tryLoad();
+  const filters = {} as Record<HDF5FilterName, FilterSupport>;
+  for (const name of FILTER_NAMES) {
+    const f = cached?.filters[name];
+    filters[name] = Object.freeze({ read: f?.read === true, write: f?.write === true });
+  }
+  return {
+    available: cached !== null,
+    version: cached ? cached.hdf5Version : null,
+    reason: cached ? null : failure!.message,
+    build: cached ? cached.hdf5Build : null,
+    filters: Object.freeze(filters),
+    plugins: cached ? cached.filterPlugins : false,
+  };
 }
