@@ -7,6 +7,7 @@
 import { test, describe } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -200,6 +201,17 @@ function runChild(name: string, script: string, args: string[] = [], opts: { env
 
 // ---------------------------------------------------------------------------------------- loading
 
+/** The fingerprint CMakeLists.txt compiles into the addon as `sourceHash`, computed from the tree. */
+function sourceFingerprint(): string {
+  const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+  const files = [
+    ...fs.readdirSync(path.join(ROOT, 'binding')).filter((f) => /\.(cpp|h)$/.test(f) || f === 'exports.map').map((f) => `binding/${f}`),
+    'CMakeLists.txt',
+    'scripts/build-hdf5.sh',
+  ].sort();
+  return sha(files.map((f) => `${sha(fs.readFileSync(path.join(ROOT, f)))}  ${f}\n`).join(''));
+}
+
 describe('loading', () => {
   test('the addon loads and reports its libhdf5 and Node-API versions', () => {
     assert.equal(nativeUnavailableReason(), null);
@@ -251,29 +263,55 @@ describe('loading', () => {
       const f = a.H5File.openSync(process.argv[2], 'w');
       f.execSync([{ op: 'createDataset', path: '/x', spec: { dtype: 'int32', shape: [2] }, data: Int32Array.of(4, 5) }]);
       f.closeSync();
-      console.log(JSON.stringify({ p, version: a.hdf5Version }));`, [file], { env: { ...process.env, PREBUILDS_ONLY: '1', NODE_PATH: path.join(ROOT, 'node_modules') } });
+      console.log(JSON.stringify({ p, version: a.hdf5Version, build: a.hdf5Build, sourceHash: a.sourceHash }));`, [file], { env: { ...process.env, PREBUILDS_ONLY: '1', NODE_PATH: path.join(ROOT, 'node_modules') } });
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
-    assert.match(out.p, /prebuilds[/\\]linux-x64[/\\][^/\\]*napi[^/\\]*\.node$/);
+    assert.match(out.p, /prebuilds[/\\]linux-x64[/\\]checkpointer\.glibc\.node$/);
+    assert.equal(out.sourceHash, sourceFingerprint(), 'prebuilds/linux-x64 is older than binding/ or CMakeLists.txt: run `npm run build:prebuild` and commit it');
+    // Self-contained: HDF5 1.14.5 inside, and nothing but the C/C++ runtime linked.
+    assert.deepEqual([out.version, out.build], ['1.14.5', 'bundled']);
+    const libs = (spawnSync('ldd', [out.p], { encoding: 'utf8' }).stdout ?? '').split('\n')
+      .map((l) => /^\s*(\S+)/.exec(l)?.[1]).filter((l): l is string => !!l && !/^(linux-vdso|\/lib64\/ld-linux)/.test(l));
+    assert.deepEqual(libs.sort(), ['libc.so.6', 'libgcc_s.so.1', 'libm.so.6', 'libstdc++.so.6']);
     assert.deepEqual(h5py(`out(h5py.File(sys.argv[1], 'r')['x'][()])`, file), [4, 5]);
   });
 
-  test('an addon that is not built is reported as ERR_HDF5_UNAVAILABLE with the fix', () => {
-    // A copy of the package with no build and no prebuilds: node-gyp-build finds nothing.
+  /** A copy of the package with no build and no prebuilds: node-gyp-build finds nothing. */
+  function unbuiltPackage(opts: { checkout: boolean; installLog?: boolean }) {
     const fake = fs.mkdtempSync(path.join(tmp, 'pkg-'));
     fs.writeFileSync(path.join(fake, 'package.json'), JSON.stringify({ name: 'checkpointer' }));
-    fs.cpSync(path.join(ROOT, 'dist-test', 'lib'), path.join(fake, 'lib'), { recursive: true });
+    fs.cpSync(path.join(ROOT, 'dist-test', 'lib'), path.join(fake, 'dist'), { recursive: true });
+    if (opts.checkout) fs.cpSync(path.join(ROOT, 'lib'), path.join(fake, 'lib'), { recursive: true });
+    if (opts.installLog) {
+      fs.mkdirSync(path.join(fake, 'build'));
+      fs.writeFileSync(path.join(fake, 'build', 'checkpointer-install.log'), 'cmake not found\n');
+    }
     const r = runChild('nobuild', `
-      const n = require(${JSON.stringify(path.join(fake, 'lib', 'native.js'))});
+      const n = require(${JSON.stringify(path.join(fake, 'dist', 'native.js'))});
       try { n.loadNative(); console.log('{}'); }
       catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, reason: n.nativeUnavailableReason() })); }`, [],
     { env: { ...process.env, NODE_PATH: path.join(ROOT, 'node_modules') } });
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.code, 'ERR_HDF5_UNAVAILABLE');
-    assert.match(out.message, /not built/);
-    assert.match(out.message, /npm run build:native/);
     assert.equal(out.reason, out.message);
+    return { fake, message: out.message as string };
+  }
+
+  test('no addon in an installed package: ERR_HDF5_UNAVAILABLE names the platform, what to install and the install log', () => {
+    const { message } = unbuiltPackage({ checkout: false });
+    assert.match(message, new RegExp(`no prebuilt addon fits ${process.platform}-${process.arch}`));
+    assert.match(message, /libhdf5-dev/);
+    assert.match(message, /npm rebuild checkpointer/);
+    assert.doesNotMatch(message, /build:native|install log|what the install tried/, 'an installed package has no build:native script');
+    const withLog = unbuiltPackage({ checkout: false, installLog: true });
+    assert.ok(withLog.message.includes(path.join(withLog.fake, 'build', 'checkpointer-install.log')), withLog.message);
+  });
+
+  test('no addon in a checkout of the repository: the fix is `npm run build:native`', () => {
+    const { message } = unbuiltPackage({ checkout: true });
+    assert.match(message, /npm run build:native/);
+    assert.doesNotMatch(message, /npm rebuild/);
   });
 });
 
