@@ -40,8 +40,14 @@ function machine() {
   try {
     fsType = execFileSync('df', ['-T', os.tmpdir()], { encoding: 'utf8' }).split('\n')[1]?.split(/\s+/)[1] ?? '';
   } catch { /* df missing */ }
+  // Which addon the figures are of: node-gyp-build prefers build/Release to the prebuild.
+  const { hdf5Info } = require('..');
+  const h5 = hdf5Info();
+  const addon = h5.available
+    ? `HDF5 ${h5.version} (${h5.build}, ${path.relative(path.join(__dirname, '..'), require('node-gyp-build').path(path.join(__dirname, '..')))})`
+    : 'no HDF5 addon';
   return `${os.cpus().length}× ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, `
-    + `Node ${process.version}, disk = ${os.tmpdir()} (${fsType}), tmpfs = /dev/shm`;
+    + `Node ${process.version}, ${addon}, disk = ${os.tmpdir()} (${fsType}), tmpfs = /dev/shm`;
 }
 
 /** Scratch directories: tmpfs and the disk under os.tmpdir(). */
