@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * Makes the committed prebuild: prebuilds/<platform>-<arch>/checkpointer.napi.<libc>.node, with
+ * Makes the committed prebuild: prebuilds/<platform>-<arch>/checkpointer.<libc>.node, with
  * HDF5 1.14.5 linked in (scripts/build-hdf5.sh), so that `npm install` needs neither a compiler
- * nor a libhdf5. prebuildify (--napi --strip --tag-libc) names it for node-gyp-build, which then
- * picks it for every Node with Node-API 8; prebuildify builds through scripts/prebuild-gyp-shim.js
+ * nor a libhdf5. prebuildify (--napi --strip --tag-libc) names it: package name + libc, no ABI
+ * tag (a Node-API build), so node-gyp-build picks it for every Node version on glibc Linux x64
+ * (engines: Node >= 20, all with Node-API 8). prebuildify builds through scripts/prebuild-gyp-shim.js
  * (cmake-js). The licences of what is inside go beside it. Then it checks what it made: it loads
  * with PREBUILDS_ONLY=1 and links nothing but the C and C++ runtimes.
  *
