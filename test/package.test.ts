@@ -2,7 +2,7 @@
  * The published entry points: `require('checkpointer')` and `import ... from 'checkpointer'` both
  * work from a project that depends on the package, and share one module instance.
  */
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -103,6 +103,54 @@ export { kind, fromRequire };
       assert.ok(entry.types.endsWith(types) && entry.default.endsWith(js), `exports["."].${condition}`);
       assert.ok(fs.existsSync(path.join(root, entry.types)), entry.types);
       assert.ok(fs.existsSync(path.join(root, entry.default)), entry.default);
+    }
+  });
+});
+
+describe('the packed tarball', () => {
+  const dest = tempDir('checkpointer-pack-');
+  let tarball = '';
+  let files: string[] = [];
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+  before(() => {
+    // dist/ is current (pretest builds it), so --ignore-scripts: no second build by prepack.
+    // Under `npm test`, npm_execpath is the npm that runs us.
+    const npm = process.env.npm_execpath;
+    const [cmd, pre] = npm && /\.c?js$/.test(npm) ? [process.execPath, [npm]] : ['npm', []];
+    const out = execFileSync(cmd, [...pre, 'pack', '--ignore-scripts', '--json', '--pack-destination', dest],
+      { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const [info] = JSON.parse(out);
+    tarball = path.join(dest, info.filename);
+    files = info.files.map((f: { path: string }) => f.path);
+  });
+
+  it('holds the build, the addon sources, the license and readme, and nothing from development', () => {
+    for (const f of ['package.json', 'LICENSE', 'README.md', 'CMakeLists.txt', 'binding/addon.cpp',
+      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts']) {
+      assert.ok(files.includes(f), `${f} is packed`);
+    }
+    const entries = [pkg.main, pkg.types, ...Object.values(pkg.exports['.']).flatMap((c) => Object.values(c as object))];
+    for (const f of entries) assert.ok(files.includes(path.posix.normalize(f)), `${f} (package.json) is packed`);
+    // Files that the install-time scripts name must ship too.
+    const installScripts = ['preinstall', 'install', 'postinstall'].map((k) => pkg.scripts?.[k]).filter(Boolean);
+    for (const command of installScripts) {
+      for (const [, f] of (command as string).matchAll(/(?:^|[\s;&|])(?:\.\/)?((?:[\w.-]+\/)+[\w.-]+|[\w.-]+\.(?:c?js|mjs|sh))(?=$|[\s;&|])/g)) {
+        assert.ok(files.includes(f), `${f}, named by an install script (${command}), is packed`);
+      }
+    }
+    const allowed = /^(dist|binding|prebuilds)\/|^(package\.json|LICENSE|README\.md|CMakeLists\.txt)$/;
+    assert.deepEqual(files.filter((f) => !allowed.test(f) && !installScripts.some((c) => c.includes(f))), []);
+  });
+
+  it("ships source maps that carry their TypeScript (lib/ is not packed)", () => {
+    const maps = files.filter((f) => f.endsWith('.map'));
+    assert.ok(maps.length > 0);
+    assert.ok(!files.some((f) => f.startsWith('lib/')));
+    for (const f of maps) {
+      const map = JSON.parse(fs.readFileSync(path.join(root, f), 'utf8'));
+      assert.equal(map.sourcesContent?.length, map.sources.length, f);
+      assert.ok(map.sourcesContent.every((c: unknown) => typeof c === 'string' && c.length > 0), f);
     }
   });
 });
