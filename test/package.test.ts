@@ -4,7 +4,7 @@
  */
 import { before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ts from 'typescript';
@@ -152,5 +152,17 @@ describe('the packed tarball', () => {
       assert.equal(map.sourcesContent?.length, map.sources.length, f);
       assert.ok(map.sourcesContent.every((c: unknown) => typeof c === 'string' && c.length > 0), f);
     }
+  });
+
+  it('passes @arethetypeswrong/cli: types match the code under node10, node16 (from CJS and ESM) and bundler', () => {
+    const cliDir = path.dirname(require.resolve('@arethetypeswrong/cli/package.json'));
+    const cli = path.join(cliDir, JSON.parse(fs.readFileSync(path.join(cliDir, 'package.json'), 'utf8')).bin.attw);
+    // --no-definitely-typed: nothing to fetch (the package has its own types), so it runs offline.
+    const r = spawnSync(process.execPath, [cli, '--format', 'json', '--no-definitely-typed', tarball],
+      { cwd: dest, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    assert.ok(r.stdout.trim().startsWith('{'), `attw printed no report (exit ${r.status}): ${r.stderr}`);
+    const report = JSON.parse(r.stdout);
+    assert.deepEqual(report.analysis.problems, []);
+    assert.equal(r.status, 0, r.stderr);
   });
 });
