@@ -532,7 +532,10 @@ std::vector<std::string> Dataset::readStrings() {
 
 std::shared_ptr<File> File::open(const std::string& path, const std::string& mode) {
   bool create = mode == "w" || mode == "x";
-  if (!create && mode != "r" && mode != "r+") typeError("mode must be 'r', 'r+', 'w' or 'x', not '" + mode + "'");
+  bool recover = mode == "recover";
+  if (!create && !recover && mode != "r" && mode != "r+") {
+    typeError("mode must be 'r', 'r+', 'w', 'x' or 'recover', not '" + mode + "'");
+  }
   if (path.empty()) typeError("path must be a non-empty string");
   if (path.find('\0') != std::string::npos) typeError("path contains a NUL character");
 
@@ -570,6 +573,13 @@ std::shared_ptr<File> File::open(const std::string& path, const std::string& mod
   if (fd < 0) systemFailure(errno, "file", mode == "r" ? "read" : "open for writing", path);
   ::close(fd);
   Hid fapl = fileAccessPlist(false);
+  if (recover) {
+    // What `h5clear -s` does: a writer that died with the file open (superblock v2/v3) left its
+    // status flags set, and HDF5 refuses every later open until they are cleared. The property is
+    // HDF5's own (registered on every file-access list since 1.10.0) and is set the way h5clear sets it.
+    hbool_t clear = true;
+    check(H5Pset(fapl.get(), "clear_status_flags", &clear), "H5Pset(clear_status_flags)");
+  }
   if (!h5::isHdf5(path.c_str())) {
     // A read-write H5Fopen of an empty file would make it a new HDF5 file: without a signature
     // the file is only ever opened read-only, which fails, and its error stack says why.
@@ -579,7 +589,7 @@ std::shared_ptr<File> File::open(const std::string& path, const std::string& mod
   }
   hid_t fid = H5Fopen(path.c_str(), mode == "r" ? H5F_ACC_RDONLY : H5F_ACC_RDWR, fapl.get());
   if (fid < 0) throwHdf5("cannot open " + path);
-  std::shared_ptr<File> f(new File(fid, path, mode == "r+"));
+  std::shared_ptr<File> f(new File(fid, path, mode != "r"));
   registerFile(f);
   return f;
 }

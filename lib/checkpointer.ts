@@ -98,6 +98,12 @@ export abstract class Checkpointer<Stream = unknown> {
         // Exiting: nothing is left to report the failure to.
       }
     }
+    if (this.#stream === undefined) return;
+    try {
+      this.commitAtExitSync(this.#stream);
+    } catch {
+      // As above.
+    }
   };
 
   constructor(checkpointFile: string | null, opts: CheckpointerOptions = {}) {
@@ -131,6 +137,12 @@ export abstract class Checkpointer<Stream = unknown> {
   abstract deleteParameterSync(key: string[]): boolean;
   /** Top-level keys of the open stream, in stored order. */
   abstract listKeysSync(): string[];
+
+  /**
+   * The process exits with the checkpoint open (`process.exit`, the end of the script): a backend
+   * that holds uncommitted writes commits them, as closing would (h5py closes files at exit).
+   */
+  protected commitAtExitSync(_stream: Stream): void {}
 
   async openCheckpointFile(file: string | null): Promise<Stream> {
     return this.openCheckpointFileSync(file);
@@ -206,7 +218,10 @@ export abstract class Checkpointer<Stream = unknown> {
 
   openSync(): this {
     this.#assertIdle();
-    if (!this.isOpen) this.#stream = this.openCheckpointFileSync(this.checkpointFile);
+    if (!this.isOpen) {
+      this.#stream = this.openCheckpointFileSync(this.checkpointFile);
+      trackExitFlush(this.#flushAtExit, true);
+    }
     this.#scopes.push(new Set());
     return this;
   }
@@ -249,7 +264,10 @@ export abstract class Checkpointer<Stream = unknown> {
   }
 
   async #enter(): Promise<void> {
-    if (!this.isOpen) this.#stream = await this.openCheckpointFile(this.checkpointFile);
+    if (!this.isOpen) {
+      this.#stream = await this.openCheckpointFile(this.checkpointFile);
+      trackExitFlush(this.#flushAtExit, true);
+    }
     this.#scopes.push(new Set());
   }
 

@@ -12,6 +12,7 @@ export type { JSONCheckpointerOptions } from './backends/json';
 export { NPY_KEY, NumPyCheckpointer } from './backends/numpy';
 export type { NumPyCheckpointerOptions } from './backends/numpy';
 export { HDF5Checkpointer } from './backends/hdf5';
+export type { HDF5CheckpointerOptions } from './backends/hdf5';
 export { DictCheckpointer } from './backends/dict';
 export { NullCheckpointer } from './backends/null';
 export { CheckpointerError, CheckpointerKeyError } from './errors';

@@ -27,7 +27,11 @@ import type { DType, TypedArray } from './values/dtype';
 // ------------------------------------------------------------------------------------ the surface
 
 /** 'r' read-only, 'r+' read-write (must exist), 'w' create or truncate, 'x' create (must not exist). */
-export type OpenMode = 'r' | 'r+' | 'w' | 'x';
+/**
+ * 'r' read-only, 'r+' read-write, 'w' create or truncate, 'x' create (fails if it exists),
+ * 'recover' read-write after clearing the status flags a writer that died left set (h5clear -s).
+ */
+export type OpenMode = 'r' | 'r+' | 'w' | 'x' | 'recover';
 
 /**
  * A hyperslab: for each axis its start, then each stride, then each count, in one Float64Array
@@ -159,7 +163,7 @@ export declare class H5File {
   static isHDF5(path: string): boolean;
   readonly path: string;
   readonly isOpen: boolean;
-  /** Opened with 'r+', 'w' or 'x'. */
+  /** Opened with 'r+', 'w', 'x' or 'recover'. */
   readonly writable: boolean;
   /** Closes every dataset and group opened from the file, then the file. */
   closeSync(): void;

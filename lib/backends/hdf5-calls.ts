@@ -55,6 +55,11 @@ function* make<T>(c: Call<T>): H5Gen<T> {
   return (yield c) as T;
 }
 
+/** A call that is not HDF5's (file-system work beside it): `sync` on this thread, `async` as given. */
+export function* fsCall<T>(sync: () => T, async: () => Promise<T>): H5Gen<T> {
+  return yield* make({ sync, async });
+}
+
 /**
  * How long the event loop keeps turning after an async call is made, instead of sleeping until
  * the result arrives: most calls finish within microseconds on the HDF5 thread (which itself spins
@@ -202,6 +207,10 @@ export function classifyOpenFailure(err: unknown, path: string, mode: OpenMode):
   const text = [e.message, ...(e.hdf5Stack ?? [])].join('\n');
   if (minors.some((m) => /unable to lock file/i.test(m)) || /unable to lock file/i.test(text)) {
     return fail('ERR_LOCKED', `cannot ${creating ? 'create' : 'open'} ${path}: another process (or handle) has the file open (lock held)`);
+  }
+  if (/consistency flags|h5clear/i.test(text)) {
+    return fail('ERR_CHECKPOINT_CORRUPT', `cannot open ${path}: the process that wrote it died without closing it (HDF5's status flags are still set); `
+      + 'its last flushed state may be readable: open it with { recover: true } to clear the flags, as h5clear -s does');
   }
   if (/already open/i.test(text)) {
     return fail('ERR_LOCKED', `cannot open ${path} in mode '${mode}': the file is already open in this process in an incompatible mode`);

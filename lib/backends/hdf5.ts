@@ -9,6 +9,11 @@
  * bit-identical. (A rewritten key therefore moves to the end of the file's creation order, and the
  * space its old value held is reused by later writes: files track free space across sessions.)
  *
+ * Commits (./hdf5-shadow): by default a session's writes go into a shadow copy of the file, which
+ * replaces the file when the session commits — at the last close, or when a dataset handle is
+ * flushed — so a crash at any moment leaves the last commit intact. `inPlace: true` writes the
+ * file itself (no copy; a crash inside a write can damage it).
+ *
  * Every HDF5 call runs through ./hdf5-calls: the sync API on the calling thread, the async API on
  * the addon's HDF5 thread, from one generator per operation.
  */
@@ -18,15 +23,36 @@ import { CheckpointerError, CheckpointerKeyError } from '../errors';
 import type { FileOp, H5File, LookupKind, WalkNode } from '../native';
 import { describeKey } from '../values/model';
 import { checkKeyNames, RESERVED_PREFIX } from '../values/names';
-import { closeFile, exec, H5Gen, openFile, runAsync, runSync, writeFailure } from './hdf5-calls';
+import { closeFile, exec, flushFile, H5Gen, openFile, runAsync, runSync, writeFailure } from './hdf5-calls';
+import { beginShadow, commitShadow, discardShadow } from './hdf5-shadow';
 import { createOps, isReserved, joinPath, LayoutReader, PlannedNode, planValue, toH5Path, walkOp } from './hdf5-layout';
 import { HDF5Dataset, HDF5DatasetCore, HDF5DatasetIO } from '../dataset/hdf5-dataset';
 import type { DatasetHost, DatasetOptions } from '../dataset/types';
+
+export interface HDF5CheckpointerOptions extends CheckpointerOptions {
+  /**
+   * Write the file itself instead of a shadow copy that replaces it at commit (default false).
+   * Faster for a session that changes a large file (no copy of it) and for frequent dataset
+   * flushes, but a process killed inside a write or a close can leave keys torn or the file
+   * unreadable, as h5py writing in place does.
+   */
+  inPlace?: boolean;
+  /** fsync the file and its directory at each commit, so a power cut keeps it too (default true). */
+  durable?: boolean;
+  /**
+   * Open a file whose writer died with it open (HDF5's status flags still set, as `h5clear -s`
+   * clears them): the flags are cleared in the session's shadow, which replaces the file at the
+   * commit. Without it such a file is ERR_CHECKPOINT_CORRUPT, saying so.
+   */
+  recover?: boolean;
+}
 
 /** The open checkpoint: the file handle (null while the file does not exist), and its open datasets. */
 export interface HDF5Stream {
   file: H5File | null;
   writable: boolean;
+  /** The shadow file the session writes (null: nothing written yet, or writing in place). */
+  shadow: string | null;
   /** Dataset cores by path: one per dataset, shared by its handles. */
   datasets: Map<string, HDF5DatasetCore>;
 }
@@ -35,6 +61,20 @@ export interface HDF5Stream {
 let pendingCounter = 0;
 /** What a set's metadata may need beyond its data (groups, headers, free-space records). */
 const RESERVE_METADATA = 1 << 20;
+
+/** Whether `file` exists with content (an empty file is no checkpoint: treated as absent). */
+function hasContent(file: string): boolean {
+  try {
+    return fs.statSync(file).size > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The open failed because the file's writer died with it open (HDF5's status flags). */
+function isWriterDied(err: unknown): boolean {
+  return err instanceof CheckpointerError && err.code === 'ERR_CHECKPOINT_CORRUPT' && /died without closing/.test(err.message);
+}
 
 function dataBytes(ops: readonly FileOp[]): number {
   let n = 0;
@@ -49,8 +89,15 @@ function dataBytes(ops: readonly FileOp[]): number {
 export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   static override readonly defaultExtension: string = '.hdf5';
 
-  constructor(file: string, opts: CheckpointerOptions = {}) {
+  readonly inPlace: boolean;
+  readonly durable: boolean;
+  readonly recover: boolean;
+
+  constructor(file: string, opts: HDF5CheckpointerOptions = {}) {
     super(file, opts);
+    this.inPlace = opts.inPlace ?? false;
+    this.durable = opts.durable ?? true;
+    this.recover = opts.recover ?? false;
   }
 
   get #path(): string {
@@ -64,9 +111,29 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   // ------------------------------------------------------------------ open / close
 
   *#open(): H5Gen<HDF5Stream> {
-    const datasets = new Map<string, HDF5DatasetCore>();
-    if (!fs.existsSync(this.#path)) return { file: null, writable: false, datasets };
-    return { file: yield* openFile(this.#path, 'r'), writable: false, datasets };
+    const s: HDF5Stream = { file: null, writable: false, shadow: null, datasets: new Map() };
+    if (!hasContent(this.#path)) return s;
+    try {
+      s.file = yield* openFile(this.#path, 'r');
+    } catch (err) {
+      if (!this.recover || !isWriterDied(err)) throw err;
+      yield* this.#recoverInto(s);
+    }
+    return s;
+  }
+
+  /** The file's writer died with it open: the session continues in a shadow with the flags cleared. */
+  *#recoverInto(s: HDF5Stream): H5Gen<void> {
+    this.#assertWritable();
+    const { shadow } = yield* beginShadow(this.#path);
+    try {
+      s.file = yield* openFile(shadow, 'recover');
+    } catch (err) {
+      discardShadow(shadow);
+      throw err;
+    }
+    s.shadow = shadow;
+    s.writable = true;
   }
 
   openCheckpointFileSync(): HDF5Stream {
@@ -78,15 +145,43 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   }
 
   *#close(s: HDF5Stream): H5Gen<void> {
-    const file = s.file;
-    s.file = null;
     s.datasets.clear();
+    yield* this.#commit(s, false);
+  }
+
+  /**
+   * Commits what the session wrote: the file is closed (HDF5 writes out all it holds) and, with a
+   * shadow, the shadow replaces the checkpoint. `reopen` opens the committed file again for
+   * reading (a dataset flush: the session goes on; its next write starts a new shadow). A failed
+   * commit loses the session's changes, never the last commit: the shadow is removed.
+   */
+  *#commit(s: HDF5Stream, reopen: boolean): H5Gen<void> {
+    const file = s.file;
+    const shadow = s.shadow;
+    s.file = null;
+    s.shadow = null;
+    s.writable = false;
     if (!file) return;
+    if (!shadow && reopen) {
+      // Reading, or writing in place: nothing to swap.
+      s.file = file;
+      s.writable = file.writable;
+      if (file.writable) yield* flushFile(file);
+      return;
+    }
     try {
       yield* closeFile(file);
+      if (shadow) yield* commitShadow(shadow, this.#path, this.durable);
     } catch (err) {
-      throw writeFailure(err, this.#path, 'close');
+      if (shadow) discardShadow(shadow);
+      const failure = writeFailure(err, this.#path, shadow ? 'commit (the changes since the last commit are lost; the file keeps its last commit)' : 'close');
+      throw failure;
     }
+    if (reopen) s.file = yield* openFile(this.#path, 'r');
+  }
+
+  protected override commitAtExitSync(s: HDF5Stream): void {
+    if (s.shadow) runSync(this.#commit(s, false));
   }
 
   closeCheckpointFileSync(s: HDF5Stream): void {
@@ -110,11 +205,12 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     }
   }
 
-  /** The file, reopened (or created) read-write for a write. */
+  /** The file, reopened (or created) read-write for a write: the session's shadow, unless writing in place. */
   *#writable(): H5Gen<H5File> {
     const s = this.#s();
     if (s.file && s.writable) return s.file;
     this.#assertWritable();
+    if (!this.inPlace) return yield* this.#openShadow(s);
     if (s.file) {
       yield* closeFile(s.file);
       s.file = null;
@@ -133,6 +229,27 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     }
     s.writable = true;
     return s.file;
+  }
+
+  /** The session's first write: a shadow copy of the file (or a new file) is opened read-write. */
+  *#openShadow(s: HDF5Stream): H5Gen<H5File> {
+    const { shadow, copied } = yield* beginShadow(this.#path);
+    let file: H5File;
+    try {
+      file = yield* openFile(shadow, copied ? 'r+' : 'x');
+    } catch (err) {
+      discardShadow(shadow);
+      throw err;
+    }
+    if (s.file) {
+      try {
+        yield* closeFile(s.file);
+      } catch { /* a read-only handle: nothing of it to lose */ }
+    }
+    s.file = file;
+    s.shadow = shadow;
+    s.writable = true;
+    return file;
   }
 
   // ------------------------------------------------------------------ lookups
@@ -323,6 +440,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
       fileName: this.#path,
       file: () => (this.stream as HDF5Stream | undefined)?.file ?? null,
       writable: () => this.#writable(),
+      commit: () => this.#commit(this.#s(), true),
       lookup: (key) => this.#kindOf(key),
       create: (key, spec) => {
         checkKeyNames(key, 'hdf5');

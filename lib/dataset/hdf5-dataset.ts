@@ -22,7 +22,7 @@ import { CheckpointerError, CheckpointerKeyError } from '../errors';
 import type { AttrRead, DatasetInfo, DatasetSpec, H5Dataset, H5File, Hyperslab, LookupKind } from '../native';
 import { hyperslab } from '../native';
 import {
-  closeDataset, datasetAttrs, deleteDatasetAttr, flushFile, H5Gen, openDataset, readInto, resizeDataset, runAsync, runSync,
+  closeDataset, datasetAttrs, deleteDatasetAttr, H5Gen, openDataset, readInto, resizeDataset, runAsync, runSync,
   setDatasetAttr, writeFrom,
 } from '../backends/hdf5-calls';
 import { chunkShapeFor, TARGET_CHUNK_BYTES, toH5Path } from '../backends/hdf5-layout';
@@ -51,6 +51,8 @@ export interface HDF5DatasetIO {
   file(): H5File | null;
   /** The file opened read-write (reopened or created when needed). */
   writable(): H5Gen<H5File>;
+  /** Makes what was written durable: a commit of the checkpoint (a flush when writing in place). */
+  commit(): H5Gen<void>;
   /** What `key` names, walking down: null when absent; CheckpointerKeyError through a non-group. */
   lookup(key: readonly string[]): H5Gen<LookupKind | null>;
   /** Creates the dataset of a checked spec, and its missing parent groups, at `key` (absent). */
@@ -464,11 +466,11 @@ export class HDF5DatasetCore {
       if (s.rowLen === this.#rowLen && this.#pool.length < 2) this.#pool.push(s.buf);
       return;
     }
-    const file = yield* this.#io.writable();
     if (s.kind === 'flushFile') {
-      yield* flushFile(file);
+      yield* this.#io.commit();
       return;
     }
+    yield* this.#io.writable();
     const ds = yield* this.#dataset();
     switch (s.kind) {
       case 'rows':

@@ -13,7 +13,7 @@ export interface AtomicWriteOptions {
   durable?: boolean;
 }
 
-function tempNameFor(file: string): string {
+export function tempNameFor(file: string): string {
   const dir = path.dirname(file);
   return path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
@@ -33,7 +33,7 @@ function existingMode(file: string): number | null {
   return st.mode & 0o7777;
 }
 
-function fsyncDirSync(dir: string): void {
+export function fsyncDirSync(dir: string): void {
   let fd: number | undefined;
   try {
     fd = fs.openSync(dir, 'r');

@@ -1,0 +1,89 @@
+/**
+ * Crash-safe HDF5 commits: a session's writes go into a shadow file beside the checkpoint (a copy
+ * of it, or a new file), which is renamed over the checkpoint when the session commits. HDF5 writes
+ * metadata in place and reuses freed space, so a process killed inside a write can leave a file
+ * that no longer opens, or keys whose old shape points at new data; the checkpoint itself is
+ * never written here, so a kill at any moment leaves it as the last commit left it, and a file
+ * that never completed its first commit does not exist.
+ *
+ * The steps of a commit: H5Fclose writes everything HDF5 holds, fsync the shadow (durable), rename
+ * it over the checkpoint (atomic), fsync the directory (durable). A shadow left by a killed writer
+ * has the temp-file name of ../io/atomic (`.<name>.<pid>.<hex>.tmp`), so the next writer removes it.
+ *
+ * The copy is made with copy_file_range/FICLONE (a reflink, free, where the filesystem has them);
+ * it is what a session that changes an existing file pays: one copy of the file.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fromSystemError } from '../errors';
+import { fsyncDirSync, tempNameFor } from '../io/atomic';
+import { fsCall, H5Gen } from './hdf5-calls';
+
+/** The shadow of `target` for a new session: a copy of it when it exists (and is not empty), else nothing yet. */
+export function* beginShadow(target: string): H5Gen<{ shadow: string; copied: boolean }> {
+  const shadow = tempNameFor(target);
+  let size: number;
+  try {
+    size = fs.statSync(target).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(err, target, 'read');
+    return { shadow, copied: false };
+  }
+  // An empty file is no checkpoint (a writer without shadows died before writing anything): start afresh.
+  if (size === 0) return { shadow, copied: false };
+  const flags = fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE;
+  try {
+    yield* fsCall(() => fs.copyFileSync(target, shadow, flags), () => fs.promises.copyFile(target, shadow, flags));
+  } catch (err) {
+    discardShadow(shadow);
+    throw fromSystemError(err, target, 'copy for writing');
+  }
+  return { shadow, copied: true };
+}
+
+/** Makes the closed shadow the checkpoint: fsync, rename over `target`, fsync the directory. */
+export function* commitShadow(shadow: string, target: string, durable: boolean): H5Gen<void> {
+  try {
+    if (durable) yield* fsCall(() => fsyncPathSync(shadow), () => fsyncPath(shadow));
+    yield* fsCall(() => fs.renameSync(shadow, target), () => fs.promises.rename(shadow, target));
+  } catch (err) {
+    discardShadow(shadow);
+    throw fromSystemError(err, target, 'commit');
+  }
+  if (durable) yield* fsCall(() => fsyncDirSync(path.dirname(target)), () => fsyncDir(path.dirname(target)));
+}
+
+/** Removes a shadow that will not be committed (best effort: the next writer removes what is left). */
+export function discardShadow(shadow: string): void {
+  try {
+    fs.unlinkSync(shadow);
+  } catch { /* already gone */ }
+}
+
+function fsyncPathSync(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+async function fsyncPath(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r').catch(() => null);
+  if (!fh) return;
+  try {
+    await fh.sync();
+  } catch { /* some filesystems refuse fsync on a directory; the rename is still atomic there */ } finally {
+    await fh.close();
+  }
+}
