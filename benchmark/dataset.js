@@ -9,6 +9,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { HDF5Checkpointer, ndarray } = require('..');
 const { MiB, PYTHON, interleaved, scratchDirs, randomFloat64, fmt } = require('./common');
+/** Compared with plain writes that do not fsync: commits without fsync too (`durable: true`, the default, adds it). */
+const FAST = { durable: false };
 
 const FRAMES = 20000;
 const FRAME = [3, 100];
@@ -51,13 +53,13 @@ async function appends(dir, frames) {
     },
     async: async () => {
       fs.rmSync(file, { force: true });
-      const ds = await new HDF5Checkpointer(file).dataset('x', opts);
+      const ds = await new HDF5Checkpointer(file, FAST).dataset('x', opts);
       for (let i = 0; i < FRAMES; i++) await ds.append(frames.subarray(i * FRAME_LEN, (i + 1) * FRAME_LEN));
       await ds.close();
     },
     sync: async () => {
       fs.rmSync(file, { force: true });
-      const ds = new HDF5Checkpointer(file).datasetSync('x', opts);
+      const ds = new HDF5Checkpointer(file, FAST).datasetSync('x', opts);
       for (let i = 0; i < FRAMES; i++) ds.appendSync(frames.subarray(i * FRAME_LEN, (i + 1) * FRAME_LEN));
       ds.closeSync();
     },
@@ -186,7 +188,7 @@ async function compression(dir) {
   const r = await interleaved({
     batches: async () => {
       fs.rmSync(file, { force: true });
-      const ds = await new HDF5Checkpointer(file).dataset('x', opts);
+      const ds = await new HDF5Checkpointer(file, FAST).dataset('x', opts);
       chunks = ds.chunks;
       const step = 1024;
       for (let f = 0; f < frames; f += step) await ds.append(data.subarray(f * FRAME_LEN, Math.min(frames, f + step) * FRAME_LEN));
@@ -194,7 +196,7 @@ async function compression(dir) {
     },
     frames: async () => {
       fs.rmSync(file, { force: true });
-      const ds = await new HDF5Checkpointer(file).dataset('x', opts);
+      const ds = await new HDF5Checkpointer(file, FAST).dataset('x', opts);
       for (let f = 0; f < frames; f++) await ds.append(data.subarray(f * FRAME_LEN, (f + 1) * FRAME_LEN));
       await ds.close();
     },

@@ -3,7 +3,10 @@
  * HDF5 backend (issue 3 §5): one 256 MiB float64 [n, 5, 5] array written through `set` into a fresh
  * file (open, write, close) and read back, against fs.writeFileSync/readFileSync of the same bytes,
  * h5py `create_dataset(chunks=True, maxshape=(None, 5, 5))` and h5wasm, on tmpfs and on disk;
- * event-loop stalls during an async write; peak RSS writing 1 GiB.
+ * event-loop stalls during an async write; peak RSS writing 1 GiB. "ours" commits with
+ * `durable: false` (no fsync, as the plain write); `durable: true`, the default, is measured beside
+ * a plain write + fsync. Also: what a commit costs when one small key of a 1 GiB file changes
+ * (the shadow copy of the file), against `inPlace: true` and a plain copy of the file.
  */
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -12,6 +15,7 @@ const { monitorEventLoopDelay } = require('node:perf_hooks');
 const { HDF5Checkpointer, ndarray } = require('..');
 const { MiB, PYTHON, best, interleaved, scratchDirs, randomFloat64, fmt } = require('./common');
 
+const FAST = { durable: false };
 const ROWS = Math.floor((256 * MiB) / (25 * 8));
 const BYTES = ROWS * 25 * 8;
 
@@ -50,8 +54,16 @@ async function throughput(dir, data, arr) {
   const fresh = (file) => fs.rmSync(file, { force: true });
   const writes = await interleaved({
     plainWrite: async () => { fresh(plainFile); fs.writeFileSync(plainFile, bytes); },
-    oursWrite: async () => { fresh(h5file); await new HDF5Checkpointer(h5file).with((c) => c.set('x', arr)); },
-    oursWriteSync: async () => { fresh(h5file); new HDF5Checkpointer(h5file).setSync('x', arr); },
+    oursWrite: async () => { fresh(h5file); await new HDF5Checkpointer(h5file, FAST).with((c) => c.set('x', arr)); },
+    oursWriteSync: async () => { fresh(h5file); new HDF5Checkpointer(h5file, FAST).setSync('x', arr); },
+    plainWriteFsync: async () => {
+      fresh(plainFile);
+      const fd = fs.openSync(plainFile, 'w');
+      fs.writeSync(fd, bytes);
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    },
+    oursWriteDurable: async () => { fresh(h5file); await new HDF5Checkpointer(h5file).with((c) => c.set('x', arr)); },
   }, 5);
   const reads = await interleaved({
     plainRead: async () => fs.readFileSync(plainFile),
@@ -65,6 +77,38 @@ async function throughput(dir, data, arr) {
     console.error(`h5wasm failed: ${err.message}`);
   }
   return { ...writes, ...reads, h5py, wasm };
+}
+
+/**
+ * One small key of a 1 GiB file changes: the default commit copies the file into its shadow (a
+ * reflink where the filesystem has one; ext4 and tmpfs have none), `inPlace: true` writes the file.
+ */
+async function commitCost(data) {
+  const GiBRows = Math.floor((1024 * MiB) / 200);
+  const big = new Float64Array(GiBRows * 25);
+  for (let off = 0; off < big.length; off += data.length) big.set(data.subarray(0, Math.min(data.length, big.length - off)), off);
+  const bigArr = ndarray(big, [GiBRows, 5, 5]);
+  console.log('\n### Changing one small key of a 1 GiB file\n');
+  console.log('The file holds a 1 GiB array and a scalar; each round opens it, sets the scalar, closes (= commits). Best of 3 interleaved rounds. "plain copy" is `fs.copyFileSync` of the file (what the shadow costs at least).\n');
+  console.log('| where | plain copy | default (shadow), durable: false | default, durable (fsync) | inPlace: true |');
+  console.log('|---|---|---|---|---|');
+  for (const { name, dir } of scratchDirs()) {
+    const file = path.join(dir, 'onekey.h5');
+    const copy = path.join(dir, 'onekey-copy.h5');
+    fs.rmSync(file, { force: true });
+    new HDF5Checkpointer(file, FAST).withSync((c) => { c.setSync('big', bigArr); c.setSync('step', 0); });
+    let step = 0;
+    const r = await interleaved({
+      copy: async () => { fs.rmSync(copy, { force: true }); fs.copyFileSync(file, copy); },
+      shadow: async () => { await new HDF5Checkpointer(file, FAST).with((c) => c.set('step', ++step)); },
+      durable: async () => { await new HDF5Checkpointer(file).with((c) => c.set('step', ++step)); },
+      inPlace: async () => { await new HDF5Checkpointer(file, { inPlace: true, durable: false }).with((c) => c.set('step', ++step)); },
+    }, 3);
+    const ms = (s) => `${fmt(s * 1000, 1)} ms`;
+    console.log(`| ${name} | ${ms(r.copy)} | ${ms(r.shadow)} | ${ms(r.durable)} | ${ms(r.inPlace)} |`);
+    fs.rmSync(file, { force: true });
+    fs.rmSync(copy, { force: true });
+  }
 }
 
 async function eventLoopStall(dir, arr) {
@@ -103,15 +147,17 @@ async function main() {
   const arr = ndarray(data, [ROWS, 5, 5]);
   console.log(`## HDF5: one ${fmt(BYTES / MiB, 0)} MiB float64 [${ROWS}, 5, 5] array\n`);
   console.log('Best of 5 interleaved rounds after a warm-up (h5py: best of 3, h5wasm: best of 2); the removal of the previous file is inside the timing for every writer; ratios are against the plain write/read of the same bytes in the same run.\n');
-  console.log('| where | fs.writeFileSync | ours `set` (async) | ours `setSync` | h5py chunks=True | h5wasm | fs.readFileSync | ours `get` |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| where | fs.writeFileSync | ours `set` (async) | ours `setSync` | h5py chunks=True | h5wasm | fs write + fsync | ours `set`, durable | fs.readFileSync | ours `get` |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const { name, dir } of scratchDirs()) {
     const r = await throughput(dir, data, arr);
     const mbs = (s) => `${fmt(BYTES / MiB / s, 0)} MiB/s`;
     const rel = (s, base) => `${mbs(s)} (${fmt(base / s)}x)`;
     console.log(`| ${name} | ${mbs(r.plainWrite)} | ${rel(r.oursWrite, r.plainWrite)} | ${rel(r.oursWriteSync, r.plainWrite)} | `
-      + `${rel(r.h5py, r.plainWrite)} | ${rel(r.wasm, r.plainWrite)} | ${mbs(r.plainRead)} | ${rel(r.oursRead, r.plainRead)} |`);
+      + `${rel(r.h5py, r.plainWrite)} | ${rel(r.wasm, r.plainWrite)} | ${mbs(r.plainWriteFsync)} | ${rel(r.oursWriteDurable, r.plainWriteFsync)} of the fsync'd write | `
+      + `${mbs(r.plainRead)} | ${rel(r.oursRead, r.plainRead)} |`);
   }
+  await commitCost(data);
   const [{ dir }] = scratchDirs();
   const stall = await eventLoopStall(dir, arr);
   console.log(`\nEvent loop during one async 256 MiB \`set\` (${fmt(stall.secs)} s): longest stall ${fmt(stall.maxMs, 1)} ms (monitorEventLoopDelay, 1 ms resolution).`);
