@@ -1,8 +1,9 @@
 'use strict';
 /**
- * Demo: a small molecular-dynamics run that checkpoints its state every N steps, is killed
- * part-way (SIGKILL, no chance to clean up), and resumes from its last checkpoint. The resumed
- * run must end bit-for-bit where an uninterrupted run ends.
+ * Demo: a small molecular-dynamics run that saves a step checkpoint every N steps through a
+ * CheckpointManager (the 3 latest kept), is killed part-way (SIGKILL, no chance to clean up, maybe
+ * in the middle of a save), and resumes with `restore()` from its latest step. The resumed run must
+ * end bit-for-bit where an uninterrupted run ends.
  *
  *   npm run demo                      # HDF5 checkpoint when the addon is built, else .npz
  *   node examples/simulation.js --format json|npz|h5 [--steps 4000] [--every 250]
@@ -11,13 +12,14 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Checkpointer, ndarray, CheckpointerError } = require('..');
+const { CheckpointManager, ndarray, CheckpointerError } = require('..');
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
 );
 const STEPS = Number(args.steps ?? 4000);
 const EVERY = Number(args.every ?? 250);
+const KEEP = 3; // step checkpoints kept
 const N = 256; // particles
 
 /** Lennard-Jones particles in a periodic box, velocity Verlet; deterministic from the seed. */
@@ -63,7 +65,8 @@ function forces(pos, box, f) {
   return pot;
 }
 
-function advance(state, until, onCheckpoint) {
+/** Advances `state` to step `until`. */
+function advance(state, until) {
   const dt = 0.002;
   const f = new Float64Array(N * 3);
   forces(state.pos, state.box, f);
@@ -80,67 +83,69 @@ function advance(state, until, onCheckpoint) {
     }
     state.step++;
     if (state.step % 10 === 0) state.energies.push(pot + kin);
-    if (onCheckpoint && state.step % EVERY === 0) onCheckpoint(state);
   }
   return state;
 }
 
-function save(chk, state) {
-  chk.withSync((c) => {
-    c.setSync('step', state.step);
-    c.setSync('box', state.box);
-    c.setSync('positions', ndarray(state.pos, [N, 3]));
-    c.setSync('velocities', ndarray(state.vel, [N, 3]));
-    c.setSync('energies', Float64Array.from(state.energies));
-    c.setSync('meta', { integrator: 'velocity-verlet', dt: 0.002, particles: N });
-  });
+/** What one checkpoint holds. */
+function toCheckpoint(state) {
+  return {
+    step: state.step,
+    box: state.box,
+    positions: ndarray(state.pos, [N, 3]),
+    velocities: ndarray(state.vel, [N, 3]),
+    energies: Float64Array.from(state.energies),
+    meta: { integrator: 'velocity-verlet', dt: 0.002, particles: N },
+  };
 }
 
-function load(chk) {
-  return chk.withSync((c) => {
-    if (!c.hasSync('step')) return null;
-    const pos = c.getSync('positions');
-    const vel = c.getSync('velocities');
-    const energies = c.getSync('energies');
-    // HDF5 and npz give NDArrays back; JSON gives nested lists (numpy's tolist()).
-    const flat = (v) => Float64Array.from(v.data ?? v.flat(Infinity));
-    return {
-      step: c.getSync('step'),
-      box: c.getSync('box'),
-      pos: flat(pos),
-      vel: flat(vel),
-      energies: Array.from(flat(energies)),
-    };
-  });
+function fromCheckpoint(saved) {
+  // HDF5 and npz give NDArrays back; JSON gives nested lists (numpy's tolist()).
+  const flat = (v) => Float64Array.from(v.data ?? [v].flat(Infinity));
+  return {
+    step: Number(saved.step),
+    box: Number(saved.box),
+    pos: flat(saved.positions),
+    vel: flat(saved.velocities),
+    energies: Array.from(flat(saved.energies)),
+  };
 }
 
-/** The worker: resume from the checkpoint if there is one, then run to the end. */
-function worker(file) {
-  const chk = Checkpointer.fromFile(file);
-  const state = load(chk) ?? initialState();
-  process.send?.({ resumedAt: state.step });
-  advance(state, STEPS, (s) => {
-    save(chk, s);
-    process.send?.({ checkpoint: s.step });
-  });
-  save(chk, state);
-  process.send?.({ done: state.step });
+/** The worker: resume from the latest step checkpoint that reads back, then run to the end. */
+async function worker(dir, format) {
+  const mgr = new CheckpointManager(dir, { format, keep: KEEP });
+  mgr.on('skip', ({ step, error }) => console.log(`  skipped damaged step ${step}: ${error.code}`));
+  try {
+    const state = mgr.latestStep() === null ? initialState() : fromCheckpoint(await mgr.restore());
+    process.send?.({ resumedAt: state.step, removed: mgr.removedStaleFiles.length });
+    while (state.step < STEPS) {
+      advance(state, Math.min(STEPS, (Math.floor(state.step / EVERY) + 1) * EVERY));
+      await mgr.save(state.step, toCheckpoint(state), { metadata: { energy: state.energies.at(-1) } });
+      process.send?.({ checkpoint: state.step });
+    }
+  } finally {
+    await mgr.close();
+  }
 }
 
-function runWorker(file, killAtCheckpoint) {
+function runWorker(dir, format, killAtCheckpoint) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [__filename, '--worker', file, '--steps', String(STEPS), '--every', String(EVERY)], {
+    const child = spawn(process.execPath, [__filename, '--worker', dir, '--format', format, '--steps', String(STEPS), '--every', String(EVERY)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     let resumedAt = 0;
+    let removed = 0;
+    let lastCheckpoint = null;
     child.on('message', (m) => {
-      if (m.resumedAt !== undefined) resumedAt = m.resumedAt;
+      if (m.resumedAt !== undefined) ({ resumedAt, removed } = m);
+      if (m.checkpoint !== undefined) lastCheckpoint = m.checkpoint;
+      // Killed while it computes, or while it writes the next step: either way nothing is lost.
       if (m.checkpoint !== undefined && killAtCheckpoint !== undefined && m.checkpoint >= killAtCheckpoint) {
         child.kill('SIGKILL');
       }
     });
     child.on('error', reject);
-    child.on('exit', (code, signal) => resolve({ code, signal, resumedAt }));
+    child.on('exit', (code, signal) => resolve({ code, signal, resumedAt, removed, lastCheckpoint }));
   });
 }
 
@@ -158,11 +163,11 @@ function defaultFormat() {
 }
 
 async function main() {
-  if (args.worker !== undefined) return worker(args.worker);
+  if (args.worker !== undefined) return worker(args.worker, args.format);
   const format = args.format ?? defaultFormat();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpointer-demo-'));
-  const file = path.join(dir, `md-run.${format}`);
-  console.log(`Lennard-Jones MD, ${N} particles, ${STEPS} steps, checkpoint every ${EVERY} steps → ${file}`);
+  console.log(`Lennard-Jones MD, ${N} particles, ${STEPS} steps; a .${format} step checkpoint every ${EVERY} steps, `
+    + `the ${KEEP} latest kept, in ${dir}`);
 
   let t = process.hrtime.bigint();
   const reference = advance(initialState(), STEPS);
@@ -170,23 +175,26 @@ async function main() {
 
   const killAt = Math.floor(STEPS / EVERY / 2) * EVERY;
   t = process.hrtime.bigint();
-  const first = await runWorker(file, killAt);
-  console.log(`first run: killed by ${first.signal} after the checkpoint at step ${killAt}`);
-  const second = await runWorker(file);
-  console.log(`second run: resumed at step ${second.resumedAt}, finished with exit code ${second.code}`
-    + ` (${Number(process.hrtime.bigint() - t) / 1e6 | 0} ms for both)`);
+  const first = await runWorker(dir, format, killAt);
+  const mgr = new CheckpointManager(dir, { format });
+  console.log(`first run: killed by ${first.signal} after the checkpoint at step ${first.lastCheckpoint}; steps on disk: ${mgr.steps().join(', ')}`);
+  const second = await runWorker(dir, format);
+  console.log(`second run: resumed at step ${second.resumedAt}${second.removed ? ` (removed ${second.removed} temp file(s) of the killed save)` : ''}, `
+    + `finished with exit code ${second.code} (${Number(process.hrtime.bigint() - t) / 1e6 | 0} ms for both)`);
 
-  const resumed = load(Checkpointer.fromFile(file));
-  const same = resumed.step === reference.step
+  const final = await mgr.restoreStep();
+  const resumed = fromCheckpoint(final.state);
+  const same = final.step === STEPS && resumed.step === reference.step
     && Buffer.compare(Buffer.from(resumed.pos.buffer), Buffer.from(reference.pos.buffer)) === 0
     && Buffer.compare(Buffer.from(resumed.vel.buffer), Buffer.from(reference.vel.buffer)) === 0
     && resumed.energies.length === reference.energies.length
     && resumed.energies.every((e, i) => Object.is(e, reference.energies[i]));
   const drift = Math.abs(resumed.energies.at(-1) - resumed.energies[0]) / Math.abs(resumed.energies[0]);
-  console.log(`checkpoint keys: ${Checkpointer.fromFile(file).keysSync().join(', ')}`);
-  console.log(`file size: ${fs.statSync(file).size} bytes; relative energy drift ${drift.toExponential(2)}`);
+  console.log(`steps on disk: ${mgr.steps().join(', ')}; step ${final.step}: ${Object.keys(final.state).join(', ')}, `
+    + `${fs.statSync(mgr.stepFile(final.step)).size} bytes; relative energy drift ${drift.toExponential(2)}`);
   console.log(same ? 'OK: the resumed run ends bit-for-bit where the uninterrupted run ends'
     : 'MISMATCH: the resumed run differs from the uninterrupted run');
+  await mgr.close();
   fs.rmSync(dir, { recursive: true, force: true });
   if (!same || second.resumedAt < killAt || second.resumedAt >= STEPS) process.exitCode = 1;
 }

@@ -18,6 +18,8 @@ export type CheckpointerErrorCode =
   | 'ERR_BUSY'
   /** The file cannot be written: it has no write permission, or its directory is missing or read-only. */
   | 'ERR_NOT_WRITABLE'
+  /** What is to be created already exists, and replacing it was not asked for (a CheckpointManager step). */
+  | 'ERR_EXISTS'
   /** Another process holds a lock on the file. */
   | 'ERR_LOCKED'
   /** The disk is full, or a quota or file-size limit was reached (ENOSPC, EDQUOT, EFBIG); the previous value is intact. */
