@@ -342,6 +342,25 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     return this.host.enqueue(() => runAsync(this.#exec(jobs, after)));
   }
 
+  /** Async writes: the write lock first (in the queue, so a 'wait' does not block the event loop). */
+  #submitWrite(jobs: readonly Job[]): Promise<void> {
+    if (jobs.length === 0) return RESOLVED;
+    if (this.host.holdsWriteLock()) return this.#submit(jobs) as Promise<void>;
+    return this.host.enqueue(async () => {
+      try {
+        await this.host.acquireWriteLock();
+      } catch (err) {
+        this.#fail(err);
+      }
+      await runAsync(this.#exec(jobs));
+    });
+  }
+
+  /** Sync writes: the write lock before anything is planned (a refusal leaves the handle as it was). */
+  #lockSync(op: 'append' | 'write' | 'resize'): void {
+    if (this.refusal(op) === null && !this.#closed && !this.host.holdsWriteLock()) this.host.acquireWriteLockSync();
+  }
+
   #frame(): number[] {
     if (this.#shape.length === 0) throw new TypeError(`${this}: a 0-d dataset has no axis to append along`);
     return this.#shape.slice(1);
@@ -390,7 +409,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   append(frames: AppendData): Promise<void> {
     try {
-      return this.#submit(this.#planAppend(frames)) as Promise<void>;
+      return this.#submitWrite(this.#planAppend(frames));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -398,6 +417,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   appendSync(frames: AppendData): void {
     this.host.assertIdle();
+    this.#lockSync('append');
     const jobs = this.#planAppend(frames);
     if (jobs.length > 0) runSync(this.#exec(jobs));
   }
@@ -603,7 +623,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   write(selection: DatasetSelection, data: WriteData, options?: WriteOptions): Promise<void> {
     try {
-      return this.#submit(this.#planWrite(selection, data, options)) as Promise<void>;
+      return this.#submitWrite(this.#planWrite(selection, data, options));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -611,6 +631,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   writeSync(selection: DatasetSelection, data: WriteData, options?: WriteOptions): void {
     this.host.assertIdle();
+    this.#lockSync('write');
     const jobs = this.#planWrite(selection, data, options);
     if (jobs.length > 0) runSync(this.#exec(jobs));
   }
@@ -635,7 +656,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   resize(shape: readonly number[]): Promise<void> {
     try {
-      return this.#submit(this.#planResize(shape)) as Promise<void>;
+      return this.#submitWrite(this.#planResize(shape));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -643,6 +664,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   resizeSync(shape: readonly number[]): void {
     this.host.assertIdle();
+    this.#lockSync('resize');
     runSync(this.#exec(this.#planResize(shape)));
   }
 

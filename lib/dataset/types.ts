@@ -141,4 +141,13 @@ export interface DatasetHost {
   release(ds: Dataset): Promise<void>;
   /** Sync twin of `release`, called from a sync call. */
   releaseSync(ds: Dataset): void;
+  /**
+   * Takes the checkpointer's write lock (idempotent in a session; ERR_LOCKED, ERR_CONFLICT,
+   * ERR_NOT_WRITABLE): a handle calls it, from inside a queued task, before it first writes.
+   */
+  acquireWriteLock(): Promise<void>;
+  /** Sync twin of `acquireWriteLock`, called from a sync call before it plans its writes. */
+  acquireWriteLockSync(): void;
+  /** Whether the session holds the write lock already (or the checkpointer has no file to lock). */
+  holdsWriteLock(): boolean;
 }
