@@ -615,6 +615,24 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
         else s.groups.delete(key[0]!);
       },
       closed: (d: RowDataset) => this.#handles.delete(d),
+      persist: async () => {
+        const s = this.#s();
+        this.#plan(s);
+        try {
+          await writeFileAtomic(this.#file, async (fh) => runAsync(this.#writeOps(s, fh.fd)), { durable: this.durable });
+        } catch (err) {
+          throw this.#wrap(err, 'write');
+        }
+      },
+      persistSync: () => {
+        const s = this.#s();
+        this.#plan(s);
+        try {
+          writeFileAtomicSync(this.#file, (fd) => runSync(this.#writeOps(s, fd)), { durable: this.durable });
+        } catch (err) {
+          throw this.#wrap(err, 'write');
+        }
+      },
     };
   }
 
@@ -641,7 +659,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       checkKeyNames(key, 'npz');
       this.#parentGroup(key); // a parent that is not a dict fails now, not at the close
       const spool = zeroSpool(file, shapeSize(spec.shape) * dtypeInfo(spec.dtype).itemSize);
-      ds = new NpzStreamDataset(io, host, key, spec.dtype, spec.shape, spec.maxshape, spool);
+      ds = new NpzStreamDataset(io, host, key, spec.dtype, spec.shape, spec.maxshape, spool, spec.autoFlush);
     } else {
       if (members.length !== 1 || members[0]!.zipName !== name) {
         throw unsupported(`${where} holds a dict, list or object, not one array; dataset handles open arrays`, file);
@@ -670,7 +688,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
           removeSpool(spool);
           throw this.#wrap(err, 'read', ` (member ${JSON.stringify(name)})`);
         }
-        ds = new NpzStreamDataset(io, host, key, at.dtype, at.shape, [m0, ...at.shape.slice(1)], spool);
+        ds = new NpzStreamDataset(io, host, key, at.dtype, at.shape, [m0, ...at.shape.slice(1)], spool, spec.autoFlush);
       }
     }
     this.#handles.set(ds, name);
