@@ -171,6 +171,37 @@ describe('write locks: across processes', () => {
     assert.deepEqual(await Checkpointer.fromFile(file).keys(), ['before', 'x']);
   });
 
+  it('a stale lock of a dead process, broken by 4 processes at the same instant: exactly one wins', async () => {
+    const file = fresh('.json');
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const deadPid = Number(dead.stdout);
+    fs.writeFileSync(path.join(dir, `.${path.basename(file)}.${deadPid}.0badc0de0bad.lock`), JSON.stringify({ pid: deadPid, thread: 0, start: 1, host: require('node:os').hostname() }));
+    const startAt = Date.now() + 700;
+    const script = `
+const { Checkpointer } = require(${entry});
+const chk = Checkpointer.fromFile(${JSON.stringify(file)});
+while (Date.now() < ${startAt}) {}
+try {
+  chk.openSync();
+  chk.setSync('winner', process.pid);
+  const until = Date.now() + 600;
+  while (Date.now() < until) {}
+  chk.closeSync();
+  process.stdout.write('won');
+} catch (err) {
+  process.stdout.write(err.code);
+}`;
+    const results = await Promise.all([0, 1, 2, 3].map(() => new Promise<string>((resolve) => {
+      const c = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d));
+      c.on('exit', () => resolve(out));
+    })));
+    assert.equal(results.filter((r) => r === 'won').length, 1, results.join(', '));
+    assert.equal(results.filter((r) => r === 'ERR_LOCKED').length, 3, results.join(', '));
+    assert.deepEqual(sideFiles(file), [], 'the stale claim is gone');
+  });
+
   for (const ext of ['.json', '.npz']) {
     it(`${ext}: two processes doing 100 read-modify-write commits each of their own keys lose none`, async () => {
       const file = fresh(ext);
