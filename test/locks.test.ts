@@ -171,6 +171,21 @@ describe('write locks: across processes', () => {
     assert.deepEqual(await Checkpointer.fromFile(file).keys(), ['before', 'x']);
   });
 
+  it('leftovers named with a live pid but written before that process started (a reused pid) are removed; names are matched exactly', () => {
+    const file = fresh('.json');
+    const base = path.basename(file);
+    const reused = `.${base}.1.00ff00ff.tmp`; // pid 1 runs, but started long after the year 2000
+    fs.writeFileSync(path.join(dir, reused), 'old');
+    fs.utimesSync(path.join(dir, reused), new Date('2000-01-01'), new Date('2000-01-01'));
+    const unrelated = [`.${base}.1.zz.tmp`, `.${base}x.99999999.ab.tmp`, `${base}.1.ab.tmp`];
+    for (const u of unrelated) fs.writeFileSync(path.join(dir, u), 'not a temp file of this target');
+    assert.equal(isTempNameFor(file, reused), true);
+    assert.deepEqual(unrelated.map((u) => isTempNameFor(file, u)), [false, false, false]);
+    Checkpointer.fromFile(file).setSync('a', 1);
+    assert.equal(fs.existsSync(path.join(dir, reused)), false);
+    for (const u of unrelated) assert.ok(fs.existsSync(path.join(dir, u)), u);
+  });
+
   it('a stale lock of a dead process, broken by 4 processes at the same instant: exactly one wins', async () => {
     const file = fresh('.json');
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });

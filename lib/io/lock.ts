@@ -357,40 +357,42 @@ const SIDE_SUFFIXES = ['spool', 'lock.new'];
  * file was last written) are kept. Returns the names removed.
  */
 export function removeStaleSideFiles(file: string): string[] {
-  const target = lockTargetOf(file);
-  const dir = path.dirname(target);
+  // Temp files sit beside the name the writer was given; a lock's target is the real path: look at both.
   const removed: string[] = [];
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return removed;
-  }
-  const bases = new Set([target, path.join(dir, path.basename(file))]);
-  for (const name of names) {
-    let pid: number | null = null;
-    for (const t of bases) {
-      if (isTempNameFor(t, name)) pid ??= pidOfSideFile(t, name, 'tmp');
+  const given = path.resolve(file);
+  const target = lockTargetOf(file);
+  for (const t of new Set([target, given])) {
+    const dir = path.dirname(t);
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      let pid: number | null = isTempNameFor(t, name) ? pidOfSideFile(t, name, 'tmp') : null;
       for (const suffix of SIDE_SUFFIXES) pid ??= pidOfSideFile(t, name, suffix);
-    }
-    if (pid === null || pid === process.pid) continue;
-    const full = path.join(dir, name);
-    let stale = !isAlive(pid, null);
-    if (!stale) {
-      // The pid runs, but maybe as a new process that reused a dead writer's pid.
-      const started = processStartEpochMs(pid);
-      try {
-        stale = started !== null && fs.statSync(full).mtimeMs < started - 2000;
-      } catch {
-        continue;
+      if (pid === null || pid === process.pid) continue;
+      const full = path.join(dir, name);
+      if (isStale(full, pid)) {
+        try {
+          fs.unlinkSync(full);
+          removed.push(name);
+        } catch { /* gone already, or not ours to remove */ }
       }
-    }
-    if (stale) {
-      try {
-        fs.unlinkSync(full);
-        removed.push(name);
-      } catch { /* gone already, or not ours to remove */ }
     }
   }
   return removed;
+}
+
+/** A side file of process `pid` is stale when that process is gone, or is a newer one that reused the pid. */
+function isStale(full: string, pid: number): boolean {
+  if (!isAlive(pid, null)) return true;
+  // A live process' own files were written after it started (2 s: btime is in whole seconds).
+  const started = processStartEpochMs(pid);
+  try {
+    return started !== null && fs.statSync(full).mtimeMs < started - 2000;
+  } catch {
+    return false;
+  }
 }
