@@ -26,3 +26,5 @@ export type { RegisteredClass, StatefulInstance } from './values/registry';
 export type { Key, Value } from './values/model';
 export { HDF5Dataset } from './dataset/hdf5-dataset';
 export type { Dataset, DatasetOptions, DatasetSelection, AxisSelection, AppendData, WriteData, WriteOptions, DatasetAttrs } from './dataset/types';
+export type { AutoFlush } from './dataset/types';
+export type { LockMode } from './io/lock';

@@ -97,6 +97,25 @@ print(json.dumps(out))`, ...files);
     }
   }
 
+  it('autoFlush options are checked before anything is created', () => {
+    for (const [bad, type] of [[{}, TypeError], [{ frames: 0 }, RangeError], [{ ms: -1 }, RangeError], [{ frames: 'x' }, RangeError], [5, TypeError]] as const) {
+      for (const ext of ['.npy', '.npz']) {
+        const file = path.join(dir, `bad${ext}`);
+        assert.throws(() => Checkpointer.fromFile(file).datasetSync(ext === '.npy' ? 'arr_0' : 'f', { dtype: 'int8', autoFlush: bad as never }), type);
+        assert.equal(fs.existsSync(file), false);
+      }
+    }
+  });
+
+  it('.npy: autoFlush.frames writes the rows and the header every N frames (a reader sees them before any flush or close)', () => {
+    const file = path.join(dir, 'every.npy');
+    const ds = Checkpointer.fromFile(file).datasetSync('arr_0', { dtype: 'int16', shape: [0], autoFlush: { frames: 4 } });
+    for (let i = 0; i < 10; i++) ds.appendSync(i);
+    const rows = runPython<number>('import sys, json, numpy as np; print(json.dumps(int(np.load(sys.argv[1]).shape[0])))', file);
+    assert.equal(rows, 8);
+    ds.closeSync();
+  });
+
   it('.npz: frames appended and not flushed are in the file after autoFlush.ms passes (async handle, timer)', async () => {
     const file = path.join(dir, 'timer.npz');
     const chk = Checkpointer.fromFile(file);
