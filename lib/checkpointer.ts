@@ -10,12 +10,21 @@ import { inspect } from 'node:util';
 import { CheckpointerError, CheckpointerKeyError } from './errors';
 import { assertStorable, describeKey, Key, keyPath, stableValue } from './values/model';
 import type { Dataset, DatasetHost, DatasetLifecycle, DatasetOptions } from './dataset/types';
+import * as fs from 'node:fs';
+import { acquireWriteLock, acquireWriteLockSync, LockMode, LockOptions, removeStaleSideFiles, WriteLock } from './io/lock';
 
 export interface CheckpointerOptions {
   /** Only these top-level keys may be read or written. */
   allowedKeys?: Iterable<string> | null;
   /** These top-level keys may not be read or written. */
   omittedKeys?: Iterable<string> | null;
+  /**
+   * What a write does when another writer (another process, or another Checkpointer in this one)
+   * holds the file: 'fail' (default) throws ERR_LOCKED naming the holder's pid; 'wait' waits for it.
+   */
+  lock?: LockMode;
+  /** With `lock: 'wait'`: ERR_LOCKED after waiting this many ms (default: no limit). */
+  timeoutMs?: number;
 }
 
 /** What `Checkpointer.buildCanonical` accepts for a file with key filters. */
@@ -51,7 +60,8 @@ function trackExitFlush(flush: () => void, active: boolean): void {
   flushesAtExit.add(flush);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.on('exit', () => {
+    // First of the exit listeners: the frames are written before ./io/lock gives the locks back.
+    process.prependListener('exit', () => {
       for (const f of flushesAtExit) f();
     });
   }
@@ -88,7 +98,15 @@ export abstract class Checkpointer<Stream = unknown> {
     releaseSync: (ds) => {
       if (this.#forgetDataset(ds as Dataset & DatasetLifecycle)) this.#closeIfUnusedSync();
     },
+    acquireWriteLock: () => this.acquireWriteLock(),
+    acquireWriteLockSync: () => this.acquireWriteLockSync(),
+    holdsWriteLock: () => this.#writeLock !== null || this.checkpointFile === null,
   };
+  readonly #lockOptions: LockOptions;
+  /** The write lock of this session (taken before its first write, given back after its last close). */
+  #writeLock: WriteLock | null = null;
+  /** Something was read in this session before the lock was taken (a reload would make it stale). */
+  #readUnlocked = false;
   readonly #flushAtExit = (): void => {
     if (this.#inFlight > 0) return;
     for (const ds of this.#handles()) {
@@ -110,6 +128,13 @@ export abstract class Checkpointer<Stream = unknown> {
     this.checkpointFile = checkpointFile;
     this.allowedKeys = opts.allowedKeys == null ? null : new Set(opts.allowedKeys);
     this.omittedKeys = opts.omittedKeys == null ? null : new Set(opts.omittedKeys);
+    if (opts.lock !== undefined && opts.lock !== 'fail' && opts.lock !== 'wait') {
+      throw new TypeError(`lock must be 'fail' or 'wait', got ${JSON.stringify(opts.lock)}`);
+    }
+    if (opts.timeoutMs !== undefined && !(typeof opts.timeoutMs === 'number' && opts.timeoutMs >= 0)) {
+      throw new TypeError(`timeoutMs must be a number of ms >= 0, got ${JSON.stringify(opts.timeoutMs)}`);
+    }
+    this.#lockOptions = { mode: opts.lock ?? 'fail', timeoutMs: opts.timeoutMs };
   }
 
   /** Whether the file is open: a scope (open()/with) or a dataset handle opened outside one holds it. */
@@ -174,6 +199,129 @@ export abstract class Checkpointer<Stream = unknown> {
   }
   async openDataset(key: string[], options: DatasetOptions | null, host: DatasetHost): Promise<Dataset & DatasetLifecycle> {
     return this.openDatasetSync(key, options, host);
+  }
+
+  /**
+   * Whether the file on disk differs from what `stream` was read from (another writer committed
+   * since this session opened it). Called once the write lock is taken; backends that load a
+   * document implement it. Default: never (the backend reads the file afresh for each write).
+   */
+  fileChangedSince(_stream: Stream): boolean {
+    return false;
+  }
+
+  // ---------------------------------------------------------------- the write lock
+
+  /**
+   * Takes this session's write lock (idempotent in a session; see ./io/lock), from inside the
+   * checkpointer's queue: set/delete, creating a dataset and the dataset handles' writes call it
+   * before they write; a backend may call it too. Once taken: a file still read-only is refused
+   * (ERR_NOT_WRITABLE); a file another writer changed since this session opened it is reloaded, so
+   * the write lands on top of it — or, when this session already read from the old version, the
+   * write is refused (ERR_CONFLICT) instead of silently undoing the other writer's update;
+   * temp and spool files that killed writers left beside it are removed.
+   */
+  protected async acquireWriteLock(): Promise<void> {
+    if (this.#writeLock || this.checkpointFile === null) return;
+    const lock = await acquireWriteLock(this.checkpointFile, this, this.#lockOptions);
+    try {
+      if (this.#mustReload(lock)) {
+        await this.closeCheckpointFile(this.#stream as Stream);
+        this.#stream = await this.openCheckpointFile(this.checkpointFile);
+      }
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    this.#locked(lock);
+  }
+
+  protected acquireWriteLockSync(): void {
+    if (this.#writeLock || this.checkpointFile === null) return;
+    const lock = acquireWriteLockSync(this.checkpointFile, this, this.#lockOptions);
+    try {
+      if (this.#mustReload(lock)) {
+        this.closeCheckpointFileSync(this.#stream as Stream);
+        this.#stream = this.openCheckpointFileSync(this.checkpointFile);
+      }
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    this.#locked(lock);
+  }
+
+  /**
+   * Takes the write lock now, in an open scope, before anything is read: the reads that follow see
+   * the file as it stays until the last close, so a read-modify-write cannot interleave with
+   * another writer's (without it, that is ERR_CONFLICT at the write).
+   */
+  lockForWriting(): Promise<void> {
+    return this.#enqueue(async () => {
+      this.#assertOpenForLock();
+      await this.acquireWriteLock();
+    });
+  }
+
+  lockForWritingSync(): void {
+    this.#assertIdle();
+    this.#assertOpenForLock();
+    this.acquireWriteLockSync();
+  }
+
+  /** Whether this session holds the write lock. */
+  get holdsWriteLock(): boolean {
+    return this.#writeLock !== null;
+  }
+
+  #assertOpenForLock(): void {
+    if (!this.isOpen) {
+      throw new CheckpointerError(`${this}: lockForWriting needs an open scope (open() or with)`, {
+        code: 'ERR_CLOSED', file: this.checkpointFile ?? undefined,
+      });
+    }
+  }
+
+  /** Checks a just-taken lock's file: whether the session's view must be reloaded (throws when it may not be). */
+  #mustReload(lock: WriteLock): boolean {
+    const file = this.checkpointFile as string;
+    let mode: number | null = null;
+    try {
+      mode = fs.statSync(lock.target).mode;
+    } catch { /* absent: it is created */ }
+    if (mode !== null && (mode & 0o222) === 0) {
+      throw new CheckpointerError(`cannot write ${file}: the file is read-only`, { code: 'ERR_NOT_WRITABLE', file });
+    }
+    if (this.#stream === undefined || !this.fileChangedSince(this.#stream)) return false;
+    const handles = [...this.#handles()].length;
+    if (this.#readUnlocked || handles > 0) {
+      throw new CheckpointerError(
+        `cannot write ${file}: another writer changed it after this session ${handles > 0 ? 'opened a dataset handle on' : 'read'} it; ` +
+          'the write is refused so that no update is lost (close and retry, or call lockForWriting() before reading)',
+        { code: 'ERR_CONFLICT', file },
+      );
+    }
+    return true;
+  }
+
+  #locked(lock: WriteLock): void {
+    this.#writeLock = lock;
+    try {
+      removeStaleSideFiles(this.checkpointFile as string);
+    } catch { /* best effort: leftovers do not stop a write */ }
+  }
+
+  /** The session is over (its last close wrote the file): the next one reads and locks afresh. */
+  #endSession(): void {
+    this.#readUnlocked = false;
+    const lock = this.#writeLock;
+    this.#writeLock = null;
+    lock?.release();
+  }
+
+  /** A read before the lock: a reload at the lock would make what it saw stale. */
+  #noteRead(): void {
+    if (this.#writeLock === null) this.#readUnlocked = true;
   }
 
   /** Throws CheckpointerKeyError when the key's top-level name is filtered out. */
@@ -300,6 +448,7 @@ export abstract class Checkpointer<Stream = unknown> {
       throw err;
     }
     this.#stream = undefined;
+    this.#endSession();
   }
 
   #closeIfUnusedSync(): void {
@@ -312,6 +461,7 @@ export abstract class Checkpointer<Stream = unknown> {
       throw err;
     }
     this.#stream = undefined;
+    this.#endSession();
   }
 
   *#handles(): Iterable<Dataset & DatasetLifecycle> {
@@ -416,6 +566,7 @@ export abstract class Checkpointer<Stream = unknown> {
     this.checkAllowedKey(key);
     const dflt = fallback.length > 0 ? fallback[0] : NO_DEFAULT;
     return this.#scoped(async () => {
+      this.#noteRead();
       if (dflt !== NO_DEFAULT && !(await this.hasParameter(path))) return dflt as T;
       return (await this.loadParameter(path)) as T;
     });
@@ -426,6 +577,7 @@ export abstract class Checkpointer<Stream = unknown> {
     this.checkAllowedKey(key);
     const dflt = fallback.length > 0 ? fallback[0] : NO_DEFAULT;
     return this.#scopedSync(() => {
+      this.#noteRead();
       if (dflt !== NO_DEFAULT && !this.hasParameterSync(path)) return dflt as T;
       return this.loadParameterSync(path) as T;
     });
@@ -437,49 +589,73 @@ export abstract class Checkpointer<Stream = unknown> {
     assertStorable(value, describeKey(key));
     // It runs later (queued): what is stored is the value as it is at this call.
     const stable = stableValue(value);
-    return this.#scoped(() => this.saveParameter(path, stable));
+    return this.#scoped(async () => {
+      await this.acquireWriteLock();
+      await this.saveParameter(path, stable);
+    });
   }
 
   setSync(key: Key, value: unknown): void {
     const path = keyPath(key);
     this.checkAllowedKey(key);
     assertStorable(value, describeKey(key));
-    this.#scopedSync(() => this.saveParameterSync(path, value));
+    this.#scopedSync(() => {
+      this.acquireWriteLockSync();
+      this.saveParameterSync(path, value);
+    });
   }
 
   /** Whether `key` is stored and allowed by the filters. */
   async has(key: Key): Promise<boolean> {
     const path = keyPath(key);
     if (!this.#allows(path[0]!)) return false;
-    return this.#scoped(() => this.hasParameter(path));
+    return this.#scoped(() => {
+      this.#noteRead();
+      return this.hasParameter(path);
+    });
   }
 
   hasSync(key: Key): boolean {
     const path = keyPath(key);
     if (!this.#allows(path[0]!)) return false;
-    return this.#scopedSync(() => this.hasParameterSync(path));
+    return this.#scopedSync(() => {
+      this.#noteRead();
+      return this.hasParameterSync(path);
+    });
   }
 
   /** Removes `key`; resolves to whether it was there. */
   async delete(key: Key): Promise<boolean> {
     const path = keyPath(key);
     this.checkAllowedKey(key);
-    return this.#scoped(() => this.deleteParameter(path));
+    return this.#scoped(async () => {
+      await this.acquireWriteLock();
+      return this.deleteParameter(path);
+    });
   }
 
   deleteSync(key: Key): boolean {
     const path = keyPath(key);
     this.checkAllowedKey(key);
-    return this.#scopedSync(() => this.deleteParameterSync(path));
+    return this.#scopedSync(() => {
+      this.acquireWriteLockSync();
+      return this.deleteParameterSync(path);
+    });
   }
 
   /** Top-level keys in stored order, without the ones the filters hide. */
   keys(): Promise<string[]> {
-    return this.#scoped(async () => (await this.listKeys()).filter((k) => this.#allows(k)));
+    return this.#scoped(async () => {
+      this.#noteRead();
+      return (await this.listKeys()).filter((k) => this.#allows(k));
+    });
   }
 
   keysSync(): string[] {
-    return this.#scopedSync(() => this.listKeysSync().filter((k) => this.#allows(k)));
+    return this.#scopedSync(() => {
+      this.#noteRead();
+      return this.listKeysSync().filter((k) => this.#allows(k));
+    });
   }
 
   /** The stored value of `key`, or else `compute()`'s result, stored and returned. */
@@ -514,6 +690,9 @@ export abstract class Checkpointer<Stream = unknown> {
       const opened = !this.isOpen;
       if (opened) this.#stream = await this.openCheckpointFile(this.checkpointFile);
       try {
+        // Options may create the dataset: a write, so the lock comes first.
+        if (options) await this.acquireWriteLock();
+        else this.#noteRead();
         const ds = await this.openDataset(path, options ?? null, this.#datasetHost);
         this.#rememberDataset(ds, scoped);
         return ds;
@@ -532,6 +711,8 @@ export abstract class Checkpointer<Stream = unknown> {
     const opened = !this.isOpen;
     if (opened) this.#stream = this.openCheckpointFileSync(this.checkpointFile);
     try {
+      if (options) this.acquireWriteLockSync();
+      else this.#noteRead();
       const ds = this.openDatasetSync(path, options ?? null, this.#datasetHost);
       this.#rememberDataset(ds, scoped);
       return ds;

@@ -20,8 +20,10 @@ export type CheckpointerErrorCode =
   | 'ERR_NOT_WRITABLE'
   /** What is to be created already exists, and replacing it was not asked for (a CheckpointManager step). */
   | 'ERR_EXISTS'
-  /** Another process holds a lock on the file. */
+  /** Another writer (another process, or another Checkpointer in this one) holds the file's write lock. */
   | 'ERR_LOCKED'
+  /** Another writer changed the file after this session read it: the write is refused so that no update is lost. */
+  | 'ERR_CONFLICT'
   /** The disk is full, or a quota or file-size limit was reached (ENOSPC, EDQUOT, EFBIG); the previous value is intact. */
   | 'ERR_NO_SPACE'
   /** Operating-system I/O failure not covered above (the `cause` has the system error). */

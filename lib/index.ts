@@ -31,3 +31,5 @@ export { CheckpointManager, MANAGER_RECORD_KEY } from './manager';
 export type {
   BestBy, CheckpointManagerEvents, CheckpointManagerOptions, JsonValue, PruneEvent, RestoredStep, SaveOptions, SkipEvent, StepFormat, StepMetadata,
 } from './manager';
+export type { AutoFlush } from './dataset/types';
+export type { LockMode } from './io/lock';

@@ -26,6 +26,7 @@ describe('dataset handles at process exit', () => {
   for (const [ext, read] of [
     ['.h5', "import h5py; a = h5py.File(sys.argv[1], 'r')['frames'][()]"],
     ['.npy', 'a = np.load(sys.argv[1])'],
+    ['.npz', "a = np.load(sys.argv[1])['frames']"],
   ] as const) {
     for (const exitHow of ['process.exit(0);', '/* falls off the end */']) {
       it(`${ext}: buffered frames are in the file after ${exitHow.startsWith('process') ? 'process.exit()' : 'a natural exit'}`, () => {

@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { Checkpointer, CheckpointerOptions } from '../checkpointer';
 import { CheckpointerError } from '../errors';
-import { readFileIfExists, readFileIfExistsSync, writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
+import { fileStampSync, readFileIfExists, readFileIfExistsSync, writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
 import { JsonNode, parseJson, stringifyJson } from '../formats/json-text';
 import { decodeJsonValue, encodeJsonValue } from '../formats/json-values';
 import { pathDelete, pathGet, pathHas, pathSet } from '../values/tree';
@@ -22,6 +22,8 @@ export interface JSONCheckpointerOptions extends CheckpointerOptions {
 export interface JSONDocument {
   root: Map<string, JsonNode>;
   dirty: boolean;
+  /** The file's version when it was read (fileStampSync), to notice another writer's commit. */
+  stamp: string;
 }
 
 export class JSONCheckpointer extends Checkpointer<JSONDocument> {
@@ -37,9 +39,9 @@ export class JSONCheckpointer extends Checkpointer<JSONDocument> {
     return this.checkpointFile as string;
   }
 
-  #parse(bytes: Buffer | null): JSONDocument {
+  #parse(bytes: Buffer | null, stamp: string): JSONDocument {
     // A missing or empty file is an empty checkpoint, as in McUtils (an empty file holds nothing to lose).
-    if (bytes === null || bytes.length === 0) return { root: new Map(), dirty: false };
+    if (bytes === null || bytes.length === 0) return { root: new Map(), dirty: false, stamp };
     let node: JsonNode;
     try {
       node = parseJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -53,7 +55,7 @@ export class JSONCheckpointer extends Checkpointer<JSONDocument> {
         code: 'ERR_CHECKPOINT_CORRUPT', file: this.#file,
       });
     }
-    return { root: new Map(Object.entries(node)), dirty: false };
+    return { root: new Map(Object.entries(node)), dirty: false, stamp };
   }
 
   #text(doc: JSONDocument): string {
@@ -62,12 +64,19 @@ export class JSONCheckpointer extends Checkpointer<JSONDocument> {
     return stringifyJson(top);
   }
 
+  // The stamp is taken before the read: a commit in between then looks like a change (a harmless reload), never the reverse.
   override async openCheckpointFile(): Promise<JSONDocument> {
-    return this.#parse(await readFileIfExists(this.#file));
+    const stamp = fileStampSync(this.#file);
+    return this.#parse(await readFileIfExists(this.#file), stamp);
   }
 
   openCheckpointFileSync(): JSONDocument {
-    return this.#parse(readFileIfExistsSync(this.#file));
+    const stamp = fileStampSync(this.#file);
+    return this.#parse(readFileIfExistsSync(this.#file), stamp);
+  }
+
+  override fileChangedSince(doc: JSONDocument): boolean {
+    return fileStampSync(this.#file) !== doc.stamp;
   }
 
   override async closeCheckpointFile(doc: JSONDocument): Promise<void> {

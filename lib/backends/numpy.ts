@@ -31,7 +31,7 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { Checkpointer, CheckpointerOptions } from '../checkpointer';
 import { CheckpointerError, CheckpointerKeyError, fromSystemError } from '../errors';
-import { writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
+import { fileStampSync, stampOf, writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
 import { describeKey } from '../values/model';
 import { checkKeyNames } from '../values/names';
 import {
@@ -92,6 +92,8 @@ export interface NumPyStream {
   dirty: boolean;
   /** Spool files of streamed members (also replaced ones), removed after the last close writes. */
   spools: Set<Spool>;
+  /** The file's version as opened ('absent' when it did not exist), to notice another writer's commit. */
+  stamp: string;
 }
 
 function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
@@ -214,16 +216,17 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     try {
       fd = fs.openSync(this.#file, 'r');
     } catch (err) {
-      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set() };
+      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: 'absent' };
       throw this.#wrap(err, 'read');
     }
     try {
-      const size = fs.fstatSync(fd).size;
+      const st = fs.fstatSync(fd, { bigint: true });
+      const size = Number(st.size);
       if (size === 0) {
         fs.closeSync(fd);
-        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set() };
+        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: stampOf(st) };
       }
-      return { format: this.format, fd, groups: runSync(this.#index(fd, size)), dirty: false, spools: new Set() };
+      return { format: this.format, fd, groups: runSync(this.#index(fd, size)), dirty: false, spools: new Set(), stamp: stampOf(st) };
     } catch (err) {
       fs.closeSync(fd);
       throw this.#wrap(err, 'read');
@@ -235,20 +238,25 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     try {
       fd = await new Promise<number>((resolve, reject) => fs.open(this.#file, 'r', (err, n) => (err ? reject(err) : resolve(n))));
     } catch (err) {
-      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set() };
+      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: 'absent' };
       throw this.#wrap(err, 'read');
     }
     try {
-      const size = (await new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))))).size;
+      const st = await new Promise<fs.BigIntStats>((resolve, reject) => fs.fstat(fd, { bigint: true }, (err, stats) => (err ? reject(err) : resolve(stats))));
+      const size = Number(st.size);
       if (size === 0) {
         await closeFd(fd);
-        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set() };
+        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: stampOf(st) };
       }
-      return { format: this.format, fd, groups: await runAsync(this.#index(fd, size)), dirty: false, spools: new Set() };
+      return { format: this.format, fd, groups: await runAsync(this.#index(fd, size)), dirty: false, spools: new Set(), stamp: stampOf(st) };
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
       throw this.#wrap(err, 'read');
     }
+  }
+
+  override fileChangedSince(s: NumPyStream): boolean {
+    return fileStampSync(this.#file) !== s.stamp;
   }
 
   /** The members to write, in order, after checking the arrays given to `set` are still whole. */
@@ -607,6 +615,24 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
         else s.groups.delete(key[0]!);
       },
       closed: (d: RowDataset) => this.#handles.delete(d),
+      persist: async () => {
+        const s = this.#s();
+        this.#plan(s);
+        try {
+          await writeFileAtomic(this.#file, async (fh) => runAsync(this.#writeOps(s, fh.fd)), { durable: this.durable });
+        } catch (err) {
+          throw this.#wrap(err, 'write');
+        }
+      },
+      persistSync: () => {
+        const s = this.#s();
+        this.#plan(s);
+        try {
+          writeFileAtomicSync(this.#file, (fd) => runSync(this.#writeOps(s, fd)), { durable: this.durable });
+        } catch (err) {
+          throw this.#wrap(err, 'write');
+        }
+      },
     };
   }
 
@@ -633,7 +659,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       checkKeyNames(key, 'npz');
       this.#parentGroup(key); // a parent that is not a dict fails now, not at the close
       const spool = zeroSpool(file, shapeSize(spec.shape) * dtypeInfo(spec.dtype).itemSize);
-      ds = new NpzStreamDataset(io, host, key, spec.dtype, spec.shape, spec.maxshape, spool);
+      ds = new NpzStreamDataset(io, host, key, spec.dtype, spec.shape, spec.maxshape, spool, spec.autoFlush);
     } else {
       if (members.length !== 1 || members[0]!.zipName !== name) {
         throw unsupported(`${where} holds a dict, list or object, not one array; dataset handles open arrays`, file);
@@ -662,7 +688,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
           removeSpool(spool);
           throw this.#wrap(err, 'read', ` (member ${JSON.stringify(name)})`);
         }
-        ds = new NpzStreamDataset(io, host, key, at.dtype, at.shape, [m0, ...at.shape.slice(1)], spool);
+        ds = new NpzStreamDataset(io, host, key, at.dtype, at.shape, [m0, ...at.shape.slice(1)], spool, spec.autoFlush);
       }
     }
     this.#handles.set(ds, name);

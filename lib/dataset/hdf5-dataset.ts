@@ -530,12 +530,13 @@ export class HDF5DatasetCore {
    */
   #checkWritable(): void {
     if (this.#writableOk || this.#upgrade) return;
-    if (this.#io.file()?.writable) {
+    if (this.#io.file()?.writable && this.#host.holdsWriteLock()) {
       this.#writableOk = true;
       return;
     }
     this.#upgrade = this.#host.enqueue(async () => {
       try {
+        await this.#host.acquireWriteLock(); // one writer per file (see lib/io/lock)
         await runAsync(this.#io.writable());
         this.#writableOk = true;
       } catch (err) {
@@ -554,6 +555,7 @@ export class HDF5DatasetCore {
 
   #checkWritableSync(): void {
     if (this.#writableOk) return;
+    this.#host.acquireWriteLockSync();
     runSync(this.#io.writable());
     this.#writableOk = true;
   }

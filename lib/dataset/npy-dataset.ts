@@ -24,6 +24,8 @@ import { stableArray } from '../native';
 import { allocateForRead, DType, DTypeInfo, dtypeInfo, isDType, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { AxisRange, Block, copyBlock, countsOf, normalizeSelection, rangeEnd, resultShape } from './selection';
+import { writeFileAtomicSync } from '../io/atomic';
+import { AutoFlush, checkAutoFlush } from './types';
 import type {
   AppendData, AttrValue, Dataset, DatasetAttrs, DatasetHost, DatasetLifecycle, DatasetOptions, DatasetSelection,
   WriteData, WriteOptions,
@@ -69,6 +71,7 @@ export interface RowSpec {
   dtype: DType;
   shape: number[];
   maxshape: (number | null)[];
+  autoFlush: AutoFlush | null;
 }
 
 /**
@@ -96,7 +99,7 @@ export function rowSpec(o: DatasetOptions, format: string, file: string): RowSpe
   if (o.chunks !== undefined && o.chunks !== null && typeof o.chunks !== 'boolean' && !Array.isArray(o.chunks)) {
     throw new TypeError(`chunks must be true, false or a chunk shape, got ${JSON.stringify(o.chunks)}`);
   }
-  return { dtype: o.dtype, shape, maxshape };
+  return { dtype: o.dtype, shape, maxshape, autoFlush: checkAutoFlush(o.autoFlush) };
 }
 
 /** Checks an existing array against create options (opened when dtype and frames match, as HDF5 does). */
@@ -162,6 +165,8 @@ export interface RowDatasetInit {
   fortran?: boolean;
   /** ... or in memory (C order, native), for members that cannot be read by offset. */
   memory?: TypedArray | null;
+  /** Flush by itself every so many frames / ms (DatasetOptions.autoFlush). */
+  autoFlush?: AutoFlush | null;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -196,8 +201,14 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
   #closed = false;
   #detached = false;
   #broken: CheckpointerError | null = null;
+  readonly #autoFlush: AutoFlush | null;
+  /** Frames appended since the last flush, and when that flush was. */
+  #sinceFlush = 0;
+  #flushedAt = Date.now();
+  #flushTimer: NodeJS.Timeout | null = null;
 
   protected constructor(init: RowDatasetInit) {
+    this.#autoFlush = init.autoFlush ?? null;
     this.key = Object.freeze([...init.key]);
     this.dtype = init.dtype;
     this.info = dtypeInfo(init.dtype);
@@ -232,6 +243,13 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
   protected *finish(): IoGen<void> {}
   /** Always last: gives back what the handle owns; `ok` false when the close failed or the handle broke. */
   protected abstract dispose(ok: boolean): void;
+  /** After `flush()` wrote the rows: make them survive a crash (an .npz stream commits the file). */
+  protected async persist(): Promise<void> {}
+  protected persistSync(): void {}
+  /** Whether `flush()` fsyncs the handle's own file (an .npz stream's spool is not what survives). */
+  protected get syncsOnFlush(): boolean {
+    return true;
+  }
 
   // ------------------------------------------------------------------------------ properties
 
@@ -342,6 +360,25 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     return this.host.enqueue(() => runAsync(this.#exec(jobs, after)));
   }
 
+  /** Async writes: the write lock first (in the queue, so a 'wait' does not block the event loop). */
+  #submitWrite(jobs: readonly Job[]): Promise<void> {
+    if (jobs.length === 0) return RESOLVED;
+    if (this.host.holdsWriteLock()) return this.#submit(jobs) as Promise<void>;
+    return this.host.enqueue(async () => {
+      try {
+        await this.host.acquireWriteLock();
+      } catch (err) {
+        this.#fail(err);
+      }
+      await runAsync(this.#exec(jobs));
+    });
+  }
+
+  /** Sync writes: the write lock before anything is planned (a refusal leaves the handle as it was). */
+  #lockSync(op: 'append' | 'write' | 'resize'): void {
+    if (this.refusal(op) === null && !this.#closed && !this.host.holdsWriteLock()) this.host.acquireWriteLockSync();
+  }
+
   #frame(): number[] {
     if (this.#shape.length === 0) throw new TypeError(`${this}: a 0-d dataset has no axis to append along`);
     return this.#shape.slice(1);
@@ -390,7 +427,10 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   append(frames: AppendData): Promise<void> {
     try {
-      return this.#submit(this.#planAppend(frames)) as Promise<void>;
+      const before = this.#shape[0]!;
+      const done = this.#submitWrite(this.#planAppend(frames));
+      if (!this.#autoFlushDue(this.#shape[0]! - before, true)) return done;
+      return Promise.all([done, this.flush()]).then(() => undefined);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -398,8 +438,37 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   appendSync(frames: AppendData): void {
     this.host.assertIdle();
+    this.#lockSync('append');
+    const before = this.#shape[0]!;
     const jobs = this.#planAppend(frames);
     if (jobs.length > 0) runSync(this.#exec(jobs));
+    if (this.#autoFlushDue(this.#shape[0]! - before, false)) this.flushSync();
+  }
+
+  /** Counts appended frames; whether autoFlush wants a flush now. Async use arms the `ms` timer. */
+  #autoFlushDue(count: number, async: boolean): boolean {
+    const a = this.#autoFlush;
+    if (!a || count === 0) return false;
+    this.#sinceFlush += count;
+    if ((a.frames !== undefined && this.#sinceFlush >= a.frames) || (a.ms !== undefined && Date.now() - this.#flushedAt >= a.ms)) return true;
+    if (async && a.ms !== undefined && this.#flushTimer === null) {
+      // Frames appended and then nothing more: the timer flushes them within ms (unref'd: it keeps no process alive).
+      this.#flushTimer = setTimeout(() => {
+        this.#flushTimer = null;
+        if (!this.#closed && !this.#broken && this.#sinceFlush > 0) this.flush().catch(() => undefined);
+      }, Math.max(1, a.ms - (Date.now() - this.#flushedAt)));
+      this.#flushTimer.unref();
+    }
+    return false;
+  }
+
+  #flushCounted(): void {
+    this.#sinceFlush = 0;
+    this.#flushedAt = Date.now();
+    if (this.#flushTimer !== null) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = null;
+    }
   }
 
   // ------------------------------------------------------------------------------ read
@@ -603,7 +672,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   write(selection: DatasetSelection, data: WriteData, options?: WriteOptions): Promise<void> {
     try {
-      return this.#submit(this.#planWrite(selection, data, options)) as Promise<void>;
+      return this.#submitWrite(this.#planWrite(selection, data, options));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -611,6 +680,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   writeSync(selection: DatasetSelection, data: WriteData, options?: WriteOptions): void {
     this.host.assertIdle();
+    this.#lockSync('write');
     const jobs = this.#planWrite(selection, data, options);
     if (jobs.length > 0) runSync(this.#exec(jobs));
   }
@@ -635,7 +705,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   resize(shape: readonly number[]): Promise<void> {
     try {
-      return this.#submit(this.#planResize(shape)) as Promise<void>;
+      return this.#submitWrite(this.#planResize(shape));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -643,6 +713,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   resizeSync(shape: readonly number[]): void {
     this.host.assertIdle();
+    this.#lockSync('resize');
     runSync(this.#exec(this.#planResize(shape)));
   }
 
@@ -671,13 +742,18 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     this.#assertUsable();
     const jobs: Job[] = [];
     this.#planFlush(jobs);
-    if (this.refusal('append') === null) jobs.push({ kind: 'sync' });
+    if (this.refusal('append') === null && this.syncsOnFlush) jobs.push({ kind: 'sync' });
+    this.#flushCounted();
     return jobs;
   }
 
   flush(): Promise<void> {
     try {
-      return this.#submit(this.#planSync()) as Promise<void>;
+      const jobs = this.#planSync();
+      return this.host.enqueue(async () => {
+        await runAsync(this.#exec(jobs));
+        if (!this.#detached) await this.persist();
+      });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -687,6 +763,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     this.host.assertIdle();
     const jobs = this.#planSync();
     if (jobs.length > 0) runSync(this.#exec(jobs));
+    this.persistSync();
   }
 
   /** Marks the handle closed; what it buffered becomes the last jobs. */
@@ -695,6 +772,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     if (!this.#broken) this.#planFlush(jobs);
     this.#closed = true;
     this.#buf = null;
+    this.#flushCounted();
     return jobs;
   }
 
@@ -870,14 +948,20 @@ export class NpyDataset extends RowDataset {
       const size = fd >= 0 ? fs.fstatSync(fd).size : 0;
       if (size === 0) {
         if (!spec) throw new CheckpointerKeyError(`key ${JSON.stringify(shown)} is not in the checkpoint ${file} (the .npy file is missing or empty)`, shown, file);
-        if (fd < 0) fd = fs.openSync(file, 'w+', 0o666);
         const header = encodeNpyHeader(descrOf(spec.dtype), spec.shape);
         const length = header.length + shapeSize(spec.shape) * dtypeInfo(spec.dtype).itemSize;
-        fs.ftruncateSync(fd, length);
-        fs.writeSync(fd, header, 0, header.length, 0);
+        // Created whole (temp + rename): a crash leaves no file, or one numpy loads, never a header-less one.
+        if (fd >= 0) fs.closeSync(fd);
+        fd = -1;
+        writeFileAtomicSync(file, (tmp) => {
+          fs.writeSync(tmp, header, 0, header.length, 0);
+          fs.ftruncateSync(tmp, length);
+        }, { durable: io.durable });
+        fd = fs.openSync(file, 'r+');
         io.changed(header, length);
         return new NpyDataset(io, {
           key, dtype: spec.dtype, shape: spec.shape, maxshape: spec.maxshape, fileName: file, host, fd, dataOffset: header.length,
+          autoFlush: spec.autoFlush,
         }, descrOf(spec.dtype), header.length, header[6]!, null);
       }
       const probe = new Uint8Array(Math.min(size, 4096));
@@ -912,7 +996,7 @@ export class NpyDataset extends RowDataset {
             : h.fortranOrder && h.shape.length > 1 ? 'a Fortran-order .npy is read, not changed; re-save it in C order' : null;
       return new NpyDataset(io, {
         key, dtype, shape: h.shape, maxshape, fileName: file, host, fd, dataOffset: h.headerLength,
-        swap: h.descr.swap, fortran: h.fortranOrder,
+        swap: h.descr.swap, fortran: h.fortranOrder, autoFlush: spec?.autoFlush ?? null,
       }, h.descr.descr, h.headerLength, h.version[0], why);
     } catch (err) {
       if (fd >= 0) fs.closeSync(fd);

@@ -18,7 +18,7 @@ import { fromSystemError } from '../errors';
 import { encodeNpyHeader, descrOf } from '../formats/npy';
 import { crc32, IoGen, runSync } from '../formats/zip';
 import type { DType, TypedArray } from '../values/dtype';
-import type { DatasetHost } from './types';
+import type { AutoFlush, DatasetHost } from './types';
 import { RowDataset } from './npy-dataset';
 
 // ------------------------------------------------------------------------------------ spools
@@ -95,6 +95,9 @@ export interface NpzDatasetIO {
   commit(key: readonly string[], header: Buffer, spool: Spool): void;
   /** A stream that failed: the key gets back what it held before the stream began. */
   withdraw(key: readonly string[]): void;
+  /** `flush()`: writes the checkpoint out now (atomically, every member), so the rows so far survive a crash. */
+  persist(): Promise<void>;
+  persistSync(): void;
   /** The handle is closed. */
   closed(ds: RowDataset): void;
 }
@@ -138,8 +141,11 @@ export class NpzStreamDataset extends RowDataset {
   readonly #spool: Spool;
 
   /** `spool` already holds the first `shape[0]` rows (zeros, or the member it continues). */
-  constructor(io: NpzDatasetIO, host: DatasetHost, key: readonly string[], dtype: DType, shape: readonly number[], maxshape: readonly (number | null)[], spool: Spool) {
-    super({ key, dtype, shape, maxshape, fileName: io.fileName, host, fd: spool.fd, dataOffset: 0 });
+  constructor(
+    io: NpzDatasetIO, host: DatasetHost, key: readonly string[], dtype: DType, shape: readonly number[], maxshape: readonly (number | null)[], spool: Spool,
+    autoFlush: AutoFlush | null = null,
+  ) {
+    super({ key, dtype, shape, maxshape, fileName: io.fileName, host, fd: spool.fd, dataOffset: 0, autoFlush });
     this.#io = io;
     this.#spool = spool;
     this.published(); // has/keys see the key from the start
@@ -167,6 +173,22 @@ export class NpzStreamDataset extends RowDataset {
 
   protected override *finish(): IoGen<void> {
     this.published();
+  }
+
+  // A zip cannot grow in place safely (its directory is at the end): a flush rewrites the whole
+  // file through the atomic writer, copying the other members' bytes and the spool. O(file size).
+  protected override get syncsOnFlush(): boolean {
+    return false;
+  }
+
+  protected override async persist(): Promise<void> {
+    this.published();
+    await this.#io.persist();
+  }
+
+  protected override persistSync(): void {
+    this.published();
+    this.#io.persistSync();
   }
 
   protected dispose(ok: boolean): void {

@@ -34,6 +34,30 @@ export interface DatasetOptions {
   shuffle?: boolean;
   /** Value of elements never written (h5py's `fillvalue`). */
   fillValue?: number | bigint | boolean;
+  /**
+   * Flush by itself (as `flush()` does) every `frames` appended frames and/or once `ms` ms have
+   * passed since the last flush: a bound on what a crash can cost. `ms` is checked at each append,
+   * and by a timer for handles used through the async API. On `.npz` each flush rewrites the file.
+   */
+  autoFlush?: AutoFlush | null;
+}
+
+/** See `DatasetOptions.autoFlush`: at least one of the two, each a positive number. */
+export interface AutoFlush {
+  frames?: number;
+  ms?: number;
+}
+
+/** Checks an `autoFlush` option; null when none was given. */
+export function checkAutoFlush(a: AutoFlush | null | undefined): AutoFlush | null {
+  if (a === undefined || a === null) return null;
+  if (typeof a !== 'object') throw new TypeError(`autoFlush must be { frames?, ms? }, got ${JSON.stringify(a)}`);
+  for (const k of ['frames', 'ms'] as const) {
+    const v = a[k];
+    if (v !== undefined && !(typeof v === 'number' && v > 0 && Number.isFinite(v))) throw new RangeError(`autoFlush.${k} must be a positive number, got ${JSON.stringify(v)}`);
+  }
+  if (a.frames === undefined && a.ms === undefined) throw new TypeError('autoFlush needs frames, ms or both');
+  return { frames: a.frames, ms: a.ms };
 }
 
 /**
@@ -141,4 +165,13 @@ export interface DatasetHost {
   release(ds: Dataset): Promise<void>;
   /** Sync twin of `release`, called from a sync call. */
   releaseSync(ds: Dataset): void;
+  /**
+   * Takes the checkpointer's write lock (idempotent in a session; ERR_LOCKED, ERR_CONFLICT,
+   * ERR_NOT_WRITABLE): a handle calls it, from inside a queued task, before it first writes.
+   */
+  acquireWriteLock(): Promise<void>;
+  /** Sync twin of `acquireWriteLock`, called from a sync call before it plans its writes. */
+  acquireWriteLockSync(): void;
+  /** Whether the session holds the write lock already (or the checkpointer has no file to lock). */
+  holdsWriteLock(): boolean;
 }

@@ -13,9 +13,19 @@ export interface AtomicWriteOptions {
   durable?: boolean;
 }
 
+/**
+ * A fresh temp name beside `file`: `.<base>.<pid>.<hex>.tmp`. The pid lets the next writer (holding
+ * the lock, see ./lock) tell a killed writer's leftovers from a live one's work in progress.
+ */
 export function tempNameFor(file: string): string {
   const dir = path.dirname(file);
   return path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** Whether `name` (a file name in `file`'s directory) is one of `tempNameFor(file)`'s names. */
+export function isTempNameFor(file: string, name: string): boolean {
+  const prefix = `.${path.basename(file)}.`;
+  return name.startsWith(prefix) && name.endsWith('.tmp') && /^\d+\.[0-9a-f]+$/.test(name.slice(prefix.length, -4));
 }
 
 /** Refuses to replace a file that has no write bits (even as root, where access() says yes). */
@@ -107,6 +117,23 @@ export async function writeFileAtomic(
       await dir.close();
     }
   }
+}
+
+/**
+ * What identifies a file's current version: device, inode, size, mtime and ctime (ns), or
+ * 'absent'. A writer that replaced the file (rename) or changed it in place changes it.
+ */
+export function fileStampSync(file: string): string {
+  try {
+    return stampOf(fs.statSync(file, { bigint: true }));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw fromSystemError(err, file, 'read');
+  }
+}
+
+export function stampOf(st: fs.BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
 /** Reads a whole file, or returns null when it does not exist. Errors become CheckpointerErrors. */
