@@ -15,7 +15,8 @@ const dir = tempDir();
 let n = 0;
 const fresh = (): string => path.join(dir, `c${n++}.h5`);
 const LIB = JSON.stringify(path.resolve(__dirname, '..', 'lib', 'index.js'));
-const leftovers = (file: string): string[] => fs.readdirSync(path.dirname(file)).filter((f) => f.startsWith(`.${path.basename(file)}.`));
+/** Files beside `file` that belong to it (shadows `.tmp`, the write lock's claim `.lock`), or only those ending in `ext`. */
+const leftovers = (file: string, ext = ''): string[] => fs.readdirSync(path.dirname(file)).filter((f) => f.startsWith(`.${path.basename(file)}.`) && f.endsWith(ext));
 
 function values(v: unknown): number[] {
   return [...((v as NDArray).data as Float64Array)];
@@ -31,7 +32,7 @@ describe('HDF5 commits through a shadow file', () => {
     await w.open();
     await w.set('a', 2);
     await w.set('b', ndarray(new Float64Array([1, 2, 3]), [3]));
-    assert.equal(leftovers(file).length, 1, 'the session writes one shadow beside the file');
+    assert.equal(leftovers(file, '.tmp').length, 1, 'the session writes one shadow beside the file');
     const r = new HDF5Checkpointer(file);
     r.withSync((c) => {
       assert.equal(c.getSync('a'), 1);
@@ -155,13 +156,39 @@ const chk = new HDF5Checkpointer(${JSON.stringify(file)});
     });
   });
 
+  it('autoFlush: { frames } commits every so many frames, so a SIGKILL loses at most the frames since', async () => {
+    const file = fresh();
+    const script = `
+const { HDF5Checkpointer } = require(${LIB});
+const chk = new HDF5Checkpointer(${JSON.stringify(file)});
+(async () => {
+  const ds = await chk.dataset('traj', { dtype: 'float32', shape: [0, 3], autoFlush: { frames: 100 } });
+  for (let i = 0; i < 250; i++) await ds.append(new Float32Array(3).fill(i));
+  const sync = new HDF5Checkpointer(${JSON.stringify(file + '2')}).datasetSync('t', { dtype: 'int32', shape: [0], autoFlush: { frames: 7 } });
+  for (let i = 0; i < 30; i++) sync.appendSync(new Int32Array([i]));
+  process.stdout.write('appended\\n');
+  setInterval(() => {}, 1000);
+})();`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('appended')) resolve(); }));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const shapes = await new HDF5Checkpointer(file).with(async (r) => {
+      const ds = await r.dataset('traj');
+      const all = (await ds.read()) as NDArray;
+      return [ds.shape[0], (all.data as Float32Array)[199 * 3]];
+    });
+    assert.deepEqual(shapes, [200, 199]);
+    assert.deepEqual(new HDF5Checkpointer(`${file}2`).withSync((r) => values(r.getSync('t')).length), 28);
+  });
+
   it('inPlace: true writes the file itself (no shadow); the default does not', () => {
     const file = fresh();
     const c = new HDF5Checkpointer(file, { inPlace: true });
     c.openSync();
     c.setSync('a', 1);
     assert.equal(fs.existsSync(file), true);
-    assert.deepEqual(leftovers(file), []);
+    assert.deepEqual(leftovers(file, '.tmp'), []);
     c.closeSync();
     assert.equal(new HDF5Checkpointer(file).withSync((r) => r.getSync('a')), 1);
   });

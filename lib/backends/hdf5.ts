@@ -25,6 +25,7 @@ import { describeKey } from '../values/model';
 import { checkKeyNames, RESERVED_PREFIX } from '../values/names';
 import { closeFile, exec, flushFile, H5Gen, openFile, runAsync, runSync, writeFailure } from './hdf5-calls';
 import { beginShadow, commitShadow, discardShadow } from './hdf5-shadow';
+import { fileStampSync } from '../io/atomic';
 import { createOps, isReserved, joinPath, LayoutReader, PlannedNode, planValue, toH5Path, walkOp } from './hdf5-layout';
 import { HDF5Dataset, HDF5DatasetCore, HDF5DatasetIO } from '../dataset/hdf5-dataset';
 import type { DatasetHost, DatasetOptions } from '../dataset/types';
@@ -53,6 +54,8 @@ export interface HDF5Stream {
   writable: boolean;
   /** The shadow file the session writes (null: nothing written yet, or writing in place). */
   shadow: string | null;
+  /** The file's version when the session opened it (fileStampSync), to notice another writer's commit. */
+  stamp: string | null;
   /** Dataset cores by path: one per dataset, shared by its handles. */
   datasets: Map<string, HDF5DatasetCore>;
 }
@@ -111,7 +114,8 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   // ------------------------------------------------------------------ open / close
 
   *#open(): H5Gen<HDF5Stream> {
-    const s: HDF5Stream = { file: null, writable: false, shadow: null, datasets: new Map() };
+    // The stamp is taken before the open: a commit in between looks like a change (a harmless reload), never the reverse.
+    const s: HDF5Stream = { file: null, writable: false, shadow: null, stamp: fileStampSync(this.#path), datasets: new Map() };
     if (!hasContent(this.#path)) return s;
     try {
       s.file = yield* openFile(this.#path, 'r');
@@ -125,6 +129,8 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   /** The file's writer died with it open: the session continues in a shadow with the flags cleared. */
   *#recoverInto(s: HDF5Stream): H5Gen<void> {
     this.#assertWritable();
+    // Recovering writes the file: one writer at a time (an explicit, rare call: the sync lock is fine here).
+    this.acquireWriteLockSync();
     const { shadow } = yield* beginShadow(this.#path);
     try {
       s.file = yield* openFile(shadow, 'recover');
@@ -178,6 +184,10 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
       throw failure;
     }
     if (reopen) s.file = yield* openFile(this.#path, 'r');
+  }
+
+  override fileChangedSince(s: HDF5Stream): boolean {
+    return fileStampSync(this.#path) !== s.stamp;
   }
 
   protected override commitAtExitSync(s: HDF5Stream): void {
