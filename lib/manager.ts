@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import type { Checkpointer } from './checkpointer';
 import { fromFile } from './factory';
 import { CheckpointerError, CheckpointerKeyError, fromSystemError } from './errors';
+import { acquireWriteLock, LockMode, WriteLock } from './io/lock';
 
 export type StepFormat = 'h5' | 'npz' | 'json';
 
@@ -166,6 +167,9 @@ function asStepError(err: unknown, file: string): CheckpointerError {
   });
 }
 
+/** The name the directory's write lock is taken on (its claim files are `.manager.<pid>.<hex>.lock`). */
+const DIRECTORY_LOCK = 'manager';
+
 export class CheckpointManager extends EventEmitter<CheckpointManagerEvents> {
   /** The directory of the step files. */
   readonly directory: string;
@@ -180,6 +184,8 @@ export class CheckpointManager extends EventEmitter<CheckpointManagerEvents> {
   /** Saves and restores run one at a time, in call order. */
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** The directory's write lock (one saving manager per directory), taken at the first save, given back at close. */
+  #dirLock: WriteLock | null = null;
 
   constructor(directory: string, options: CheckpointManagerOptions = {}) {
     super();
@@ -298,6 +304,9 @@ export class CheckpointManager extends EventEmitter<CheckpointManagerEvents> {
     await fs.promises.mkdir(this.directory, { recursive: true }).catch((err: unknown) => {
       throw fromSystemError(err, final, 'write');
     });
+    // Two managers saving and pruning one directory would undo each other's steps: one at a time.
+    const { lock, timeoutMs } = this.#checkpointerOptions as { lock?: LockMode; timeoutMs?: number };
+    this.#dirLock ??= await acquireWriteLock(path.join(this.directory, DIRECTORY_LOCK), this, { mode: lock, timeoutMs });
     const tmp = path.join(this.directory, `.ckpt-partial.${path.basename(final, `.${this.format}`)}.${process.pid}.${randomBytes(4).toString('hex')}.${this.format}`);
     try {
       await fromFile(tmp, this.#checkpointerOptions).with(async (c) => {
@@ -456,6 +465,8 @@ export class CheckpointManager extends EventEmitter<CheckpointManagerEvents> {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#queue;
+    this.#dirLock?.release();
+    this.#dirLock = null;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

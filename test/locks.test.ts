@@ -196,14 +196,21 @@ describe('write locks: across processes', () => {
 const { Checkpointer } = require(${entry});
 const chk = Checkpointer.fromFile(${JSON.stringify(file)});
 while (Date.now() < ${startAt}) {}
+// Each process marks its attempt; the winner holds the lock until all four have tried (a slow
+// start on a loaded machine must not turn a later try into a second, sequential, win).
+const fs = require('fs');
+const marks = ${JSON.stringify(file)} + '.attempts';
+const tried = () => fs.appendFileSync(marks, 'x');
 try {
   chk.openSync();
   chk.setSync('winner', process.pid);
-  const until = Date.now() + 600;
-  while (Date.now() < until) {}
+  tried();
+  const until = Date.now() + 20000;
+  while (Date.now() < until && fs.readFileSync(marks, 'utf8').length < 4) {}
   chk.closeSync();
   process.stdout.write('won');
 } catch (err) {
+  tried();
   process.stdout.write(err.code);
 }`;
     const results = await Promise.all([0, 1, 2, 3].map(() => new Promise<string>((resolve) => {
@@ -214,6 +221,7 @@ try {
     })));
     assert.equal(results.filter((r) => r === 'won').length, 1, results.join(', '));
     assert.equal(results.filter((r) => r === 'ERR_LOCKED').length, 3, results.join(', '));
+    fs.rmSync(`${file}.attempts`);
     assert.deepEqual(sideFiles(file), [], 'the stale claim is gone');
   });
 

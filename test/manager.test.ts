@@ -17,6 +17,8 @@ import { tempDir } from './helpers/python';
 const root = tempDir('checkpointer-manager-');
 let n = 0;
 const freshDir = (): string => path.join(root, `m${n++}`);
+/** The directory's files, without the write lock's claim of a manager still open (`.manager.<pid>.<hex>.lock`). */
+const listing = (dir: string): string[] => fs.readdirSync(dir).filter((f) => !f.endsWith('.lock')).sort();
 
 const hdf5Loads = ((): boolean => {
   try {
@@ -73,7 +75,7 @@ for (const format of FORMATS) {
       await mgr.save(1200, stateOf(1200), { metadata: { loss: 0.25, tags: ['warm'], nested: { ok: true } } });
       await mgr.save(7, stateOf(7));
       await mgr.save(100_000_000, stateOf(100_000_000)); // more than 8 digits still parses
-      const names = fs.readdirSync(dir).filter((f) => !f.endsWith('.meta.json')).sort();
+      const names = listing(dir).filter((f) => !f.endsWith('.meta.json'));
       assert.deepEqual(names, [`step_00000007.${format}`, `step_00001200.${format}`, `step_100000000.${format}`]);
       assert.deepEqual(mgr.steps(), [7, 1200, 100_000_000]);
       assert.equal(mgr.latestStep(), 100_000_000);
@@ -119,7 +121,7 @@ for (const format of FORMATS) {
       await saveSteps(mgr, [1, 2, 3, 4, 5]);
       assert.deepEqual(pruned, [1, 2, 3]);
       assert.deepEqual(mgr.steps(), [4, 5]);
-      assert.deepEqual(fs.readdirSync(dir).sort(), [
+      assert.deepEqual(listing(dir), [
         `step_00000004.${format}`, `step_00000004.${format}.meta.json`, `step_00000005.${format}`, `step_00000005.${format}.meta.json`,
       ]);
     });
@@ -158,7 +160,7 @@ for (const format of FORMATS) {
       await mgr.save(10, stateOf(11), { metadata: { loss: 2 }, overwrite: true });
       assertState(await mgr.restore(10), 11);
       assert.deepEqual(mgr.metadata(10), { loss: 2 });
-      assert.deepEqual(fs.readdirSync(dir).sort(), [`step_00000010.${format}`, `step_00000010.${format}.meta.json`]);
+      assert.deepEqual(listing(dir), [`step_00000010.${format}`, `step_00000010.${format}.meta.json`]);
     });
 
     it('refuses bad steps, states and metadata before writing anything', async () => {
@@ -173,7 +175,7 @@ for (const format of FORMATS) {
       assert.throws(() => mgr.save(1, {}, { metadata: { when: new Date() } as never }), TypeError);
       // A value the format refuses fails the save; no step and no temporary file remain.
       await assert.rejects(mgr.save(1, { bad: () => 1 }));
-      assert.deepEqual(fs.existsSync(dir) ? fs.readdirSync(dir) : [], []);
+      assert.deepEqual(fs.existsSync(dir) ? listing(dir) : [], []);
       assert.throws(() => new CheckpointManager(dir, { keep: 0 }), RangeError);
       assert.throws(() => new CheckpointManager(dir, { format: 'npy' as StepFormat }), TypeError);
       assert.throws(() => new CheckpointManager(dir, { bestBy: { metric: 'loss' } as never }), TypeError);
@@ -308,3 +310,24 @@ const state = (step) => ({
   await exited;
   return { sawPartial: fs.readdirSync(dir).some((f) => f.includes('ckpt-partial')) };
 }
+
+describe('CheckpointManager: one saving manager per directory', () => {
+  it('a second manager saving into the directory gets ERR_LOCKED until the first closes; lock: wait waits', async () => {
+    const dir = freshDir();
+    const a = new CheckpointManager(dir, { format: 'json' });
+    await a.save(1, stateOf(1));
+    const b = new CheckpointManager(dir, { format: 'json' });
+    await assert.rejects(b.save(2, stateOf(2)), { code: 'ERR_LOCKED' });
+    assert.deepEqual(b.steps(), [1], 'readers of the directory are not locked out');
+    const c = new CheckpointManager(dir, { format: 'json', lock: 'wait', timeoutMs: 5000 });
+    const waiting = c.save(3, stateOf(3));
+    await new Promise((r) => setTimeout(r, 50));
+    await a.close();
+    await waiting;
+    await c.close();
+    await b.save(2, stateOf(2));
+    await b.close();
+    assert.deepEqual(b.steps(), [1, 2, 3]);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.lock')), [], 'claims are given back at close');
+  });
+});
