@@ -45,9 +45,10 @@ export interface KillStats {
   nextWriterBlocked: number;
   /** Writers that stopped with an error of their own instead of being killed. */
   writerErrors: number;
+  /** Distinct temp/spool/shadow files found beside the file right after a kill, and their size then. */
   leftoversAfterKill: number;
   leftoverBytesAfterKill: number;
-  /** Stale files still there after the next writer's commit (lock files excluded). */
+  /** Distinct stale files still there after the next writer's commit (lock files excluded). */
   leftoversAfterNextWriter: number;
   byMode: Record<string, { kills: number; damaged: number }>;
   /** The first few problems, for the report. */
@@ -72,6 +73,8 @@ export async function runKillCampaign(subject: KillSubject, kills: number, seed:
   const note = (msg: string) => {
     if (s.examples.length < 6) s.examples.push(msg);
   };
+  const staleAfterKill = new Set<string>();
+  const staleAfterNext = new Set<string>();
   let fresh = true;
   for (let trial = 0; trial < kills; trial++) {
     if (fresh || subject.loop === 'append' || rand() < 0.25) {
@@ -107,9 +110,13 @@ export async function runKillCampaign(subject: KillSubject, kills: number, seed:
     s.kills++;
     const byMode = (s.byMode[mode] ??= { kills: 0, damaged: 0 });
     byMode.kills++;
-    const after = leftovers(dir, [base]);
-    s.leftoversAfterKill += after.names.length;
-    s.leftoverBytesAfterKill += after.bytes;
+    // Each stale file counts once, however many later trials still find it.
+    for (const name of leftovers(dir, [base]).names) {
+      if (staleAfterKill.has(name)) continue;
+      staleAfterKill.add(name);
+      s.leftoversAfterKill++;
+      s.leftoverBytesAfterKill += fileSize(path.join(dir, name));
+    }
 
     const vcfg: VerifyConfig = { loop: subject.loop, file, log, maxLength: subject.maxLength, width: 256, phase: 'check' };
     const v = await subject.runVerifier(vcfg);
@@ -151,10 +158,22 @@ export async function runKillCampaign(subject: KillSubject, kills: number, seed:
       note(`trial ${trial} (${mode}): the next writer failed: ${r.nextWriterError}`);
     }
     if (damaged) byMode.damaged++;
-    s.leftoversAfterNextWriter += leftovers(dir, [base]).names.filter((n) => !LOCK_FILE.test(n)).length;
+    for (const name of leftovers(dir, [base]).names) {
+      if (LOCK_FILE.test(name) || staleAfterNext.has(name)) continue;
+      staleAfterNext.add(name);
+      s.leftoversAfterNextWriter++;
+    }
     fresh = damaged;
   }
   return s;
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
 }
 
 function lastJsonLine(log: string): { committed: number } | null {
