@@ -95,11 +95,11 @@ async function inProcess(cfg: WriterChildConfig, out: WriterChildResult): Promis
       continue;
     }
     // A writer that met ERR_LOCKED (or another error) sits out the rest of the round.
-    const out_ = [false, false];
+    const satOut = [false, false];
     const tags: (string | null)[] = [null, null];
     for (const step of order) {
       const w = step.endsWith('A') ? 0 : 1;
-      if (out_[w]) continue;
+      if (satOut[w]) continue;
       const c = chks[w]!;
       try {
         if (step.startsWith('open')) await c.open();
@@ -109,7 +109,7 @@ async function inProcess(cfg: WriterChildConfig, out: WriterChildResult): Promis
           if (tags[w]) out.committed.push(tags[w]!);
         }
       } catch (err) {
-        out_[w] = true;
+        satOut[w] = true;
         if (isLocked(err)) out.locked++;
         else out.errors.push(`${step}: ${describe(err)}`);
         // Give the scope back if it was opened, without counting this writer's commit.
