@@ -633,7 +633,14 @@ export class HDF5DatasetCore {
   }
 
   #allocate(elements: number): TypedArray {
-    return allocateForRead(this.dtype, elements * this.#info.lanes);
+    try {
+      return allocateForRead(this.dtype, elements * this.#info.lanes);
+    } catch (err) {
+      // A stored extent (damaged or sparse) can claim more than one array holds.
+      throw new CheckpointerError(`${this}: cannot allocate ${elements * this.#info.itemSize} bytes for the read (${(err as Error).message}); read it in slices`, {
+        code: 'ERR_TOO_LARGE', cause: err,
+      });
+    }
   }
 
   read(selection?: DatasetSelection): Promise<NDArray> {
