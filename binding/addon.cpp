@@ -606,7 +606,7 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
 }
 
 // verifyFileSync(path, {skip, progressFd, fileSize, maxUnwrittenChunks}): h5verify.h. Only for the
-// verifier's child process (lib/backends/hdf5-verify-child.ts): it writes to `progressFd` itself.
+// verifier's child process (lib/backends/hdf5-verify.ts): it writes to `progressFd` itself.
 Napi::Value VerifyFileSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = argString(info, 0, "path");

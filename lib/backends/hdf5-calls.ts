@@ -12,7 +12,9 @@ import {
   AttrEntry, AttrValue, FileOp, H5Dataset, H5File, Hyperslab, loadNative, NativeError, OpenMode, OpResult, stableArray,
 } from '../native';
 import type { TypedArray } from '../values/dtype';
-import { assertOpenable, attachReport, DamageReport, guardOps, guardPath, readFailure, readsOnly, trustAfterWrite, verification } from './hdf5-verify';
+import {
+  assertOpenable, attachDataset, attachReport, DamageReport, guardDatasetRead, guardOps, guardPath, readFailure, readsOnly, trustAfterWrite, verification,
+} from './hdf5-verify';
 
 /** A native call, made either way. */
 export interface Call<T = unknown> {
@@ -115,13 +117,16 @@ export function* flushFile(file: H5File): H5Gen<void> {
 export function* openDataset(file: H5File, path: string): H5Gen<H5Dataset> {
   guardPath(file, path);
   try {
-    return yield* make({ sync: () => file.openDatasetSync(path), async: () => soon(() => file.openDataset(path)) });
+    const ds = yield* make({ sync: () => file.openDatasetSync(path), async: () => soon(() => file.openDataset(path)) });
+    attachDataset(file, ds);
+    return ds;
   } catch (err) {
     throw readFailure(err, file.path);
   }
 }
 
 export function* readInto(ds: H5Dataset, out: TypedArray, sel?: Hyperslab): H5Gen<void> {
+  guardDatasetRead(ds, sel);
   try {
     yield* readIntoUnclassified(ds, out, sel);
   } catch (err) {

@@ -242,7 +242,7 @@ export class LayoutReader {
       if (!isReserved(name)) child.set(name, node.children[i] ?? null);
     });
     const pickle = child.get('class');
-    const className = child.has('pseudopickle_protocol') && pickle?.kind === 'group' ? storedClassName(pickle) : undefined;
+    const className = child.has('pseudopickle_protocol') && pickle?.kind === 'group' ? storedClassName(pickle, path, this.file) : undefined;
     if (className !== undefined) {
       const state = child.has('state') ? this.load(child.get('state')!, joinPath(path, 'state')) : null;
       return new PendingObject(className, state);
@@ -332,15 +332,17 @@ function nest(flat: readonly string[], shape: readonly number[]): unknown {
 }
 
 /** The walk op the reader expects. */
-/** The class a pseudo-pickled object's `class` group names; undefined when it names none (an ordinary dict, as ../formats/mcutils-layout reads it). */
-function storedClassName(pickle: WalkNode & { kind: 'group' }): string | undefined {
+/** The class a pseudo-pickled object's `class` group names; a pickle that does not decode is a damaged object. */
+function storedClassName(pickle: WalkNode & { kind: 'group' }, path: string, file: string): string {
   const data = pickle.names.indexOf('pickle_data');
   const pd = data >= 0 ? pickle.children[data] : null;
   const text = pd?.kind === 'dataset' ? pd.strings?.[0] ?? '' : '';
   try {
     return displayClassName(classNameFromPickleBase64(text));
-  } catch {
-    return undefined;
+  } catch (err) {
+    throw new CheckpointerError(`${path} in ${file}: the object's class pickle does not decode (${(err as Error).message}): the file is damaged`, {
+      code: 'ERR_CHECKPOINT_CORRUPT', file, cause: err,
+    });
   }
 }
 

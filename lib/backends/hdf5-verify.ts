@@ -18,14 +18,28 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointerError } from '../errors';
-import type { FileOp, H5File, NativeError } from '../native';
+import { FileOp, H5Dataset, H5File, loadNative, NativeError } from '../native';
 
 export interface DamageReport {
   /** Damaged HDF5 paths and why; '/' is the whole file. */
   readonly damaged: ReadonlyMap<string, string>;
   /** libhdf5 crashed or looped opening the file itself: it is never opened in-process. */
   readonly unopenable?: string;
+  /** Chunked datasets with more than 2^18 unwritten chunks (sparse, or a damaged extent). */
+  readonly sparse?: ReadonlyMap<string, SparseDataset>;
 }
+
+export interface SparseDataset {
+  stored: number;
+  shape: number[];
+  chunks: number[];
+}
+
+/**
+ * Most unwritten chunks one read may cover: HDF5 fills each separately (~10 us and a chunk's
+ * memory each), so a whole read of a damaged extent took 13 s and 2 GiB.
+ */
+const MAX_UNWRITTEN_CHUNKS_READ = 2 ** 18;
 
 const TRUSTED: DamageReport = Object.freeze({ damaged: new Map<string, string>() });
 
@@ -35,7 +49,8 @@ const STALL_MS = Number(process.env.CHECKPOINTER_HDF5_VERIFY_STALL_MS) || 3000;
 const CHILD_TIMEOUT_MS = 10 * 60_000;
 /** Runs of the child per file: each one finds (at least) one more damaged object. */
 const MAX_RUNS = 8;
-const CHILD = path.join(__dirname, 'hdf5-verify-child.js');
+/** The child runs this module (see childMain at the end). */
+const CHILD = __filename;
 
 export function verificationEnabled(): boolean {
   return process.env.CHECKPOINTER_HDF5_VERIFY !== '0';
@@ -99,13 +114,14 @@ interface ChildRun {
 
 type Outcome = { done: true; report: DamageReport } | { done: false };
 
-/** What one run of the child says; `damaged` grows by what it found. */
-function interpret(run: ChildRun, damaged: Map<string, string>, runs: number): Outcome {
+/** What one run of the child says; `damaged` (and `sparse`) grow by what it found. */
+function interpret(run: ChildRun, damaged: Map<string, string>, runs: number, sparse = new Map<string, SparseDataset>()): Outcome {
+  const report = (extra: { unopenable?: string } = {}): Outcome => ({ done: true, report: { damaged, sparse, ...extra } });
   let last: string | null = null;
   let stalled: string | null = null;
   for (const text of run.stdout.split('\n')) {
     if (!text) continue;
-    let line: { enter?: string; bad?: string; why?: string; stalled?: string; done?: boolean; unopened?: string };
+    let line: { enter?: string; bad?: string; why?: string; stalled?: string; done?: boolean; unopened?: string; sparse?: string } & Partial<SparseDataset>;
     try {
       line = JSON.parse(text) as typeof line;
     } catch {
@@ -114,12 +130,15 @@ function interpret(run: ChildRun, damaged: Map<string, string>, runs: number): O
     if (line.enter !== undefined) last = line.enter;
     else if (line.bad !== undefined) damaged.set(line.bad, line.why ?? 'damaged');
     else if (line.stalled !== undefined) stalled = line.stalled;
-    else if (line.done) return { done: true, report: { damaged } };
-    else if (line.unopened !== undefined) return { done: true, report: { damaged } }; // the open itself says why
+    else if (line.sparse !== undefined) sparse.set(line.sparse, { stored: line.stored ?? 0, shape: line.shape ?? [], chunks: line.chunks ?? [] });
+    else if (line.done) return report();
+    else if (line.unopened !== undefined) return report(); // the open itself says why
   }
-  if (run.error && run.status === null && run.signal === null) {
-    // The child did not start (no node?): nothing is known, so nothing is refused.
-    return { done: true, report: { damaged } };
+  if (last === null && stalled === null && run.signal === null && run.status !== STALL_EXIT) {
+    // The verifier itself did not run (no node, a broken install): nothing is known of the file,
+    // so nothing is refused — it is read in-process as before verification existed.
+    warnOnce(`the HDF5 verifier did not run (${run.error?.message ?? `exit status ${run.status}`}); damaged files may crash this process`);
+    return report();
   }
   const how = stalled !== null
     ? `libhdf5 loops reading it (no progress for ${STALL_MS} ms)`
@@ -127,26 +146,43 @@ function interpret(run: ChildRun, damaged: Map<string, string>, runs: number): O
       ? `libhdf5 crashed reading it (${run.signal})`
       : `libhdf5 failed reading it (the verifier exited with status ${run.status})`;
   const culprit = stalled ?? last;
-  if (culprit === null) return { done: true, report: { damaged, unopenable: how } };
+  if (culprit === null) return report({ unopenable: how });
   damaged.set(culprit, how);
   if (culprit === '/' || runs >= MAX_RUNS) {
     if (culprit !== '/') damaged.set('/', `more than ${MAX_RUNS} damaged objects`);
-    return { done: true, report: { damaged } };
+    return report();
   }
   return { done: false };
 }
 
+/** The child's exit status when its watchdog found libhdf5 looping (binding/h5verify.h). */
+const STALL_EXIT = 70;
+let warned = false;
+function warnOnce(message: string): void {
+  if (warned) return;
+  warned = true;
+  process.emitWarning(message, { code: 'CHECKPOINTER_VERIFY' });
+}
+
+let runs = 0;
+/** How many times this process ran the verifier's child (tests: files written or verified here are not verified again). */
+export function verifierRuns(): number {
+  return runs;
+}
+
 function childArgs(file: string, skip: Iterable<string>): string[] {
+  runs++;
   return [CHILD, file, JSON.stringify({ skip: [...skip], stallMs: STALL_MS })];
 }
 
 function verifySync(file: string): DamageReport {
   const damaged = new Map<string, string>();
+  const sparse = new Map<string, SparseDataset>();
   for (let runs = 1; ; runs++) {
     const r = spawnSync(process.execPath, childArgs(file, damaged.keys()), {
       encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: CHILD_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 1 << 30,
     });
-    const outcome = interpret({ stdout: r.stdout ?? '', status: r.status, signal: r.signal, error: r.error }, damaged, runs);
+    const outcome = interpret({ stdout: r.stdout ?? '', status: r.status, signal: r.signal, error: r.error }, damaged, runs, sparse);
     if (outcome.done) return outcome.report;
   }
 }
@@ -177,8 +213,9 @@ function runChild(file: string, skip: Iterable<string>): Promise<ChildRun> {
 
 async function verifyAsync(file: string): Promise<DamageReport> {
   const damaged = new Map<string, string>();
+  const sparse = new Map<string, SparseDataset>();
   for (let runs = 1; ; runs++) {
-    const outcome = interpret(await runChild(file, damaged.keys()), damaged, runs);
+    const outcome = interpret(await runChild(file, damaged.keys()), damaged, runs, sparse);
     if (outcome.done) return outcome.report;
   }
 }
@@ -239,13 +276,69 @@ export function guardPath(file: H5File, p: string, subtree = false): void {
 /** The same for a batch: walks, moves and deletes touch everything below their path. */
 export function guardOps(file: H5File, ops: readonly FileOp[]): void {
   const report = reports.get(file);
-  if (!report || report.damaged.size === 0) return;
+  if (!report) return;
+  if (report.sparse?.size) {
+    for (const op of ops) if (op.op === 'read') guardSparseRead(report, file.path, op.path, op.sel);
+  }
+  if (report.damaged.size === 0) return;
   for (const op of ops) {
     if (op.op === 'reserve') continue;
     const subtree = op.op === 'walk' || op.op === 'move' || op.op === 'delete';
     const at = damagedAt(report, op.path, subtree) ?? (op.op === 'move' ? damagedAt(report, op.to, true) : undefined);
     if (at) throw refuse(file.path, at);
   }
+}
+
+/** Chunks a hyperslab (start, stride, count per axis; none = everything) of `shape` touches. */
+function chunksTouched(shape: readonly number[], chunks: readonly number[], sel?: Float64Array): number {
+  let n = 1;
+  for (let i = 0; i < shape.length; i++) {
+    const c = chunks[i] || 1;
+    let along: number;
+    if (!sel) {
+      along = Math.ceil(shape[i]! / c);
+    } else {
+      const rank = sel.length / 3;
+      const start = sel[i]!;
+      const stride = sel[rank + i]!;
+      const count = sel[2 * rank + i]!;
+      const lastEl = start + stride * (count - 1);
+      along = count === 0 ? 0 : Math.min(count, Math.floor(lastEl / c) - Math.floor(start / c) + 1);
+    }
+    n *= along;
+  }
+  return n;
+}
+
+/**
+ * Refuses a read of `p` that would make HDF5 fill more than 2^18 unwritten chunks (ERR_TOO_LARGE:
+ * read it in slices) — in a file verified here, where such datasets were found.
+ */
+function guardSparseRead(report: DamageReport | undefined, fileName: string, p: string, sel?: Float64Array): void {
+  const sp = report?.sparse?.get(p);
+  if (!sp) return;
+  const unwritten = chunksTouched(sp.shape, sp.chunks, sel) - sp.stored;
+  if (unwritten > MAX_UNWRITTEN_CHUNKS_READ) {
+    throw new CheckpointerError(
+      `${p} in ${fileName}: this read covers at least ${unwritten} chunks that were never written (extent [${sp.shape.join(', ')}], chunks of [${sp.chunks.join(', ')}], `
+      + `${sp.stored} stored): a damaged extent, or a sparse dataset; read it in smaller slices through a dataset handle`,
+      { code: 'ERR_TOO_LARGE', file: fileName },
+    );
+  }
+}
+
+const datasetReports = new WeakMap<H5Dataset, { report: DamageReport; fileName: string }>();
+
+/** A dataset opened from `file` is guarded as its file is. */
+export function attachDataset(file: H5File, ds: H5Dataset): void {
+  const report = reports.get(file);
+  if (report?.sparse?.size) datasetReports.set(ds, { report, fileName: file.path });
+}
+
+/** The read guard for a dataset handle's read. */
+export function guardDatasetRead(ds: H5Dataset, sel?: Float64Array): void {
+  const known = datasetReports.get(ds);
+  if (known) guardSparseRead(known.report, known.fileName, ds.path, sel);
 }
 
 const READ_OPS = new Set<FileOp['op']>(['walk', 'lookup', 'list', 'read', 'attrs']);
@@ -272,3 +365,24 @@ export function readFailure(err: unknown, fileName: string): unknown {
   });
   return out;
 }
+
+// ------------------------------------------------------------------------------- the child
+
+/**
+ * `node hdf5-verify.js <file> <options JSON>`: visits the file through the addon, writing JSON
+ * lines to stdout; libhdf5 may crash or loop on a damaged file here, where it costs only this
+ * process.
+ */
+function childMain(): void {
+  const [file, optionsJson] = process.argv.slice(2);
+  const opts = JSON.parse(optionsJson ?? '{}') as { skip?: string[]; maxUnwrittenChunks?: number; stallMs?: number };
+  try {
+    const fileSize = fs.statSync(file!).size;
+    loadNative().verifyFileSync(file!, { skip: opts.skip ?? [], progressFd: 1, fileSize, maxUnwrittenChunks: opts.maxUnwrittenChunks, stallMs: opts.stallMs });
+  } catch (err) {
+    // The file did not open (not HDF5, locked, ...): the caller's own open says why, in its words.
+    fs.writeSync(1, `${JSON.stringify({ unopened: String((err as Error)?.message ?? err) })}\n`);
+  }
+}
+
+if (require.main === module) childMain();

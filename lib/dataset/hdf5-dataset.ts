@@ -19,6 +19,7 @@
  * to HDF5 as one strided hyperslab (h5py's selector), read or written in one call.
  */
 import { CheckpointerError, CheckpointerKeyError } from '../errors';
+import { guardDatasetRead } from '../backends/hdf5-verify';
 import type { AttrRead, DatasetInfo, DatasetSpec, H5Dataset, H5File, Hyperslab, LookupKind } from '../native';
 import { hyperslab } from '../native';
 import {
@@ -626,7 +627,9 @@ export class HDF5DatasetCore {
   #readSync<R extends NDArray | TypedArray>(steps: Step[], ranges: AxisRange[], result: R): R {
     const ds = steps.length === 0 ? this.#current() : null;
     if (ds) {
-      ds.readSync(result instanceof NDArray ? result.data : result, this.#slab(ranges));
+      const slab = this.#slab(ranges);
+      guardDatasetRead(ds, slab); // a WeakMap miss unless the file is a verified one with sparse datasets
+      ds.readSync(result instanceof NDArray ? result.data : result, slab);
       return result;
     }
     return this.#runSync(steps, () => this.#readAndReturn(ranges, result)) as R;
