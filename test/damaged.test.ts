@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Checkpointer } from '../lib/index';
 import { hdf5Info } from '../lib/native';
-import { verifierRuns } from '../lib/backends/hdf5-verify';
+import { trustCopy, verifierRuns } from '../lib/backends/hdf5-verify';
 import { SHARED, tempDir } from './helpers/python';
 
 // CHECKPOINTER_TEST_SHARED: ../shared elsewhere than beside the checkout (a helper's clone).
@@ -173,5 +173,15 @@ describe('verification of untrusted HDF5 files', { skip: hdf5 ? false : 'no HDF5
     assert.equal(verifierRuns(), n0 + 1);
     assert.equal(Checkpointer.fromFile(other).getSync('y'), 7);
     assert.equal(verifierRuns(), n0 + 1, 'a file verified here was verified again');
+
+    // A copy made for a shadow commit is known as its original is.
+    const shadow = path.join(dir, '.other.h5.tmp.h5');
+    fs.copyFileSync(other, shadow);
+    trustCopy(other, shadow);
+    assert.equal(Checkpointer.fromFile(shadow).getSync('y'), 7);
+    assert.equal(verifierRuns(), n0 + 1, 'a trusted copy was verified');
+    fs.copyFileSync(other, path.join(dir, 'plain-copy.h5'));
+    assert.equal(Checkpointer.fromFile(path.join(dir, 'plain-copy.h5')).getSync('y'), 7);
+    assert.equal(verifierRuns(), n0 + 2, 'a copy nobody vouched for is verified');
   });
 });
