@@ -15,6 +15,7 @@
 #include "h5core.h"
 #include "h5objects.h"
 #include "h5ops.h"
+#include "h5verify.h"
 
 namespace ckpt {
 namespace {
@@ -604,6 +605,36 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// verifyFileSync(path, {skip, progressFd, fileSize, maxUnwrittenChunks}): h5verify.h. Only for the
+// verifier's child process (lib/backends/hdf5-verify.ts): it writes to `progressFd` itself.
+Napi::Value VerifyFileSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = argString(info, 0, "path");
+  if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(env, "verifyFileSync needs an options object");
+  Napi::Object o = info[1].As<Napi::Object>();
+  VerifyOptions opts;
+  Napi::Value skip = o.Get("skip");
+  if (skip.IsArray()) {
+    Napi::Array a = skip.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) opts.skip.push_back(a.Get(i).ToString().Utf8Value());
+  }
+  opts.progressFd = o.Get("progressFd").ToNumber().Int32Value();
+  opts.fileSize = static_cast<unsigned long long>(o.Get("fileSize").ToNumber().DoubleValue());
+  Napi::Value maxUnwritten = o.Get("maxUnwrittenChunks");
+  Napi::Value stallMs = o.Get("stallMs");
+  if (stallMs.IsNumber()) opts.stallMs = stallMs.As<Napi::Number>().Uint32Value();
+  if (maxUnwritten.IsNumber()) opts.maxUnwrittenChunks = static_cast<unsigned long long>(maxUnwritten.As<Napi::Number>().DoubleValue());
+  long failedOp = -1;
+  try {
+    Lock lock;
+    auto fn = [&] { verifyFile(path, opts); };
+    runGuarded(fn, &failedOp);
+  } catch (const Failure& f) {
+    throw jsError(env, f, path);
+  }
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   executor::installExitGuard();  // first: it must precede HDF5's initialisation
   std::string mismatch = versionMismatch();
@@ -627,6 +658,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("H5Dataset", dataset);
   exports.Set("H5Group", group);
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
+  exports.Set("verifyFileSync", Napi::Function::New(env, VerifyFileSync, "verifyFileSync"));
   exports.Set("hdf5Version", Napi::String::New(env, libraryVersion()));
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   exports.Set("sourceHash", CHECKPOINTER_SOURCE_HASH);  // see CMakeLists.txt

@@ -238,6 +238,23 @@ export interface NativeAddon {
   filters: Readonly<Record<HDF5FilterName, FilterSupport>>;
   /** Whether HDF5 loads filter plugins (HDF5_PLUGIN_PATH); off in the bundled build. */
   filterPlugins: boolean;
+  /**
+   * Visits every object of an untrusted file as a read would, writing JSON lines to `progressFd`
+   * (binding/h5verify.h). Only for the verifier's child process (lib/backends/hdf5-verify.ts):
+   * libhdf5 may crash or loop on a damaged file, and the watchdog ends the process.
+   */
+  verifyFileSync(path: string, opts: VerifyFileOptions): void;
+}
+
+export interface VerifyFileOptions {
+  /** HDF5 paths (with everything under them) not to visit: found damaged by an earlier run. */
+  skip: readonly string[];
+  progressFd: number;
+  /** The file's size in bytes: raw data past it is damage. */
+  fileSize: number;
+  maxUnwrittenChunks?: number;
+  /** No progress for this long ends the process (exit code 70); 0 disables the watchdog. */
+  stallMs?: number;
 }
 
 /** HDF5's built-in filters, by h5py's names. */

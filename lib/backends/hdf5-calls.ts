@@ -12,6 +12,9 @@ import {
   AttrEntry, AttrValue, FileOp, H5Dataset, H5File, Hyperslab, loadNative, NativeError, OpenMode, OpResult, stableArray,
 } from '../native';
 import type { TypedArray } from '../values/dtype';
+import {
+  assertOpenable, attachDataset, attachReport, DamageReport, guardDatasetRead, guardOps, guardPath, readFailure, readsOnly, trustAfterWrite, verification,
+} from './hdf5-verify';
 
 /** A native call, made either way. */
 export interface Call<T = unknown> {
@@ -88,11 +91,16 @@ function soon<T>(p: () => Promise<T>): Promise<T> {
 // ------------------------------------------------------------------------------------- the calls
 
 export function* exec(file: H5File, ops: readonly FileOp[]): H5Gen<OpResult[]> {
-  return yield* make({
-    sync: () => file.execSync(ops),
-    // Views of resizable or shared buffers are copied: their memory may change under the HDF5 thread.
-    async: () => soon(() => file.exec(ops.map(stableOp))),
-  });
+  guardOps(file, ops);
+  try {
+    return yield* make({
+      sync: () => file.execSync(ops),
+      // Views of resizable or shared buffers are copied: their memory may change under the HDF5 thread.
+      async: () => soon(() => file.exec(ops.map(stableOp))),
+    });
+  } catch (err) {
+    throw readsOnly(ops) ? readFailure(err, file.path) : err;
+  }
 }
 
 function stableOp(op: FileOp): FileOp {
@@ -102,7 +110,9 @@ function stableOp(op: FileOp): FileOp {
 }
 
 export function* closeFile(file: H5File): H5Gen<void> {
+  const wrote = file.writable;
   yield* make({ sync: () => file.closeSync(), async: () => soon(() => file.close()) });
+  if (wrote) trustAfterWrite(file);
 }
 
 export function* flushFile(file: H5File): H5Gen<void> {
@@ -110,10 +120,26 @@ export function* flushFile(file: H5File): H5Gen<void> {
 }
 
 export function* openDataset(file: H5File, path: string): H5Gen<H5Dataset> {
-  return yield* make({ sync: () => file.openDatasetSync(path), async: () => soon(() => file.openDataset(path)) });
+  guardPath(file, path);
+  try {
+    const ds = yield* make({ sync: () => file.openDatasetSync(path), async: () => soon(() => file.openDataset(path)) });
+    attachDataset(file, ds);
+    return ds;
+  } catch (err) {
+    throw readFailure(err, file.path);
+  }
 }
 
 export function* readInto(ds: H5Dataset, out: TypedArray, sel?: Hyperslab): H5Gen<void> {
+  guardDatasetRead(ds, sel);
+  try {
+    yield* readIntoUnclassified(ds, out, sel);
+  } catch (err) {
+    throw readFailure(err, '');
+  }
+}
+
+function* readIntoUnclassified(ds: H5Dataset, out: TypedArray, sel?: Hyperslab): H5Gen<void> {
   yield* make({
     sync: () => ds.readSync(out, sel),
     async: async () => {
@@ -141,7 +167,11 @@ export function* closeDataset(ds: H5Dataset): H5Gen<void> {
 }
 
 export function* datasetAttrs(ds: H5Dataset): H5Gen<AttrEntry[]> {
-  return yield* make({ sync: () => ds.attrsSync(), async: () => soon(() => ds.attrs()) });
+  try {
+    return yield* make({ sync: () => ds.attrsSync(), async: () => soon(() => ds.attrs()) });
+  } catch (err) {
+    throw readFailure(err, '');
+  }
 }
 
 export function* setDatasetAttr(ds: H5Dataset, name: string, value: AttrValue): H5Gen<void> {
@@ -157,11 +187,18 @@ export function* deleteDatasetAttr(ds: H5Dataset, name: string): H5Gen<void> {
 /** Opens `path`; a failure is reported as the CheckpointerError it stands for. */
 export function* openFile(path: string, mode: OpenMode): H5Gen<H5File> {
   const { H5File: File } = loadNative();
+  // A file this process did not write is verified in a child process first (./hdf5-verify).
+  const verify = mode === 'r' || mode === 'r+' ? verification(path) : null;
+  const report: DamageReport | undefined = verify ? yield* make(verify) : undefined;
+  if (report) assertOpenable(report, path);
+  let file: H5File;
   try {
-    return yield* make({ sync: () => File.openSync(path, mode), async: () => soon(() => File.open(path, mode)) });
+    file = yield* make({ sync: () => File.openSync(path, mode), async: () => soon(() => File.open(path, mode)) });
   } catch (err) {
     throw classifyOpenFailure(err, path, mode);
   }
+  attachReport(file, report);
+  return file;
 }
 
 /**

@@ -24,6 +24,7 @@ import { NDArray } from '../values/ndarray';
 import { classify } from '../values/model';
 import { checkName, RESERVED_PREFIX } from '../values/names';
 import { reviveObject } from '../values/registry';
+import { readFailure } from './hdf5-verify';
 
 export const LIST_ITEM = '_list_item_';
 export const LIST_COUNT = '_list_numitems';
@@ -216,7 +217,7 @@ export class LayoutReader {
     switch (node.kind) {
       case 'group': return this.#group(node, path);
       case 'dataset': return this.#dataset(node.info, node, path);
-      case 'error': throw node.error;
+      case 'error': throw readFailure(node.error, this.file);
       case 'link':
         throw new CheckpointerError(`${path} in ${this.file} is a${node.linkType === 'external' ? 'n' : ''} ${node.linkType === 'datatype' ? 'committed datatype' : `${node.linkType} link`}, neither a group nor a dataset`, {
           code: 'ERR_UNSUPPORTED_DTYPE', file: this.file,
@@ -241,11 +242,8 @@ export class LayoutReader {
       if (!isReserved(name)) child.set(name, node.children[i] ?? null);
     });
     const pickle = child.get('class');
-    if (child.has('pseudopickle_protocol') && pickle?.kind === 'group') {
-      const data = pickle.names.indexOf('pickle_data');
-      const pd = data >= 0 ? pickle.children[data] : null;
-      const text = pd?.kind === 'dataset' ? pd.strings?.[0] ?? '' : '';
-      const className = displayClassName(classNameFromPickleBase64(text));
+    const className = child.has('pseudopickle_protocol') && pickle?.kind === 'group' ? storedClassName(pickle, path, this.file) : undefined;
+    if (className !== undefined) {
       const state = child.has('state') ? this.load(child.get('state')!, joinPath(path, 'state')) : null;
       return new PendingObject(className, state);
     }
@@ -334,6 +332,20 @@ function nest(flat: readonly string[], shape: readonly number[]): unknown {
 }
 
 /** The walk op the reader expects. */
+/** The class a pseudo-pickled object's `class` group names; a pickle that does not decode is a damaged object. */
+function storedClassName(pickle: WalkNode & { kind: 'group' }, path: string, file: string): string {
+  const data = pickle.names.indexOf('pickle_data');
+  const pd = data >= 0 ? pickle.children[data] : null;
+  const text = pd?.kind === 'dataset' ? pd.strings?.[0] ?? '' : '';
+  try {
+    return displayClassName(classNameFromPickleBase64(text));
+  } catch (err) {
+    throw new CheckpointerError(`${path} in ${file}: the object's class pickle does not decode (${(err as Error).message}): the file is damaged`, {
+      code: 'ERR_CHECKPOINT_CORRUPT', file, cause: err,
+    });
+  }
+}
+
 export function walkOp(path: string): FileOp {
   return { op: 'walk', path, inlineBytes: INLINE_BYTES, inlineTotal: INLINE_TOTAL };
 }

@@ -432,6 +432,10 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     const file = this.#s().file;
     if (!file) return [];
     const [names] = yield* exec(file, [{ op: 'list', path: '/' }]);
+    // HDF5 never creates an empty link name: the root's link table is damaged.
+    if ((names as string[]).includes('')) {
+      throw new CheckpointerError(`${this.#path} is damaged: a link of its root group has an empty name`, { code: 'ERR_CHECKPOINT_CORRUPT', file: this.#path });
+    }
     return (names as string[]).filter((n) => !isReserved(n));
   }
 

@@ -12,6 +12,7 @@ import { fileStampSync, readFileIfExists, readFileIfExistsSync, writeFileAtomic,
 import { JsonNode, parseJson, stringifyJson } from '../formats/json-text';
 import { decodeJsonValue, encodeJsonValue } from '../formats/json-values';
 import { pathDelete, pathGet, pathHas, pathSet } from '../values/tree';
+import { describeKey } from '../values/model';
 
 export interface JSONCheckpointerOptions extends CheckpointerOptions {
   /** fsync before the atomic rename (default true). */
@@ -109,7 +110,15 @@ export class JSONCheckpointer extends Checkpointer<JSONDocument> {
   }
 
   loadParameterSync(key: string[]): unknown {
-    return decodeJsonValue(pathGet(this.#doc().root, key, this.#file) as JsonNode);
+    const node = pathGet(this.#doc().root, key, this.#file) as JsonNode;
+    try {
+      return decodeJsonValue(node);
+    } catch (err) {
+      if (err instanceof CheckpointerError && err.file === undefined) {
+        throw new CheckpointerError(`${this.#file}: key ${describeKey(key.length === 1 ? key[0] : key)}: ${err.message}`, { code: err.code, file: this.#file, cause: err });
+      }
+      throw err;
+    }
   }
 
   hasParameterSync(key: string[]): boolean {

@@ -550,7 +550,14 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   }
 
   listKeysSync(): string[] {
-    return [...this.#s().groups.keys()];
+    const keys = [...this.#s().groups.keys()];
+    // numpy.savez(**{'': a}) writes a member ".npy": a key no call here can name, so not one to list.
+    if (keys.includes('')) {
+      throw new CheckpointerError(`${this.checkpointFile}: a member has an empty key name (".npy"), which no key here can address; read the file with numpy`, {
+        code: 'ERR_UNSUPPORTED_VALUE', file: this.checkpointFile ?? undefined,
+      });
+    }
+    return keys;
   }
 
   // ------------------------------------------------------------------ dataset handles

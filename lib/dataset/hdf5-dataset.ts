@@ -19,6 +19,7 @@
  * to HDF5 as one strided hyperslab (h5py's selector), read or written in one call.
  */
 import { CheckpointerError, CheckpointerKeyError } from '../errors';
+import { guardDatasetRead } from '../backends/hdf5-verify';
 import type { AttrRead, DatasetInfo, DatasetSpec, H5Dataset, H5File, Hyperslab, LookupKind } from '../native';
 import { hyperslab } from '../native';
 import {
@@ -668,14 +669,23 @@ export class HDF5DatasetCore {
   #readSync<R extends NDArray | TypedArray>(steps: Step[], ranges: AxisRange[], result: R): R {
     const ds = steps.length === 0 ? this.#current() : null;
     if (ds) {
-      ds.readSync(result instanceof NDArray ? result.data : result, this.#slab(ranges));
+      const slab = this.#slab(ranges);
+      guardDatasetRead(ds, slab); // a WeakMap miss unless the file is a verified one with sparse datasets
+      ds.readSync(result instanceof NDArray ? result.data : result, slab);
       return result;
     }
     return this.#runSync(steps, () => this.#readAndReturn(ranges, result)) as R;
   }
 
   #allocate(elements: number): TypedArray {
-    return allocateForRead(this.dtype, elements * this.#info.lanes);
+    try {
+      return allocateForRead(this.dtype, elements * this.#info.lanes);
+    } catch (err) {
+      // A stored extent (damaged or sparse) can claim more than one array holds.
+      throw new CheckpointerError(`${this}: cannot allocate ${elements * this.#info.itemSize} bytes for the read (${(err as Error).message}); read it in slices`, {
+        code: 'ERR_TOO_LARGE', cause: err,
+      });
+    }
   }
 
   read(selection?: DatasetSelection): Promise<NDArray> {

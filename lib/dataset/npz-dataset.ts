@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fromSystemError } from '../errors';
+import { CheckpointerError, fromSystemError } from '../errors';
 import { encodeNpyHeader, descrOf } from '../formats/npy';
 import { crc32, IoGen, runSync } from '../formats/zip';
 import type { DType, TypedArray } from '../values/dtype';
@@ -75,7 +75,7 @@ export function* copyIntoSpool(spool: Spool, fd: number, position: number, lengt
   for (let done = 0; done < length;) {
     const part = chunk.subarray(0, Math.min(chunk.length, length - done));
     const n = (yield { op: 'read', fd, buffer: part, position: position + done }) as number;
-    if (n !== part.length) throw new Error('member data is truncated');
+    if (n !== part.length) throw new CheckpointerError('member data is truncated', { code: 'ERR_CHECKPOINT_CORRUPT' });
     yield { op: 'write', fd: spool.fd, buffer: part, position: spool.length };
     spool.crc = crc32(part, spool.crc);
     spool.length += part.length;

@@ -3,6 +3,7 @@
  * `tolist()` gives them (bool → true/false, complex → [re, im], 64-bit ints exact), dicts and Maps
  * become objects, registered class instances become pseudo-pickled objects.
  */
+import { CheckpointerError } from '../errors';
 import { dtypeOfTypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { classify } from '../values/model';
@@ -44,14 +45,20 @@ export function encodeJsonValue(value: unknown): JsonNode {
 }
 
 /** Decodes a JSON tree into fresh JS values (a copy: callers may mutate what they get). */
-export function decodeJsonValue(node: JsonNode): unknown {
+export function decodeJsonValue(node: JsonNode, depth = 0): unknown {
   if (node === null || typeof node !== 'object') return node;
-  if (Array.isArray(node)) return node.map((n) => decodeJsonValue(n));
+  // Recursion, like the writer's: refused before the stack overflows (a RangeError).
+  if (depth >= MAX_DECODE_DEPTH) {
+    throw new CheckpointerError(`the value is nested deeper than ${MAX_DECODE_DEPTH} lists or dicts, more than this reader follows`, { code: 'ERR_UNSUPPORTED_VALUE' });
+  }
+  if (Array.isArray(node)) return node.map((n) => decodeJsonValue(n, depth + 1));
   const obj = decodePseudoPickleJson(node);
-  if (obj) return reviveObject(obj.className, decodeJsonValue(obj.state as JsonNode));
+  if (obj) return reviveObject(obj.className, decodeJsonValue(obj.state as JsonNode, depth + 1));
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(node)) {
-    Object.defineProperty(out, k, { value: decodeJsonValue(node[k]!), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, k, { value: decodeJsonValue(node[k]!, depth + 1), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
+
+const MAX_DECODE_DEPTH = 1000;

@@ -292,6 +292,8 @@ const ZIP_FILECOUNT_LIMIT = 0xffff;
 
 export interface ZipEntry {
   name: string;
+  /** The name's bytes in the central directory: its local header must repeat them (zipfile checks it too). */
+  rawName?: Uint8Array;
   flags: number;
   method: number;
   crc32: number;
@@ -408,7 +410,8 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
     let offset = v.getUint32(p + 42, true);
     const end = p + CENTRAL_SIZE + nameLen + extraLen + commentLen;
     if (end > cdSize) throw corrupt('central directory entry runs past the directory');
-    const name = decodeName(cd.subarray(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen), flags);
+    const rawName = cd.slice(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen);
+    const name = decodeName(rawName, flags);
     // ZIP64 extra field (id 1): only the fields whose 32-bit slot is 0xFFFFFFFF, in this order.
     let x = p + CENTRAL_SIZE + nameLen;
     const xEnd = x + extraLen;
@@ -434,7 +437,7 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
     if (localHeaderOffset + LOCAL_SIZE + nameLen + csize > cdStart) {
       throw corrupt(`member ${JSON.stringify(name)} runs past the start of the central directory (truncated file?)`);
     }
-    entries.push({ name, flags, method, crc32: crc, compressedSize: csize, uncompressedSize: usize, localHeaderOffset });
+    entries.push({ name, rawName, flags, method, crc32: crc, compressedSize: csize, uncompressedSize: usize, localHeaderOffset });
     p = end;
   }
   if (count !== entries.length && count !== ZIP_FILECOUNT_LIMIT) {
@@ -445,17 +448,27 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
 
 /** Where a member's (possibly compressed) data starts: after its local header. */
 export function* memberDataOffset(fd: number, entry: ZipEntry): IoGen<number> {
-  const head = new Uint8Array(LOCAL_SIZE);
-  if ((yield { op: 'read', fd, buffer: head, position: entry.localHeaderOffset }) as number !== LOCAL_SIZE) {
+  const want = LOCAL_SIZE + (entry.rawName?.length ?? 0);
+  const head = new Uint8Array(want);
+  if ((yield { op: 'read', fd, buffer: head, position: entry.localHeaderOffset }) as number !== want) {
     throw corrupt(`local header of ${JSON.stringify(entry.name)} is truncated`);
   }
   return localDataOffset(head, entry);
 }
 
+/** `head`: the local header and (at least) as many bytes as the central directory's name has. */
 function localDataOffset(head: Uint8Array, entry: ZipEntry): number {
   const v = new DataView(head.buffer, head.byteOffset, LOCAL_SIZE);
   if (v.getUint32(0, true) !== SIG_LOCAL) throw corrupt(`bad local header signature for ${JSON.stringify(entry.name)}`);
-  return entry.localHeaderOffset + LOCAL_SIZE + v.getUint16(26, true) + v.getUint16(28, true);
+  const nameLen = v.getUint16(26, true);
+  // A member whose local header names another file is read as a different member by other
+  // readers (numpy's zipfile refuses it): a damaged or spliced archive.
+  const raw = entry.rawName;
+  if (raw && (nameLen !== raw.length || head.length < LOCAL_SIZE + nameLen || !Buffer.from(raw).equals(head.subarray(LOCAL_SIZE, LOCAL_SIZE + nameLen)))) {
+    const local = head.length >= LOCAL_SIZE + nameLen ? decodeName(head.subarray(LOCAL_SIZE, LOCAL_SIZE + nameLen), entry.flags) : `${nameLen} bytes`;
+    throw corrupt(`member ${JSON.stringify(entry.name)}: its local header names ${JSON.stringify(local)} (the central directory and the local header disagree)`);
+  }
+  return entry.localHeaderOffset + LOCAL_SIZE + nameLen + v.getUint16(28, true);
 }
 
 function checkReadable(entry: ZipEntry): void {
@@ -522,7 +535,7 @@ export function* readMember<T>(fd: number, entry: ZipEntry, reader: MemberReader
   checkReadable(entry);
   const { compressedSize: csize, uncompressedSize: usize } = entry;
   // The local header, the name and extra field, and the start of the data in one read.
-  const first = new Uint8Array(LOCAL_SIZE + Buffer.byteLength(entry.name, 'utf8') + 64 + PROBE);
+  const first = new Uint8Array(LOCAL_SIZE + Math.max(entry.rawName?.length ?? 0, Buffer.byteLength(entry.name, 'utf8')) + 64 + PROBE);
   const got = (yield { op: 'read', fd, buffer: first, position: entry.localHeaderOffset }) as number;
   if (got < LOCAL_SIZE) throw corrupt(`local header of ${JSON.stringify(entry.name)} is truncated`);
   const dataStart = localDataOffset(first, entry);
