@@ -105,10 +105,12 @@ export function trustAfterWrite(file: H5File, fileName = file.path): void {
 
 /**
  * A copy of a file (the shadow an atomic commit writes and renames over it) is known as its
- * original is, so opening it is not verified again. Call before opening the copy.
+ * original is, so opening it is not verified again. Call before opening the copy. A copy of a
+ * file not verified yet stays unknown: opening it verifies it.
  */
 export function trustCopy(original: string, copy: string): void {
-  remember(stamp(copy), cached(stamp(original)) ?? TRUSTED);
+  const known = cached(stamp(original));
+  if (known) remember(stamp(copy), known);
 }
 
 // ------------------------------------------------------------------------------ verifying
