@@ -87,7 +87,6 @@ const fs = require('fs');
 const { HDF5Checkpointer, ndarray } = require(${LIB});
 const chk = new HDF5Checkpointer(${JSON.stringify(file)});
 const logFd = fs.openSync(${JSON.stringify(log)}, 'a');
-process.stdout.write('started\\n');
 (async () => {
   for (let round = Number(process.argv[1]); ; round++) {
     const len = 1000 + ((round * 7919) % 50000);
@@ -98,12 +97,14 @@ process.stdout.write('started\\n');
     });
     fs.writeSync(logFd, round + '\\n');
     fs.fsyncSync(logFd);
+    if (round === Number(process.argv[1])) process.stdout.write('started\\n');
   }
 })();`;
     let next = 0;
     for (let kill = 0; kill < 12; kill++) {
       const child = spawn(process.execPath, ['-e', script, String(next)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      // Killed at a random moment once it runs (its start-up time varies with the machine's load).
+      // Killed at a random moment once it has committed a round (its start-up time, and the
+      // verification of a file another process wrote, vary with the machine's load).
       await new Promise((r) => child.stdout.once('data', r));
       await new Promise((r) => setTimeout(r, Math.random() * 120));
       child.kill('SIGKILL');

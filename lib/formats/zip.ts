@@ -443,8 +443,15 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
   if (count !== entries.length && count !== ZIP_FILECOUNT_LIMIT) {
     throw corrupt(`central directory holds ${entries.length} entries, its end record says ${count}`);
   }
+  // A damaged name in the central directory can move a member under another key, so reading one
+  // key would miss it silently: every local header is checked against its name up front (one small
+  // read each). Larger archives are checked member by member as they are read (memberDataOffset).
+  if (entries.length <= LOCAL_NAMES_CHECKED_UP_TO) for (const e of entries) yield* memberDataOffset(fd, e);
   return { entries, offset: cdStart };
 }
+
+/** Up to this many members, opening an archive checks every local header's name (see readCentralDirectory). */
+const LOCAL_NAMES_CHECKED_UP_TO = 20_000;
 
 /** Where a member's (possibly compressed) data starts: after its local header. */
 export function* memberDataOffset(fd: number, entry: ZipEntry): IoGen<number> {
