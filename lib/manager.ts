@@ -19,6 +19,7 @@ import type { Checkpointer } from './checkpointer';
 import { fromFile } from './factory';
 import { CheckpointerError, CheckpointerKeyError, fromSystemError } from './errors';
 import { acquireWriteLock, LockMode, WriteLock } from './io/lock';
+import { fsyncDir, fsyncPath } from './io/atomic';
 
 export type StepFormat = 'h5' | 'npz' | 'json';
 
@@ -143,20 +144,6 @@ function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-async function fsyncPath(file: string): Promise<void> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  // Some filesystems refuse fsync on a directory; the rename is still atomic there.
-  await fsyncPath(dir).catch(() => undefined);
 }
 
 /** A failure to read a step, as the CheckpointerError the 'skip' event and restore(step) report. */

@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromSystemError } from '../errors';
-import { fsyncDirSync, tempNameFor } from '../io/atomic';
+import { fsyncDir, fsyncDirSync, fsyncPath, fsyncPathSync, tempNameFor } from '../io/atomic';
 import { fsCall, H5Gen } from './hdf5-calls';
 import { trustCopy } from './hdf5-verify';
 
@@ -61,32 +61,4 @@ export function discardShadow(shadow: string): void {
   try {
     fs.unlinkSync(shadow);
   } catch { /* already gone */ }
-}
-
-function fsyncPathSync(file: string): void {
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-async function fsyncPath(file: string): Promise<void> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, 'r').catch(() => null);
-  if (!fh) return;
-  try {
-    await fh.sync();
-  } catch { /* some filesystems refuse fsync on a directory; the rename is still atomic there */ } finally {
-    await fh.close();
-  }
 }

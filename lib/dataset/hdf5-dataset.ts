@@ -34,7 +34,7 @@ import type {
   AppendData, AttrValue, Dataset, DatasetAttrs, DatasetHost, DatasetLifecycle, DatasetOptions, DatasetSelection,
   WriteData, WriteOptions,
 } from './types';
-import { AutoFlush, checkAutoFlush } from './types';
+import { AutoFlushCounter } from './auto-flush';
 import { blockOf, framesOf, targetOf } from './values';
 
 /** Chunk bytes `chunks: true` aims at: whole-chunk writes at file speed; 1 MiB when compressed. */
@@ -251,10 +251,9 @@ export class HDF5DatasetCore {
 
   #pending: Step[] = [];
   /** Flush by itself every so many frames / ms (DatasetOptions.autoFlush): on .h5 a flush commits. */
-  #autoFlush: AutoFlush | null = null;
-  #sinceFlush = 0;
-  #flushedAt = Date.now();
-  #flushTimer: NodeJS.Timeout | null = null;
+  readonly #autoFlush = new AutoFlushCounter(null, () => {
+    if (!this.#closed && !this.#broken) this.flush().catch(() => undefined);
+  });
   #closed = false;
   #broken: CheckpointerError | null = null;
   #writableOk: boolean;
@@ -309,7 +308,7 @@ export class HDF5DatasetCore {
       throw err;
     }
     const core = new HDF5DatasetCore(io, host, key, path, native, file.writable);
-    core.#autoFlush = checkAutoFlush(options?.autoFlush);
+    core.#autoFlush.set(options?.autoFlush);
     return core;
   }
 
@@ -317,7 +316,7 @@ export class HDF5DatasetCore {
   checkOptions(options: DatasetOptions | null): void {
     if (options) checkMatches({ dtype: this.dtype, shape: this.#shape } as DatasetInfo, createOptions(options), JSON.stringify(this.key.length === 1 ? this.key[0]! : this.key));
     // Handles share the dataset's state: the latest autoFlush asked for applies to all of them.
-    if (options?.autoFlush != null) this.#autoFlush = checkAutoFlush(options.autoFlush);
+    if (options?.autoFlush != null) this.#autoFlush.set(options.autoFlush);
   }
 
   get shape(): readonly number[] {
@@ -593,7 +592,7 @@ export class HDF5DatasetCore {
       buf.set(frames as never, this.#bufRows * this.#rowLen);
       this.#bufRows++;
       this.#shape[0]!++;
-      return this.#autoFlush !== null && this.#autoFlushDue(1, true) ? this.flush() : RESOLVED;
+      return this.#autoFlush.enabled && this.#autoFlush.appended(1, true) ? this.flush() : RESOLVED;
     }
     try {
       this.assertUsable();
@@ -604,7 +603,7 @@ export class HDF5DatasetCore {
       const steps: Step[] = [];
       this.#planAppend(steps, data, count);
       const done = this.#submit(steps) as Promise<void>;
-      return this.#autoFlushDue(count, true) ? Promise.all([done, this.flush()]).then(() => undefined) : done;
+      return this.#autoFlush.appended(count, true) ? Promise.all([done, this.flush()]).then(() => undefined) : done;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -619,34 +618,9 @@ export class HDF5DatasetCore {
     const steps: Step[] = [];
     this.#planAppend(steps, data, count);
     this.#runSync(steps);
-    if (this.#autoFlushDue(count, false)) this.flushSync();
+    if (this.#autoFlush.appended(count, false)) this.flushSync();
   }
 
-  /** Counts appended frames; whether autoFlush wants a flush now. Async use arms the `ms` timer. */
-  #autoFlushDue(count: number, async: boolean): boolean {
-    const a = this.#autoFlush;
-    if (!a || count === 0) return false;
-    this.#sinceFlush += count;
-    if ((a.frames !== undefined && this.#sinceFlush >= a.frames) || (a.ms !== undefined && Date.now() - this.#flushedAt >= a.ms)) return true;
-    if (async && a.ms !== undefined && this.#flushTimer === null) {
-      // Frames appended and then nothing more: the timer flushes them within ms (unref'd: it keeps no process alive).
-      this.#flushTimer = setTimeout(() => {
-        this.#flushTimer = null;
-        if (!this.#closed && !this.#broken && this.#sinceFlush > 0) this.flush().catch(() => undefined);
-      }, Math.max(1, a.ms - (Date.now() - this.#flushedAt)));
-      this.#flushTimer.unref();
-    }
-    return false;
-  }
-
-  #flushCounted(): void {
-    this.#sinceFlush = 0;
-    this.#flushedAt = Date.now();
-    if (this.#flushTimer !== null) {
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = null;
-    }
-  }
 
   // ------------------------------------------------------------------------------ read
 
@@ -817,13 +791,13 @@ export class HDF5DatasetCore {
   }
 
   flush(): Promise<void> {
-    this.#flushCounted();
+    this.#autoFlush.flushed();
     return this.#submit(this.#planFlushFile()) as Promise<void>;
   }
 
   flushSync(): void {
     this.#host.assertIdle();
-    this.#flushCounted();
+    this.#autoFlush.flushed();
     this.#runSync(this.#planFlushFile());
   }
 
@@ -857,7 +831,7 @@ export class HDF5DatasetCore {
   *#close(): H5Gen<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#flushCounted();
+    this.#autoFlush.flushed();
     this.#buf = null;
     this.#pool = [];
     this.#io.forget(this);

@@ -26,6 +26,7 @@ import { NDArray } from '../values/ndarray';
 import { AxisRange, Block, copyBlock, countsOf, normalizeSelection, rangeEnd, resultShape } from './selection';
 import { writeFileAtomicSync } from '../io/atomic';
 import { AutoFlush, checkAutoFlush } from './types';
+import { AutoFlushCounter } from './auto-flush';
 import type {
   AppendData, AttrValue, Dataset, DatasetAttrs, DatasetHost, DatasetLifecycle, DatasetOptions, DatasetSelection,
   WriteData, WriteOptions,
@@ -201,14 +202,13 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
   #closed = false;
   #detached = false;
   #broken: CheckpointerError | null = null;
-  readonly #autoFlush: AutoFlush | null;
-  /** Frames appended since the last flush, and when that flush was. */
-  #sinceFlush = 0;
-  #flushedAt = Date.now();
-  #flushTimer: NodeJS.Timeout | null = null;
+  /** Flush by itself every so many frames / ms (DatasetOptions.autoFlush). */
+  readonly #autoFlush: AutoFlushCounter;
 
   protected constructor(init: RowDatasetInit) {
-    this.#autoFlush = init.autoFlush ?? null;
+    this.#autoFlush = new AutoFlushCounter(init.autoFlush, () => {
+      if (!this.#closed && !this.#broken) this.flush().catch(() => undefined);
+    });
     this.key = Object.freeze([...init.key]);
     this.dtype = init.dtype;
     this.info = dtypeInfo(init.dtype);
@@ -429,7 +429,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     try {
       const before = this.#shape[0]!;
       const done = this.#submitWrite(this.#planAppend(frames));
-      if (!this.#autoFlushDue(this.#shape[0]! - before, true)) return done;
+      if (!this.#autoFlush.appended(this.#shape[0]! - before, true)) return done;
       return Promise.all([done, this.flush()]).then(() => undefined);
     } catch (err) {
       return Promise.reject(err);
@@ -442,33 +442,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     const before = this.#shape[0]!;
     const jobs = this.#planAppend(frames);
     if (jobs.length > 0) runSync(this.#exec(jobs));
-    if (this.#autoFlushDue(this.#shape[0]! - before, false)) this.flushSync();
-  }
-
-  /** Counts appended frames; whether autoFlush wants a flush now. Async use arms the `ms` timer. */
-  #autoFlushDue(count: number, async: boolean): boolean {
-    const a = this.#autoFlush;
-    if (!a || count === 0) return false;
-    this.#sinceFlush += count;
-    if ((a.frames !== undefined && this.#sinceFlush >= a.frames) || (a.ms !== undefined && Date.now() - this.#flushedAt >= a.ms)) return true;
-    if (async && a.ms !== undefined && this.#flushTimer === null) {
-      // Frames appended and then nothing more: the timer flushes them within ms (unref'd: it keeps no process alive).
-      this.#flushTimer = setTimeout(() => {
-        this.#flushTimer = null;
-        if (!this.#closed && !this.#broken && this.#sinceFlush > 0) this.flush().catch(() => undefined);
-      }, Math.max(1, a.ms - (Date.now() - this.#flushedAt)));
-      this.#flushTimer.unref();
-    }
-    return false;
-  }
-
-  #flushCounted(): void {
-    this.#sinceFlush = 0;
-    this.#flushedAt = Date.now();
-    if (this.#flushTimer !== null) {
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = null;
-    }
+    if (this.#autoFlush.appended(this.#shape[0]! - before, false)) this.flushSync();
   }
 
   // ------------------------------------------------------------------------------ read
@@ -743,7 +717,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     const jobs: Job[] = [];
     this.#planFlush(jobs);
     if (this.refusal('append') === null && this.syncsOnFlush) jobs.push({ kind: 'sync' });
-    this.#flushCounted();
+    this.#autoFlush.flushed();
     return jobs;
   }
 
@@ -772,7 +746,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     if (!this.#broken) this.#planFlush(jobs);
     this.#closed = true;
     this.#buf = null;
-    this.#flushCounted();
+    this.#autoFlush.flushed();
     return jobs;
   }
 

@@ -136,6 +136,30 @@ export function stampOf(st: fs.BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
+/** fsync of a file by its path (its data reaches the disk before a rename publishes it). */
+export async function fsyncPath(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export function fsyncPathSync(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Async twin of fsyncDirSync: some filesystems refuse fsync on a directory; the rename is still atomic there. */
+export async function fsyncDir(dir: string): Promise<void> {
+  await fsyncPath(dir).catch(() => undefined);
+}
+
 /** Reads a whole file, or returns null when it does not exist. Errors become CheckpointerErrors. */
 export function readFileIfExistsSync(file: string): Buffer | null {
   try {
