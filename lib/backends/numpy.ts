@@ -182,6 +182,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       header = header.subarray(0, hlen);
       try {
         const h = parseNpyHeader(header);
+        // A writer appending in place writes the rows before the header that counts them: a
+        // header read after the size was taken may count rows written since. Look again.
+        if (h.headerLength + h.dataLength > size) size = fs.fstatSync(fd).size;
         if (h.headerLength + h.dataLength > size) {
           throw new CheckpointerError(`the data is truncated: ${size - h.headerLength} of ${h.dataLength} bytes`, { code: 'ERR_CHECKPOINT_CORRUPT' });
         }

@@ -919,7 +919,7 @@ export class NpyDataset extends RowDataset {
           throw err;
         }
       }
-      const size = fd >= 0 ? fs.fstatSync(fd).size : 0;
+      let size = fd >= 0 ? fs.fstatSync(fd).size : 0;
       if (size === 0) {
         if (!spec) throw new CheckpointerKeyError(`key ${JSON.stringify(shown)} is not in the checkpoint ${file} (the .npy file is missing or empty)`, shown, file);
         const header = encodeNpyHeader(descrOf(spec.dtype), spec.shape);
@@ -952,6 +952,8 @@ export class NpyDataset extends RowDataset {
       if (h.descr.kind !== 'numeric') {
         throw new CheckpointerError(`the .npy file holds ${h.descr.kind === 'string' ? 'strings' : `dtype ${h.descr.descr}`}; dataset handles hold numbers`, { code: 'ERR_UNSUPPORTED_DTYPE' });
       }
+      // Rows appended in place are written before the header that counts them (see numpy.ts #index).
+      if (h.headerLength + h.dataLength > size) size = fs.fstatSync(fd).size;
       if (h.headerLength + h.dataLength > size) {
         throw new CheckpointerError(`the data is truncated: ${size - h.headerLength} of ${h.dataLength} bytes`, { code: 'ERR_CHECKPOINT_CORRUPT' });
       }
