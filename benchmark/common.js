@@ -77,4 +77,16 @@ function rchar() {
 
 const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
-module.exports = { PYTHON, MiB, best, interleaved, machine, scratchDirs, python, randomFloat64, rchar, fmt };
+/** A plain write of `bytes` to a fresh `file`, fsync'd: what a durable write is compared with. */
+function writeFileFsync(file, bytes) {
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, bytes);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+module.exports = {
+  writeFileFsync, PYTHON, MiB, best, interleaved, machine, scratchDirs, python, randomFloat64, rchar, fmt };

@@ -13,7 +13,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 const { HDF5Checkpointer, ndarray } = require('..');
-const { MiB, PYTHON, best, interleaved, scratchDirs, randomFloat64, fmt } = require('./common');
+const { MiB, PYTHON, best, interleaved, scratchDirs, randomFloat64, fmt, writeFileFsync } = require('./common');
 
 const FAST = { durable: false };
 const ROWS = Math.floor((256 * MiB) / (25 * 8));
@@ -56,13 +56,7 @@ async function throughput(dir, data, arr) {
     plainWrite: async () => { fresh(plainFile); fs.writeFileSync(plainFile, bytes); },
     oursWrite: async () => { fresh(h5file); await new HDF5Checkpointer(h5file, FAST).with((c) => c.set('x', arr)); },
     oursWriteSync: async () => { fresh(h5file); new HDF5Checkpointer(h5file, FAST).setSync('x', arr); },
-    plainWriteFsync: async () => {
-      fresh(plainFile);
-      const fd = fs.openSync(plainFile, 'w');
-      fs.writeSync(fd, bytes);
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
-    },
+    plainWriteFsync: async () => { fresh(plainFile); writeFileFsync(plainFile, bytes); },
     oursWriteDurable: async () => { fresh(h5file); await new HDF5Checkpointer(h5file).with((c) => c.set('x', arr)); },
   }, 5);
   const reads = await interleaved({

@@ -12,7 +12,7 @@ const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
-const { MiB, PYTHON, interleaved, scratchDirs, randomFloat64, fmt, machine } = require('./common');
+const { MiB, PYTHON, interleaved, scratchDirs, randomFloat64, fmt, machine, writeFileFsync } = require('./common');
 
 function load() {
   const dist = path.resolve(__dirname, '..', 'dist');
@@ -56,13 +56,7 @@ async function throughput(dir, data, arr) {
   const writes = await interleaved({
     plainWrite: async () => { fresh(plainFile); fs.writeFileSync(plainFile, bytes); },
     plainWriteAsync: async () => { fresh(plainFile); await fs.promises.writeFile(plainFile, bytes); },
-    plainWriteFsync: async () => {
-      fresh(plainFile);
-      const fd = fs.openSync(plainFile, 'w');
-      fs.writeSync(fd, bytes);
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
-    },
+    plainWriteFsync: async () => { fresh(plainFile); writeFileFsync(plainFile, bytes); },
     oursWrite: async () => { fresh(npz); await new NumPyCheckpointer(npz, fast).with((c) => c.set('x', arr)); },
     oursWriteSync: async () => { fresh(npz); new NumPyCheckpointer(npz, fast).setSync('x', arr); },
     oursWriteDurable: async () => { fresh(npz); await new NumPyCheckpointer(npz).with((c) => c.set('x', arr)); },
