@@ -88,5 +88,4 @@ function writeFileFsync(file, bytes) {
   }
 }
 
-module.exports = {
-  writeFileFsync, PYTHON, MiB, best, interleaved, machine, scratchDirs, python, randomFloat64, rchar, fmt };
+module.exports = { PYTHON, MiB, best, interleaved, machine, scratchDirs, python, randomFloat64, rchar, fmt, writeFileFsync };
