@@ -128,18 +128,10 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
 
   /** The file's writer died with it open: the session continues in a shadow with the flags cleared. */
   *#recoverInto(s: HDF5Stream): H5Gen<void> {
-    this.#assertWritable();
-    // Recovering writes the file: one writer at a time (an explicit, rare call: the sync lock is fine here).
+    // Recovering writes the file: one writer at a time (an explicit, rare call: the sync lock is
+    // fine here); the lock also refuses a read-only file.
     this.acquireWriteLockSync();
-    const { shadow } = yield* beginShadow(this.#path);
-    try {
-      s.file = yield* openFile(shadow, 'recover');
-    } catch (err) {
-      discardShadow(shadow);
-      throw err;
-    }
-    s.shadow = shadow;
-    s.writable = true;
+    yield* this.#openShadow(s, true);
   }
 
   openCheckpointFileSync(): HDF5Stream {
@@ -180,8 +172,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
       if (shadow) yield* commitShadow(shadow, this.#path, this.durable);
     } catch (err) {
       if (shadow) discardShadow(shadow);
-      const failure = writeFailure(err, this.#path, shadow ? 'commit (the changes since the last commit are lost; the file keeps its last commit)' : 'close');
-      throw failure;
+      throw writeFailure(err, this.#path, shadow ? 'commit (the changes since the last commit are lost; the file keeps its last commit)' : 'close');
     }
     if (reopen) s.file = yield* openFile(this.#path, 'r');
   }
@@ -202,24 +193,13 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     return runAsync(this.#close(s));
   }
 
-  /** Refuses to write a file without write bits (root could, but the user marked it read-only). */
-  #assertWritable(): void {
-    let mode: number;
-    try {
-      mode = fs.statSync(this.#path).mode;
-    } catch {
-      return;
-    }
-    if ((mode & 0o222) === 0) {
-      throw new CheckpointerError(`cannot write ${this.#path}: the file is read-only`, { code: 'ERR_NOT_WRITABLE', file: this.#path });
-    }
-  }
-
-  /** The file, reopened (or created) read-write for a write: the session's shadow, unless writing in place. */
+  /**
+   * The file, reopened (or created) read-write for a write: the session's shadow, unless writing in
+   * place. Every write takes the session's write lock first, which refuses a read-only file.
+   */
   *#writable(): H5Gen<H5File> {
     const s = this.#s();
     if (s.file && s.writable) return s.file;
-    this.#assertWritable();
     if (!this.inPlace) return yield* this.#openShadow(s);
     if (s.file) {
       yield* closeFile(s.file);
@@ -241,12 +221,15 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     return s.file;
   }
 
-  /** The session's first write: a shadow copy of the file (or a new file) is opened read-write. */
-  *#openShadow(s: HDF5Stream): H5Gen<H5File> {
+  /**
+   * The session's first write: a shadow copy of the file (or a new file) is opened read-write —
+   * with `recover`, clearing the status flags a writer that died left in it.
+   */
+  *#openShadow(s: HDF5Stream, recover = false): H5Gen<H5File> {
     const { shadow, copied } = yield* beginShadow(this.#path);
     let file: H5File;
     try {
-      file = yield* openFile(shadow, copied ? 'r+' : 'x');
+      file = yield* openFile(shadow, recover ? 'recover' : copied ? 'r+' : 'x');
     } catch (err) {
       discardShadow(shadow);
       throw err;
