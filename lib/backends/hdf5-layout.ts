@@ -143,6 +143,8 @@ export function planValue(value: unknown, where: string): PlannedNode {
     case 'number':
     case 'bigint': return scalarNode(c.value, where);
     case 'string': return stringNode(c.value, where);
+    case 'records': throw unsupported(`${where}: record arrays are not stored in HDF5 checkpoints yet`);
+    case 'bytes':
     case 'typed': return arrayNode(dtypeOfTypedArray(c.value), [c.value.length], c.value);
     case 'ndarray': return arrayNode(c.value.dtype, c.value.shape, c.value.data);
     case 'list': {

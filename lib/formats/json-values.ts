@@ -25,6 +25,9 @@ export function encodeJsonValue(value: unknown): JsonNode {
     case 'bigint':
     case 'string':
       return c.value;
+    case 'records':
+      throw new CheckpointerError('record arrays are not stored in JSON checkpoints yet', { code: 'ERR_UNSUPPORTED_VALUE' });
+    case 'bytes':
     case 'typed': {
       const a = c.value;
       const dtype = dtypeOfTypedArray(a);

@@ -99,6 +99,9 @@ export function encodeLeaf(value: unknown, where: string): EncodedNpy | undefine
     case 'bigint':
     case 'string':
       return encodeScalar(c.value, where);
+    case 'records':
+      throw new CheckpointerError(`${where}: record arrays are not stored in .npz checkpoints yet`, { code: 'ERR_UNSUPPORTED_VALUE' });
+    case 'bytes':
     case 'typed':
       return encodeArray(dtypeOfTypedArray(c.value), [c.value.length], c.value);
     case 'ndarray':

@@ -7,7 +7,7 @@ export type DType =
   | 'bool'
   | 'int8' | 'int16' | 'int32' | 'int64'
   | 'uint8' | 'uint16' | 'uint32' | 'uint64'
-  | 'float32' | 'float64'
+  | 'float16' | 'float32' | 'float64'
   | 'complex64' | 'complex128';
 
 export type TypedArray =
@@ -19,6 +19,16 @@ export type TypedArrayConstructor =
   | Int8ArrayConstructor | Int16ArrayConstructor | Int32ArrayConstructor | BigInt64ArrayConstructor
   | Uint8ArrayConstructor | Uint16ArrayConstructor | Uint32ArrayConstructor | BigUint64ArrayConstructor
   | Float32ArrayConstructor | Float64ArrayConstructor;
+
+/**
+ * The class that holds float16 values: `Float16Array` where this Node has it (Node 24+), else a
+ * `Uint16Array` of the IEEE binary16 bit patterns — the documented stand-in; `float16ToNumber` and
+ * `numberToFloat16` convert, and NDArray.toList() gives numbers either way.
+ */
+export const Float16ArrayType: TypedArrayConstructor =
+  ((globalThis as { Float16Array?: unknown }).Float16Array as TypedArrayConstructor | undefined) ?? Uint16Array;
+/** Whether float16 data is held as raw bits in a Uint16Array (no Float16Array in this Node). */
+export const FLOAT16_AS_BITS = Float16ArrayType === Uint16Array;
 
 export interface DTypeInfo {
   readonly name: DType;
@@ -41,6 +51,7 @@ const table: Record<DType, DTypeInfo> = {
   uint16: { name: 'uint16', itemSize: 2, lanes: 1, ArrayType: Uint16Array, kind: 'u' },
   uint32: { name: 'uint32', itemSize: 4, lanes: 1, ArrayType: Uint32Array, kind: 'u' },
   uint64: { name: 'uint64', itemSize: 8, lanes: 1, ArrayType: BigUint64Array, kind: 'u' },
+  float16: { name: 'float16', itemSize: 2, lanes: 1, ArrayType: Float16ArrayType, kind: 'f' },
   float32: { name: 'float32', itemSize: 4, lanes: 1, ArrayType: Float32Array, kind: 'f' },
   float64: { name: 'float64', itemSize: 8, lanes: 1, ArrayType: Float64Array, kind: 'f' },
   complex64: { name: 'complex64', itemSize: 8, lanes: 2, ArrayType: Float32Array, kind: 'c' },
@@ -65,6 +76,7 @@ export function isTypedArray(x: unknown): x is TypedArray {
 
 /** The dtype a bare TypedArray stands for (Uint8ClampedArray counts as uint8). */
 export function dtypeOfTypedArray(a: TypedArray): DType {
+  if (!FLOAT16_AS_BITS && a instanceof Float16ArrayType) return 'float16';
   if (a instanceof Float64Array) return 'float64';
   if (a instanceof Float32Array) return 'float32';
   if (a instanceof Int32Array) return 'int32';
@@ -108,4 +120,56 @@ export function allocateForRead(dtype: DType, length: number): TypedArray {
 export function isUnstableView(a: ArrayBufferView): boolean {
   const buf = a.buffer as ArrayBuffer & { resizable?: boolean; growable?: boolean };
   return buf.resizable === true || buf.growable === true || (typeof SharedArrayBuffer !== 'undefined' && buf instanceof SharedArrayBuffer);
+}
+
+/** An IEEE binary16 bit pattern as a JS number (exact: every float16 is a float64). */
+export function float16ToNumber(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f;
+  const frac = bits & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+const f64 = new Float64Array(1);
+const f64Words = new Uint32Array(f64.buffer);
+const HIGH_WORD = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1 ? 1 : 0;
+
+/** Rounds a non-negative float64 to an integer, ties to even (exact: no double rounding). */
+function roundHalfEven(t: number): number {
+  const fl = Math.floor(t);
+  const diff = t - fl;
+  return diff > 0.5 || (diff === 0.5 && fl % 2 === 1) ? fl + 1 : fl;
+}
+
+/** A JS number rounded to the nearest binary16 (ties to even, as numpy's astype(float16)), as its bit pattern. */
+export function numberToFloat16(value: number): number {
+  if (Number.isNaN(value)) return 0x7e00;
+  const sign = value < 0 || Object.is(value, -0) ? 0x8000 : 0;
+  const a = Math.abs(value);
+  if (a === Infinity) return sign | 0x7c00;
+  if (a < 2 ** -14) return sign | roundHalfEven(a * 2 ** 24); // subnormal (0x400 is the smallest normal)
+  f64[0] = a;
+  let e = ((f64Words[HIGH_WORD]! >>> 20) & 0x7ff) - 1023;
+  let r = roundHalfEven((a / 2 ** e - 1) * 1024); // exact: scaling by powers of two
+  if (r === 1024) {
+    r = 0;
+    e++;
+  }
+  if (e + 15 >= 0x1f) return sign | 0x7c00;
+  return sign | ((e + 15) << 10) | r;
+}
+
+/** A float16 array's elements as numbers, whichever class holds them. */
+export function float16Values(data: TypedArray): Float64Array {
+  const out = new Float64Array(data.length);
+  if (FLOAT16_AS_BITS) for (let i = 0; i < data.length; i++) out[i] = float16ToNumber((data as Uint16Array)[i]!);
+  else for (let i = 0; i < data.length; i++) out[i] = (data as Float64Array)[i]!;
+  return out;
+}
+
+/** The raw 16-bit patterns of float16 data (a view, not a copy), for files and the addon. */
+export function float16Bits(data: TypedArray): Uint16Array {
+  return data instanceof Uint16Array ? data : new Uint16Array(data.buffer, data.byteOffset, data.length);
 }

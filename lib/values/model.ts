@@ -4,6 +4,7 @@
  */
 import { isTypedArray, isUnstableView, TypedArray } from './dtype';
 import { isNDArrayLike, NDArray, NDArrayLike, toNDArray } from './ndarray';
+import { Column, EnumArray, RecordArray } from './records';
 import { registeredNameOf, StatefulInstance, UnregisteredObject } from './registry';
 
 export type Value =
@@ -15,6 +16,7 @@ export type Value =
   | TypedArray
   | NDArray
   | NDArrayLike
+  | RecordArray
   | readonly Value[]
   | { readonly [key: string]: Value }
   | ReadonlyMap<string, Value>
@@ -30,8 +32,12 @@ export type Classified =
   | { kind: 'number'; value: number }
   | { kind: 'bigint'; value: bigint }
   | { kind: 'string'; value: string }
+  /** A Node Buffer: Python `bytes` (a plain Uint8Array is a uint8 array). */
+  | { kind: 'bytes'; value: Buffer }
   /** A bare TypedArray (1-D). */
   | { kind: 'typed'; value: TypedArray }
+  /** A table of records (HDF5 compound, numpy structured dtype). */
+  | { kind: 'records'; value: RecordArray }
   /** An NDArray, or an NDArray-like normalised to one. */
   | { kind: 'ndarray'; value: NDArray }
   | { kind: 'list'; value: readonly unknown[] }
@@ -58,6 +64,8 @@ export function classify(value: unknown, where = 'value'): Classified {
   }
   if (value === null) return { kind: 'null' };
   if (value instanceof NDArray) return { kind: 'ndarray', value };
+  if (Buffer.isBuffer(value)) return { kind: 'bytes', value };
+  if (value instanceof RecordArray) return { kind: 'records', value };
   if (isTypedArray(value)) return { kind: 'typed', value };
   if (Array.isArray(value)) return { kind: 'list', value };
   if (value instanceof Map) {
@@ -114,8 +122,15 @@ export function stableValue(value: unknown): unknown {
   switch (c.kind) {
     case 'typed':
       return isUnstableView(c.value) ? c.value.slice() : value;
+    case 'bytes':
+      return isUnstableView(c.value) ? Buffer.from(c.value) : value;
+    case 'records':
+      return stableRecords(c.value);
     case 'ndarray':
-      return isUnstableView(c.value.data) ? new NDArray(c.value.data.slice(), c.value.shape, c.value.dtype) : value;
+      if (!isUnstableView(c.value.data)) return value;
+      return c.value instanceof EnumArray
+        ? new EnumArray(c.value.data.slice(), c.value.shape, c.value.dtype, c.value.members)
+        : new NDArray(c.value.data.slice(), c.value.shape, c.value.dtype);
     case 'list': {
       const items = c.value.map(stableValue);
       return items.some((x, i) => !Object.is(x, c.value[i])) ? items : value;
@@ -135,6 +150,15 @@ export function stableValue(value: unknown): unknown {
     default:
       return value;
   }
+}
+
+function stableRecords(r: RecordArray): RecordArray {
+  const columns = r.columns().map(([name, c]): [string, Column] => {
+    if (c instanceof NDArray) return [name, stableValue(c) as NDArray];
+    if (c instanceof RecordArray) return [name, stableRecords(c)];
+    return [name, (c as readonly unknown[]).map((x) => (x instanceof Uint8Array && isUnstableView(x) ? x.slice() : x)) as Column];
+  });
+  return columns.every(([, c], i) => c === r.columns()[i]![1]) ? r : new RecordArray(new Map(columns), { shape: r.shape, fields: r.fields });
 }
 
 /** Normalises a key to its path of names; rejects empty names and non-strings. */

@@ -4,7 +4,8 @@
  * numpy's name for the element type.
  */
 import {
-  arrayTypeOf, DType, dtypeInfo, dtypeOfTypedArray, isDType, isTypedArray, shapeSize, TypedArray,
+  arrayTypeOf, DType, dtypeInfo, dtypeOfTypedArray, FLOAT16_AS_BITS, float16ToNumber, isDType, isTypedArray,
+  numberToFloat16, shapeSize, TypedArray,
 } from './dtype';
 
 export class NDArray<D extends DType = DType> {
@@ -55,6 +56,7 @@ export class NDArray<D extends DType = DType> {
     const elem = (i: number): unknown => {
       if (info.lanes === 2) return [data[2 * i], data[2 * i + 1]];
       if (info.kind === 'b') return data[i] !== 0;
+      if (this.dtype === 'float16' && FLOAT16_AS_BITS) return float16ToNumber(data[i] as number);
       return data[i];
     };
     if (shape.length === 0) return elem(0);
@@ -122,6 +124,8 @@ function convertElements(data: ArrayLike<number | bigint | boolean>, dtype: DTyp
     if (isBig) {
       if (typeof v === 'number' && !Number.isInteger(v)) throw new TypeError(`${dtype} value ${v} is not an integer`);
       (out as BigInt64Array)[i] = BigInt(v as number | bigint | boolean);
+    } else if (dtype === 'float16' && FLOAT16_AS_BITS) {
+      (out as Uint16Array)[i] = numberToFloat16(Number(v));
     } else {
       (out as Float64Array)[i] = typeof v === 'boolean' ? Number(v) : Number(v);
     }
