@@ -15,7 +15,8 @@ Usage: corpus_dump.py FILE... ; prints one JSON line per file:
   {"file": ..., "keys": {"g/ds": canonical | {"$error": "..."}}, "error": null | "..."}
 HDF5 keys are the paths of datasets reached from the root following hard, soft and external links
 (committed datatypes and dangling links are not keys; a dangling link is reported under "dangling");
-"top" lists the root's members that are keys (groups and datasets).
+"top" lists the root's members that are keys (groups and datasets); "attrs" gives each object's
+attributes by its path ("" for the root).
 """
 import json
 import math
@@ -94,10 +95,21 @@ def canon_value(x, f, top=True):
     return canon_elem(x, f)
 
 
+def dump_attrs(obj, f):
+    out = {}
+    for name in obj.attrs.keys():
+        try:
+            out[name] = canon_value(obj.attrs[name], f)
+        except Exception as e:  # noqa: BLE001 - h5py cannot read this attribute's type
+            out[name] = {"$error": "%s: %s" % (type(e).__name__, e)}
+    return out
+
+
 def dump_h5(path):
-    keys, dangling = {}, []
+    keys, dangling, attrs = {}, [], {}
     with h5py.File(path, "r") as f:
         seen = set()
+        attrs[""] = dump_attrs(f, f)
 
         def visit(group, prefix):
             for name in group.keys():
@@ -113,6 +125,10 @@ def dump_h5(path):
                     continue
                 if isinstance(obj, h5py.Datatype):
                     continue
+                try:
+                    attrs[key] = dump_attrs(obj, f)
+                except Exception as e:  # noqa: BLE001
+                    attrs[key] = {"$error": "%s: %s" % (type(e).__name__, e)}
                 if isinstance(obj, h5py.Group):
                     ident = (obj.file.filename, obj.id.fileno, h5py.h5o.get_info(obj.id).addr)
                     if ident in seen:
@@ -134,7 +150,7 @@ def dump_h5(path):
                     top.append(name)
             except Exception:  # noqa: BLE001 - dangling: not a key
                 pass
-    return {"keys": keys, "dangling": dangling, "top": top}
+    return {"keys": keys, "dangling": dangling, "top": top, "attrs": attrs}
 
 
 def dump_np(path):
