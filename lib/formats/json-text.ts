@@ -3,11 +3,32 @@
  * `-Infinity` are numbers, and integers keep full precision (outside the safe range they parse as
  * bigint and bigints print as integer literals). Output uses Python's default separators.
  */
+import { dtypeInfo, float16Values } from '../values/dtype';
+import { NDArray } from '../values/ndarray';
 
 export type JsonNode =
   | null | boolean | number | bigint | string
+  | JsonFloat | JsonFloatArray
   | JsonNode[]
   | { [key: string]: JsonNode };
+
+/**
+ * A float token whose value is a whole number (`1.0`, `-0.0`, `1e3`): kept apart from the integer
+ * `1` so that a document read and written again still says float where Python wrote one (Python's
+ * json loads `1` as int, `1.0` as float). Other floats (`1.5`) are plain numbers: they print as floats.
+ */
+export class JsonFloat {
+  constructor(readonly value: number) {}
+}
+
+/**
+ * A float or complex array (float16/32/64, complex64/128) to be written as nested lists of float
+ * tokens — `[1.0, 2.0]`, complex as `[re, im]` — as McUtils' `tolist()` + json write them. Held as
+ * the array itself (a private copy), so large arrays are printed straight from their TypedArray.
+ */
+export class JsonFloatArray {
+  constructor(readonly array: NDArray) {}
+}
 
 export class JsonSyntaxError extends Error {
   constructor(message: string, readonly position: number) {
@@ -16,6 +37,12 @@ export class JsonSyntaxError extends Error {
 }
 
 const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+/**
+ * Lists read from text whose numbers were all float tokens (`[1.0, 2.0]`): written back with float
+ * tokens, so an untouched key keeps the types Python wrote.
+ */
+const floatLists = new WeakSet<JsonNode[]>();
 
 /** Parses JSON text (with Python's extensions) into a JsonNode tree; objects keep key order. */
 export function parseJson(text: string): JsonNode {
@@ -52,6 +79,9 @@ export function parseJson(text: string): JsonNode {
     pos++;
     return JSON.parse(text.slice(start, pos)) as string;
   };
+  // What the last number token was: a float token with a whole value (`1.0`), or an integer (`1`).
+  let wholeFloat = false;
+  let intToken = false;
   const parseValue = (depth: number): JsonNode => {
     if (depth > 10000) fail('nesting too deep');
     ws();
@@ -71,7 +101,8 @@ export function parseJson(text: string): JsonNode {
         ws();
         if (text[pos] !== ':') fail("expected ':'");
         pos++;
-        const v = parseValue(depth + 1);
+        let v = parseValue(depth + 1);
+        if (wholeFloat && typeof v === 'number') v = new JsonFloat(v);
         Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
         ws();
         if (text[pos] === ',') {
@@ -93,8 +124,17 @@ export function parseJson(text: string): JsonNode {
         pos++;
         return arr;
       }
+      // Whole-number float tokens: a list of nothing but float tokens is marked as one (cheap:
+      // no box per element); in a list that mixes them with integers each is boxed.
+      let wholeAt: number[] | undefined;
+      let ints = false;
       for (;;) {
-        arr.push(parseValue(depth + 1));
+        const v = parseValue(depth + 1);
+        if (typeof v === 'number') {
+          if (wholeFloat) (wholeAt ??= []).push(arr.length);
+          else if (intToken) ints = true;
+        }
+        arr.push(v);
         ws();
         if (text[pos] === ',') {
           pos++;
@@ -102,6 +142,10 @@ export function parseJson(text: string): JsonNode {
         }
         if (text[pos] === ']') {
           pos++;
+          if (wholeAt) {
+            if (!ints) floatLists.add(arr);
+            else for (const i of wholeAt) arr[i] = new JsonFloat(arr[i] as number);
+          }
           return arr;
         }
         fail("expected ',' or ']'");
@@ -111,6 +155,8 @@ export function parseJson(text: string): JsonNode {
     if (literal('true')) return true;
     if (literal('false')) return false;
     if (literal('null')) return null;
+    wholeFloat = false;
+    intToken = false;
     if (literal('NaN')) return NaN;
     if (literal('Infinity')) return Infinity;
     if (literal('-Infinity')) return -Infinity;
@@ -122,9 +168,12 @@ export function parseJson(text: string): JsonNode {
     if (!/[.eE]/.test(s)) {
       const n = Number(s);
       if (!Number.isSafeInteger(n)) return BigInt(s);
+      intToken = true;
       return n;
     }
-    return Number(s);
+    const f = Number(s);
+    wholeFloat = Number.isInteger(f);
+    return f;
   };
   const value = parseValue(0);
   ws();
@@ -144,6 +193,43 @@ function formatNumber(v: number): string {
   return text;
 }
 
+/** A float as Python's `repr(float)` reads it back: always with a `.` or an exponent (`1.0`, `-0.0`, `1e+21`). */
+export function formatFloat(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return 'Infinity';
+  if (v === -Infinity) return '-Infinity';
+  if (Object.is(v, -0)) return '-0.0';
+  const text = String(v);
+  return /[.e]/.test(text) ? text : `${text}.0`;
+}
+
+function emitFloatArray(a: NDArray, parts: string[]): void {
+  const { data, shape } = a;
+  const info = dtypeInfo(a.dtype);
+  const values = a.dtype === 'float16' ? float16Values(data) : data as Float32Array | Float64Array;
+  const complex = info.lanes === 2;
+  if (shape.length === 0) {
+    parts.push(complex ? `[${formatFloat(values[0]!)}, ${formatFloat(values[1]!)}]` : formatFloat(values[0]!));
+    return;
+  }
+  let index = 0;
+  const build = (axis: number): void => {
+    parts.push('[');
+    const n = shape[axis]!;
+    const last = axis === shape.length - 1;
+    for (let k = 0; k < n; k++) {
+      if (k > 0) parts.push(', ');
+      if (!last) build(axis + 1);
+      else if (complex) {
+        parts.push(`[${formatFloat(values[2 * index]!)}, ${formatFloat(values[2 * index + 1]!)}]`);
+        index++;
+      } else parts.push(formatFloat(values[index++]!));
+    }
+    parts.push(']');
+  };
+  build(0);
+}
+
 /** Writes a JsonNode tree as text, with Python's default `, ` and `: ` separators. */
 export function stringifyJson(node: JsonNode): string {
   const parts: string[] = [];
@@ -153,11 +239,16 @@ export function stringifyJson(node: JsonNode): string {
     else if (typeof n === 'number') parts.push(formatNumber(n));
     else if (typeof n === 'bigint') parts.push(n.toString());
     else if (typeof n === 'string') parts.push(JSON.stringify(n));
+    else if (n instanceof JsonFloat) parts.push(formatFloat(n.value));
+    else if (n instanceof JsonFloatArray) emitFloatArray(n.array, parts);
     else if (Array.isArray(n)) {
       parts.push('[');
+      const floats = floatLists.has(n);
       for (let i = 0; i < n.length; i++) {
         if (i > 0) parts.push(', ');
-        emit(n[i]!);
+        const x = n[i]!;
+        if (floats && typeof x === 'number') parts.push(formatFloat(x));
+        else emit(x);
       }
       parts.push(']');
     } else {
