@@ -284,6 +284,33 @@ function fieldFormat(t: FieldType): string {
   }
 }
 
+/**
+ * How records sit in a file, for dataset handles: their fields, where each is (`npyFields`), the
+ * record size, the header's descr literal, and whether that layout is the packed native one this
+ * package writes (only then can RecordArray rows be written into it).
+ */
+export interface RecordLayout {
+  readonly fields: readonly RecordField[];
+  readonly npyFields: readonly NpyField[];
+  readonly itemSize: number;
+  readonly descr: string;
+  readonly native: boolean;
+}
+
+/** The layout of a structured dtype read from a header. */
+export function recordLayoutOf(d: NpyDescr & { kind: 'record' }): RecordLayout {
+  const fields = d.fields.map((f) => f.field);
+  return { fields, npyFields: d.fields, itemSize: d.itemSize, descr: d.descr, native: fields.length > 0 && recordDescrRepr(fields) === d.descr };
+}
+
+/** The packed native layout of RecordArray fields (what encodeRecords writes). */
+export function packedRecordLayout(fields: readonly RecordField[]): RecordLayout {
+  const descr = recordDescrRepr(fields);
+  const parsed = parseDescr(parsePyLiteral(descr));
+  if (parsed.kind !== 'record') throw new Error('unreachable');
+  return { fields, npyFields: parsed.fields, itemSize: parsed.itemSize, descr, native: true };
+}
+
 /** Bytes one record of these fields takes, packed. */
 export function recordItemSize(fields: readonly RecordField[]): number {
   let n = 0;
@@ -377,7 +404,12 @@ function shapeRepr(shape: readonly number[]): string {
  * unless the header length needs 2.0's uint32.
  */
 export function encodeNpyHeader(descr: string, shape: readonly number[], fortranOrder = false): Buffer {
-  return encodeHeaderWithDescrRepr(`'${descr}'`, shape, fortranOrder);
+  return encodeHeaderWithDescrRepr(descrLiteral(descr), shape, fortranOrder);
+}
+
+/** A descr as the header's Python literal: a type string is quoted; a structured descr (`[...]`, `{...}`) is already a literal. */
+function descrLiteral(descr: string): string {
+  return descr.startsWith('[') || descr.startsWith('{') ? descr : `'${descr}'`;
 }
 
 function encodeHeaderWithDescrRepr(descrRepr: string, shape: readonly number[], fortranOrder: boolean): Buffer {
@@ -418,7 +450,7 @@ function encodeHeaderWithDescrRepr(descrRepr: string, shape: readonly number[], 
  * does not fit (a header written without room to grow).
  */
 export function encodeNpyHeaderFixed(descr: string, shape: readonly number[], fortranOrder: boolean, total: number, major: number): Buffer | null {
-  const dict = `{'descr': '${descr}', 'fortran_order': ${fortranOrder ? 'True' : 'False'}, 'shape': ${shapeRepr(shape)}, }`;
+  const dict = `{'descr': ${descrLiteral(descr)}, 'fortran_order': ${fortranOrder ? 'True' : 'False'}, 'shape': ${shapeRepr(shape)}, }`;
   const text = Buffer.from(dict, 'latin1');
   const prefixLen = major === 1 ? 10 : 12;
   if (text.length + 1 > total - prefixLen || (major === 1 && total - 10 > 0xffff)) return null;
