@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { CheckpointerError, NDArray, ndarray, NumPyCheckpointer, RecordArray, recordArray } from '../lib/index';
 import { float16Values, FLOAT16_AS_BITS, numberToFloat16 } from '../lib/values/dtype';
 import { decodeNpy, encodeNpyHeader, parseNpyHeader } from '../lib/formats/npy';
+import { decodePickleData } from '../lib/formats/pseudo-pickle';
 import { runPython, SHARED, tempDir } from './helpers/python';
 
 const dir = tempDir('npy-records-');
@@ -233,6 +234,35 @@ print(json.dumps(out))`, out, single, path.join(dir, 'src.npz'));
       });
       assert.equal(fs.existsSync(file), false);
     }
+  });
+});
+
+describe('damaged structured headers and pickles', () => {
+  it('10,000 mutated structured .npy files and McUtils pickles give a value or a CheckpointerError, never another error', () => {
+    const seed = Buffer.concat([encodeHeaderRaw("[('a', '<i4'), ('pos', '>f8', (3,)), ('sub', [('s', '|S3'), ('u', '<U2')]), ('', '|V4'), ('v', '|V2')]", [3]), Buffer.alloc(3 * 49, 7)]);
+    const pickle = Buffer.from('gASVYgAAAAAAAACMFW51bXB5LmNvcmUubXVsdGlhcnJheZSMBnNjYWxhcpSTlIwFbnVtcHmUjAVkdHlwZZSTlIwCYjGUiYiHlFKUKEsDjAF8lE5OTkr/////Sv////9LAHSUYkMBAZSGlFKULg==', 'base64');
+    let x = 99;
+    const rnd = (k: number): number => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      return x % k;
+    };
+    const header = parseNpyHeader(seed).headerLength;
+    const syntax = " ()[],'<>|SUVfi0123456789";
+    const others: string[] = [];
+    for (let i = 0; i < 10000; i++) {
+      const npy = Buffer.from(seed);
+      for (let j = 1 + rnd(3); j > 0; j--) npy[10 + rnd(header - 10)] = rnd(3) === 0 ? rnd(256) : syntax.charCodeAt(rnd(syntax.length));
+      const pk = Buffer.from(pickle);
+      pk[rnd(pk.length)] = rnd(256);
+      for (const f of [() => decodeNpy(npy), () => decodePickleData(rnd(3) === 0 ? pk.subarray(0, rnd(pk.length)) : pk, 'x')]) {
+        try {
+          f();
+        } catch (err) {
+          if (!(err instanceof CheckpointerError)) others.push(`${(err as Error).name}: ${(err as Error).message}`);
+        }
+      }
+    }
+    assert.deepEqual([...new Set(others)], []);
   });
 });
 

@@ -570,6 +570,7 @@ export function planDecode(h: NpyHeader): DecodePlan {
         fortranToC(target, bytes, h.shape, d.itemSize);
       }
       const count = shapeSize(h.shape);
+      if (d.itemSize === 0 && count > MAX_EMPTY_ELEMENTS) throw tooManyEmpty(count);
       if (d.kind === 'record') return decodeRecords(bytes, d.itemSize, d.fields, h.shape);
       let items: (string | Buffer)[];
       if (d.kind === 'void') items = splitBytes(bytes, d.itemSize, count, false);
@@ -634,6 +635,7 @@ function gatherRecords(bytes: Uint8Array, starts: Float64Array, fields: readonly
   const columns = new Map<string, RecordColumn>();
   for (const f of fields) {
     const e = f.elem;
+    if (e.itemSize === 0 && starts.length * shapeSize(f.shape) > MAX_EMPTY_ELEMENTS) throw tooManyEmpty(starts.length * shapeSize(f.shape));
     const pos = fieldPositions(starts, f.offset, shapeSize(f.shape), e.itemSize);
     const n = pos.length;
     const colShape = [...shape, ...f.shape];
@@ -717,6 +719,16 @@ export function scatterRecords(out: Uint8Array, starts: Float64Array, r: RecordA
       }
     }
   }
+}
+
+/**
+ * Elements of no bytes (`S0`, `U0`, empty records) take no room in the file, so their count is not
+ * bounded by its size: past this many the header is refused rather than made into that many JS values.
+ */
+const MAX_EMPTY_ELEMENTS = 1 << 24;
+
+function tooManyEmpty(count: number): CheckpointerError {
+  return unsupportedDtype(`the array holds ${count} elements of zero bytes each, more than this reader makes values for (${MAX_EMPTY_ELEMENTS})`);
 }
 
 /**
