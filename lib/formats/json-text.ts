@@ -44,7 +44,21 @@ const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
  */
 const floatLists = new WeakSet<JsonNode[]>();
 
-/** Parses JSON text (with Python's extensions) into a JsonNode tree; objects keep key order. */
+/** A container being parsed: a list, or an object and the key its next value goes under (one shape for both: monomorphic). */
+class Open {
+  wholeAt: number[] | undefined = undefined;
+  ints = false;
+  constructor(readonly list: JsonNode[] | null, readonly obj: { [key: string]: JsonNode } | null, public key: string) {}
+}
+
+/** How deep lists and objects may nest (the writer and the value decoder refuse deeper values). */
+const MAX_PARSE_DEPTH = 10000;
+
+/**
+ * Parses JSON text (with Python's extensions) into a JsonNode tree; objects keep key order.
+ * Iterative (an explicit stack of open containers), so nesting is bounded by MAX_PARSE_DEPTH, not
+ * by the JS call stack.
+ */
 export function parseJson(text: string): JsonNode {
   let pos = 0;
   const fail = (what: string): never => {
@@ -79,87 +93,35 @@ export function parseJson(text: string): JsonNode {
     pos++;
     return JSON.parse(text.slice(start, pos)) as string;
   };
+  /** An object key and its colon. */
+  const parseKey = (): string => {
+    ws();
+    if (text[pos] !== '"') fail('expected a string key');
+    const key = parseString();
+    ws();
+    if (text[pos] !== ':') fail("expected ':'");
+    pos++;
+    return key;
+  };
   // What the last number token was: a float token with a whole value (`1.0`), or an integer (`1`).
   let wholeFloat = false;
   let intToken = false;
-  const parseValue = (depth: number): JsonNode => {
-    if (depth > 10000) fail('nesting too deep');
-    ws();
-    const c = text[pos];
-    if (c === '{') {
-      pos++;
-      const obj: { [key: string]: JsonNode } = {};
-      ws();
-      if (text[pos] === '}') {
-        pos++;
-        return obj;
-      }
-      for (;;) {
-        ws();
-        if (text[pos] !== '"') fail('expected a string key');
-        const key = parseString();
-        ws();
-        if (text[pos] !== ':') fail("expected ':'");
-        pos++;
-        let v = parseValue(depth + 1);
-        if (wholeFloat && typeof v === 'number') v = new JsonFloat(v);
-        Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
-        ws();
-        if (text[pos] === ',') {
-          pos++;
-          continue;
-        }
-        if (text[pos] === '}') {
-          pos++;
-          return obj;
-        }
-        fail("expected ',' or '}'");
-      }
-    }
-    if (c === '[') {
-      pos++;
-      const arr: JsonNode[] = [];
-      ws();
-      if (text[pos] === ']') {
-        pos++;
-        return arr;
-      }
-      // Whole-number float tokens: a list of nothing but float tokens is marked as one (cheap:
-      // no box per element); in a list that mixes them with integers each is boxed.
-      let wholeAt: number[] | undefined;
-      let ints = false;
-      for (;;) {
-        const v = parseValue(depth + 1);
-        if (typeof v === 'number') {
-          if (wholeFloat) (wholeAt ??= []).push(arr.length);
-          else if (intToken) ints = true;
-        }
-        arr.push(v);
-        ws();
-        if (text[pos] === ',') {
-          pos++;
-          continue;
-        }
-        if (text[pos] === ']') {
-          pos++;
-          if (wholeAt) {
-            if (!ints) floatLists.add(arr);
-            else for (const i of wholeAt) arr[i] = new JsonFloat(arr[i] as number);
-          }
-          return arr;
-        }
-        fail("expected ',' or ']'");
-      }
-    }
-    if (c === '"') return parseString();
+  const parseScalar = (): JsonNode => {
+    wholeFloat = false;
+    intToken = false;
+    const c = text.charCodeAt(pos);
+    if (c === 0x22) return parseString();
+    // digits (and '-' not before Infinity) go straight to the number
+    if ((c >= 0x30 && c <= 0x39) || (c === 0x2d && text.charCodeAt(pos + 1) !== 0x49)) return parseNumber();
     if (literal('true')) return true;
     if (literal('false')) return false;
     if (literal('null')) return null;
-    wholeFloat = false;
-    intToken = false;
     if (literal('NaN')) return NaN;
     if (literal('Infinity')) return Infinity;
     if (literal('-Infinity')) return -Infinity;
+    return parseNumber();
+  };
+  const parseNumber = (): JsonNode => {
     NUMBER_RE.lastIndex = pos;
     const m = NUMBER_RE.exec(text);
     if (!m) return fail('expected a value');
@@ -175,10 +137,86 @@ export function parseJson(text: string): JsonNode {
     wholeFloat = Number.isInteger(f);
     return f;
   };
-  const value = parseValue(0);
-  ws();
-  if (pos !== text.length) fail('unexpected text after the JSON value');
-  return value;
+
+  const stack: Open[] = [];
+  for (;;) {
+    // One value: a scalar, an empty container, or the opening of a container (then its first value).
+    ws();
+    const c = text[pos];
+    let value: JsonNode;
+    if (c === '{' || c === '[') {
+      if (stack.length >= MAX_PARSE_DEPTH) fail('nesting too deep');
+      pos++;
+      ws();
+      if (c === '{') {
+        if (text[pos] === '}') {
+          pos++;
+          value = {};
+        } else {
+          stack.push(new Open(null, {}, parseKey()));
+          continue;
+        }
+      } else if (text[pos] === ']') {
+        pos++;
+        value = [];
+      } else {
+        stack.push(new Open([], null, ''));
+        continue;
+      }
+    } else {
+      value = parseScalar();
+    }
+    // Hand the finished value to its container; close the containers it finishes.
+    for (;;) {
+      const top = stack[stack.length - 1];
+      if (top === undefined) {
+        ws();
+        if (pos !== text.length) fail('unexpected text after the JSON value');
+        return value;
+      }
+      const isNumber = typeof value === 'number';
+      const list = top.list;
+      if (list !== null) {
+        // Whole-number float tokens: a list of nothing but float tokens is marked as one (cheap:
+        // no box per element); in a list that mixes them with integers each is boxed.
+        if (isNumber) {
+          if (wholeFloat) (top.wholeAt ??= []).push(list.length);
+          else if (intToken) top.ints = true;
+        }
+        list.push(value);
+        ws();
+        if (text[pos] === ',') {
+          pos++;
+          break;
+        }
+        if (text[pos] !== ']') fail("expected ',' or ']'");
+        pos++;
+        stack.pop();
+        if (top.wholeAt) {
+          if (!top.ints) floatLists.add(list);
+          else for (const i of top.wholeAt) list[i] = new JsonFloat(list[i] as number);
+        }
+        value = list;
+      } else {
+        const obj = top.obj!;
+        const v = isNumber && wholeFloat ? new JsonFloat(value as number) : value;
+        Object.defineProperty(obj, top.key, { value: v, enumerable: true, writable: true, configurable: true });
+        ws();
+        if (text[pos] === ',') {
+          pos++;
+          top.key = parseKey();
+          break;
+        }
+        if (text[pos] !== '}') fail("expected ',' or '}'");
+        pos++;
+        stack.pop();
+        value = obj;
+      }
+      // a container just closed: not a number token
+      wholeFloat = false;
+      intToken = false;
+    }
+  }
 }
 
 function formatNumber(v: number): string {
@@ -230,10 +268,14 @@ function emitFloatArray(a: NDArray, parts: string[]): void {
   build(0);
 }
 
-/** Writes a JsonNode tree as text, with Python's default `, ` and `: ` separators. */
+/** Writes a JsonNode tree as text, with Python's default `, ` and `: ` separators (iterative: any depth the parser accepts). */
 export function stringifyJson(node: JsonNode): string {
   const parts: string[] = [];
-  const emit = (n: JsonNode): void => {
+  type Open = { list: JsonNode[]; i: number; floats: boolean } | { obj: { [key: string]: JsonNode }; keys: string[]; i: number };
+  const stack: Open[] = [];
+  let cur: JsonNode = node;
+  for (;;) {
+    const n = cur;
     if (n === null) parts.push('null');
     else if (typeof n === 'boolean') parts.push(n ? 'true' : 'false');
     else if (typeof n === 'number') parts.push(formatNumber(n));
@@ -243,26 +285,39 @@ export function stringifyJson(node: JsonNode): string {
     else if (n instanceof JsonFloatArray) emitFloatArray(n.array, parts);
     else if (Array.isArray(n)) {
       parts.push('[');
-      const floats = floatLists.has(n);
-      for (let i = 0; i < n.length; i++) {
-        if (i > 0) parts.push(', ');
-        const x = n[i]!;
-        if (floats && typeof x === 'number') parts.push(formatFloat(x));
-        else emit(x);
-      }
-      parts.push(']');
+      stack.push({ list: n, i: 0, floats: floatLists.has(n) });
     } else {
       parts.push('{');
-      let first = true;
-      for (const k of Object.keys(n)) {
-        if (!first) parts.push(', ');
-        first = false;
-        parts.push(JSON.stringify(k), ': ');
-        emit(n[k]!);
-      }
-      parts.push('}');
+      stack.push({ obj: n, keys: Object.keys(n), i: 0 });
     }
-  };
-  emit(node);
-  return parts.join('');
+    // The next value to write, closing the containers that are done.
+    let next = false;
+    while (!next) {
+      const top = stack[stack.length - 1];
+      if (top === undefined) return parts.join('');
+      if ('list' in top) {
+        if (top.i < top.list.length) {
+          if (top.i > 0) parts.push(', ');
+          const x = top.list[top.i++]!;
+          if (top.floats && typeof x === 'number') parts.push(formatFloat(x));
+          else {
+            cur = x;
+            next = true;
+          }
+        } else {
+          parts.push(']');
+          stack.pop();
+        }
+      } else if (top.i < top.keys.length) {
+        if (top.i > 0) parts.push(', ');
+        const k = top.keys[top.i++]!;
+        parts.push(JSON.stringify(k), ': ');
+        cur = top.obj[k]!;
+        next = true;
+      } else {
+        parts.push('}');
+        stack.pop();
+      }
+    }
+  }
 }
