@@ -602,11 +602,28 @@ function gather(src: Uint8Array, positions: Float64Array, size: number, out: Uin
     for (let j = 0; j < positions.length; j++) out.set(src.subarray(positions[j]!, positions[j]! + size), j * size);
     return;
   }
+  // Whole 32- or 16-bit words when every position allows (integer views: no float canonicalising NaNs).
+  const unit = wordUnit(size, src.byteOffset, out.byteOffset, positions);
+  const s = unitView(src, unit, true);
+  const d = unitView(out, unit, true);
+  const words = size / unit;
   let o = 0;
   for (let j = 0; j < positions.length; j++) {
-    const p = positions[j]!;
-    for (let b = 0; b < size; b++) out[o++] = src[p + b]!;
+    const p = positions[j]! / unit;
+    for (let b = 0; b < words; b++) d[o++] = s[p + b]!;
   }
+}
+
+/** The widest word (4, 2 or 1 bytes) that divides `size`, both views' offsets and every position. */
+function wordUnit(size: number, srcOffset: number, outOffset: number, positions: Float64Array): 1 | 2 | 4 {
+  let unit: 1 | 2 | 4 = size % 4 === 0 ? 4 : size % 2 === 0 ? 2 : 1;
+  while (unit > 1) {
+    let ok = srcOffset % unit === 0 && outOffset % unit === 0;
+    for (let j = 0; ok && j < positions.length; j++) if (positions[j]! % unit !== 0) ok = false;
+    if (ok) break;
+    unit = unit === 4 ? 2 : 1;
+  }
+  return unit;
 }
 
 /** The byte positions of each element of a field: `block` elements of `size` bytes per record. */
@@ -680,6 +697,7 @@ export function encodeRecords(r: RecordArray): EncodedNpy {
 
 /** Writes the records of `r` at `starts` (one byte position per record) into `out`, packed. */
 export function scatterRecords(out: Uint8Array, starts: Float64Array, r: RecordArray): void {
+  const outBuf = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   let offset = 0;
   for (const f of r.fields) {
     const c = r.column(f.name);
@@ -691,7 +709,14 @@ export function scatterRecords(out: Uint8Array, starts: Float64Array, r: RecordA
       scatterRecords(out, pos, c as RecordArray);
     } else if (t.kind === 'number' || t.kind === 'enum') {
       const src = bytesOf((c as NDArray).data);
-      for (let j = 0; j < pos.length; j++) out.set(src.subarray(j * size, (j + 1) * size), pos[j]!);
+      if (size >= 64) for (let j = 0; j < pos.length; j++) out.set(src.subarray(j * size, (j + 1) * size), pos[j]!);
+      else {
+        let o = 0;
+        for (let j = 0; j < pos.length; j++) {
+          const p = pos[j]!;
+          for (let k = 0; k < size; k++) out[p + k] = src[o++]!;
+        }
+      }
     } else if (t.kind === 'string') {
       const items = c as readonly string[];
       fieldFormat(t); // refuses variable-length strings
@@ -704,9 +729,9 @@ export function scatterRecords(out: Uint8Array, starts: Float64Array, r: RecordA
           const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
           codes.forEach((code, k) => dv.setUint32(pos[j]! + 4 * k, code, HOST_LITTLE));
         } else {
-          const b = Buffer.from(text, 'utf8');
-          if (b.length > t.length) throw recordError(`record field ${JSON.stringify(f.name)}: ${JSON.stringify(text)} takes ${b.length} bytes, more than the field's ${t.length}`);
-          out.set(b, pos[j]!);
+          const length = Buffer.byteLength(text, 'utf8');
+          if (length > t.length) throw recordError(`record field ${JSON.stringify(f.name)}: ${JSON.stringify(text)} takes ${length} bytes, more than the field's ${t.length}`);
+          outBuf.write(text, pos[j]!, length, 'utf8');
         }
       }
     } else {
@@ -796,9 +821,10 @@ export function swapInPlace(bytes: Uint8Array, laneSize: number): void {
 }
 
 /** A typed view of `bytes` whose elements are `unit` bytes wide (the largest of 4, 2, 1 dividing itemSize and the offset). */
-function unitView(bytes: Uint8Array, unit: number): Uint8Array | Uint16Array | Uint32Array {
-  if (unit === 4) return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  if (unit === 2) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+function unitView(bytes: Uint8Array, unit: number, floor = false): Uint8Array | Uint16Array | Uint32Array {
+  const len = (n: number): number => (floor ? Math.floor(bytes.byteLength / n) : bytes.byteLength / n);
+  if (unit === 4) return new Uint32Array(bytes.buffer, bytes.byteOffset, len(4));
+  if (unit === 2) return new Uint16Array(bytes.buffer, bytes.byteOffset, len(2));
   return bytes;
 }
 
@@ -857,6 +883,12 @@ function decodeStrings(bytes: Uint8Array, encoding: 'U' | 'S', itemSize: number,
       const start = i * itemSize;
       let end = start + itemSize;
       while (end > start && b[end - 1] === 0) end--;
+      let ascii = true;
+      for (let k = start; k < end; k++) if (b[k]! >= 0x80) { ascii = false; break; }
+      if (ascii) {
+        out[i] = b.toString('latin1', start, end); // ASCII: no decoder needed (the common case, and much faster)
+        continue;
+      }
       const slice = b.subarray(start, end);
       let text: string;
       try {
