@@ -254,3 +254,19 @@ print(json.dumps({"state": d["state"], "proto": d["pseudopickle_protocol"], "arg
     assert.deepEqual(back.state, { a: 1 });
   });
 });
+
+describe('JSONCheckpointer: deep documents', () => {
+  it('parses and rewrites nesting up to 10,000 levels without the JS stack (deeper: ERR_CHECKPOINT_CORRUPT); a value deeper than 1,000 is ERR_UNSUPPORTED_VALUE', async () => {
+    const file = fresh();
+    const deep = `${'['.repeat(9000)}1.0${']'.repeat(9000)}`;
+    fs.writeFileSync(file, `{"deep": ${deep}, "x": 1}`);
+    await new JSONCheckpointer(file).with(async (c) => {
+      await assert.rejects(c.get('deep'), (err: unknown) => err instanceof CheckpointerError && err.code === 'ERR_UNSUPPORTED_VALUE');
+      await c.set('y', 2);
+    });
+    // the untouched deep key is written back exactly, float token included
+    assert.equal(fs.readFileSync(file, 'utf8'), `{"deep": ${deep}, "x": 1, "y": 2}`);
+    fs.writeFileSync(file, `{"deep": ${'['.repeat(10001)}${']'.repeat(10001)}}`);
+    assert.throws(() => new JSONCheckpointer(file).keysSync(), (err: unknown) => err instanceof CheckpointerError && err.code === 'ERR_CHECKPOINT_CORRUPT' && /nesting too deep/.test(err.message));
+  });
+});

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointerError } from '../lib/errors';
-import { DType, DTYPES, dtypeInfo } from '../lib/values/dtype';
+import { DType, DTYPES, dtypeInfo, FLOAT16_AS_BITS, float16Values, numberToFloat16 } from '../lib/values/dtype';
 import { NDArray, ndarray } from '../lib/values/ndarray';
 import {
   decodeNpy, descrOf, encodeArray, encodeEmptyDict, encodeNpyHeader, encodeNull, encodeStringScalar, fortranToC, parseNpyHeader,
@@ -30,6 +30,7 @@ function flatValues(v: unknown): unknown[] {
       if (info.lanes === 2) out.push([v.data[2 * i], v.data[2 * i + 1]]);
       else if (info.kind === 'b') out.push(v.data[i] !== 0);
       else if (typeof v.data[i] === 'bigint') out.push(String(v.data[i]));
+      else if (v.dtype === 'float16') out.push(float16Values(v.data)[i]);
       else out.push(v.data[i]);
     }
     return out;
@@ -130,14 +131,25 @@ print(json.dumps(out))`);
     const v9 = Buffer.from(good);
     v9[6] = 9;
     assert.equal(code(() => parseNpyHeader(v9)), 'ERR_CHECKPOINT_CORRUPT');
-    for (const descr of ['|O', '<f2', '<f16', '<M8[s]', '|V8']) {
+    for (const descr of ['|O', '<f16', '<c32', '<g', '<M8[s]', '<m8[ns]', '<M8']) {
       assert.equal(code(() => parseNpyHeader(encodeNpyHeader(descr, [1]))), 'ERR_UNSUPPORTED_DTYPE', descr);
     }
-    const structured = Buffer.alloc(128, 0x20);
-    structured.set(Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 118, 0]));
-    structured.write("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", 10, 'latin1');
-    structured[127] = 0x0a;
-    assert.equal(code(() => parseNpyHeader(structured)), 'ERR_UNSUPPORTED_DTYPE');
+    // long double and datetime are named in the message, with what to do instead
+    assert.throws(() => parseNpyHeader(encodeNpyHeader('<f16', [1])), /long double \(float128\).*astype\('f8'\)/);
+    assert.throws(() => parseNpyHeader(encodeNpyHeader('<M8[s]', [1])), /datetime64\[s\].*astype\('int64'\)/);
+    assert.throws(() => parseNpyHeader(encodeNpyHeader('<m8[ns]', [1])), /timedelta64\[ns\]/);
+    const withDescr = (descr: string): Buffer => {
+      const b = Buffer.alloc(128, 0x20);
+      b.set(Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 118, 0]));
+      b.write(`{'descr': ${descr}, 'fortran_order': False, 'shape': (1,), }`, 10, 'latin1');
+      b[127] = 0x0a;
+      return b;
+    };
+    assert.equal(parseNpyHeader(withDescr("[('a', '<f8')]")).descr.kind, 'record');
+    assert.equal(code(() => parseNpyHeader(withDescr("[(('t', 'a'), '<f8')]"))), 'ERR_UNSUPPORTED_DTYPE');
+    assert.throws(() => parseNpyHeader(withDescr("[(('t', 'a'), '<f8')]")), /title/);
+    assert.equal(code(() => parseNpyHeader(withDescr("[('a', '|O')]"))), 'ERR_UNSUPPORTED_DTYPE');
+    assert.equal(code(() => parseNpyHeader(withDescr("[('a', '<f8'), ('a', '<i4')]"))), 'ERR_CHECKPOINT_CORRUPT');
   });
 });
 
@@ -162,7 +174,7 @@ def put(name, a):
     else:
         vals = flat.tolist()
     out[name] = {'dtype': a.dtype.name, 'shape': list(a.shape), 'values': vals}
-kinds = ['b1', 'i1', 'u1', 'i2', 'u2', 'i4', 'u4', 'i8', 'u8', 'f4', 'f8', 'c8', 'c16']
+kinds = ['b1', 'i1', 'u1', 'i2', 'u2', 'i4', 'u4', 'i8', 'u8', 'f2', 'f4', 'f8', 'c8', 'c16']
 for k in kinds:
     for order in '<>':
         dt = np.dtype(order + k) if k not in ('b1', 'i1', 'u1') else np.dtype(k)
@@ -196,10 +208,14 @@ print(json.dumps(out))`, dir);
       const bytes = fs.readFileSync(path.join(dir, `${name}.npy`));
       const v = decodeNpy(bytes);
       count++;
-      if (/^[<>|]?[US]/.test(parseNpyHeader(bytes).descr.descr)) {
-        const flat = flatValues(v);
-        const want = name.startsWith('s_') ? py.values.map((s) => (s as string).replace(/\0+$/, '')) : py.values;
-        assert.deepEqual(flat, want, name);
+      if (/^[<>|]?S/.test(parseNpyHeader(bytes).descr.descr)) {
+        // numpy S is Python bytes: Buffers, trailing NULs stripped as numpy does
+        const flat = flatValues(v).map((b) => { assert.ok(Buffer.isBuffer(b), name); return (b as Buffer).toString('latin1'); });
+        assert.deepEqual(flat, py.values.map((s) => (s as string).replace(/\0+$/, '')), name);
+        continue;
+      }
+      if (/^[<>|]?U/.test(parseNpyHeader(bytes).descr.descr)) {
+        assert.deepEqual(flatValues(v), py.values, name);
         if (py.shape.length === 0) assert.equal(typeof v, 'string', name);
         continue;
       }
@@ -247,6 +263,7 @@ print(json.dumps(0))`, path.join(dir, 'obj.npy'));
         if (data instanceof BigInt64Array) data[i] = BigInt(i) * -(2n ** 60n) + 7n;
         else if (data instanceof BigUint64Array) data[i] = 2n ** 64n - 1n - BigInt(i);
         else if (dt === 'bool') data[i] = i % 2;
+        else if (dt === 'float16' && FLOAT16_AS_BITS) data[i] = numberToFloat16(i * 1.5 - 3);
         else (data as Float64Array)[i] = i * 1.5 - 3;
       }
       values.push([dt, ndarray(data, [2, 3], dt)]);

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import {
   Checkpointer, CheckpointerError, CheckpointerKeyError, NDArray, ndarray, NumPyCheckpointer, registerClass, UnregisteredObject,
 } from '../lib/index';
-import { DType, DTYPES, dtypeInfo } from '../lib/values/dtype';
+import { DType, DTYPES, dtypeInfo, FLOAT16_AS_BITS, float16Values, numberToFloat16 } from '../lib/values/dtype';
 import { assertMatchesExpected } from './helpers/expected';
 import * as roundtrip from './helpers/roundtrip';
 import { nameProblem } from '../lib/values/names';
@@ -142,6 +142,7 @@ describe('NumPyCheckpointer: files numpy reads and writes', () => {
         if (data instanceof BigInt64Array) data[i] = [-(2n ** 63n), 2n ** 63n - 1n, 0n, -1n, 2n ** 53n + 1n, 7n][i]!;
         else if (data instanceof BigUint64Array) data[i] = [0n, 2n ** 64n - 1n, 2n ** 63n, 1n, 2n ** 53n + 1n, 9n][i]!;
         else if (dt === 'bool') data[i] = i % 2;
+        else if (dt === 'float16' && FLOAT16_AS_BITS) data[i] = numberToFloat16(i * 1.25 - 3);
         else (data as Float64Array)[i] = i * 1.25 - 3;
       }
       arrays[dt] = ndarray(data, [2, 3], dt);
@@ -184,6 +185,7 @@ print(json.dumps(out))`, file);
         if (dtypeInfo(a.dtype).lanes === 2) return [a.data[2 * i], a.data[2 * i + 1]];
         if (a.dtype === 'bool') return a.data[i] !== 0;
         if (/int/.test(dt)) return String(a.data[i]);
+        if (a.dtype === 'float16') return repr(float16Values(a.data)[i]!);
         return repr(a.data[i] as number);
       });
       assert.deepEqual(p.values, want, dt);

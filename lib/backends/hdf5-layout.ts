@@ -18,7 +18,9 @@ import { constants as bufferConstants } from 'node:buffer';
 import * as os from 'node:os';
 import { CheckpointerError } from '../errors';
 import type { BytesLayout, DatasetInfo, DatasetSpec, FileOp, WalkNode } from '../native';
-import { classPickleBase64, classNameFromPickleBase64, displayClassName, PSEUDOPICKLE_PROTOCOL } from '../formats/pseudo-pickle';
+import {
+  classPickleBase64, classNameFromPickleBase64, decodePickleData, displayClassName, isNumpyScalarClass, PSEUDOPICKLE_PROTOCOL,
+} from '../formats/pseudo-pickle';
 import { allocateForRead, DType, dtypeInfo, dtypeOfTypedArray, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { classify } from '../values/model';
@@ -243,8 +245,14 @@ export class LayoutReader {
     node.names.forEach((name, i) => {
       if (!isReserved(name)) child.set(name, node.children[i] ?? null);
     });
+    // McUtils' pickled values (bytes, numpy scalars): decoded in ../formats/pseudo-pickle.
+    const pickled = child.get('pickle_data');
+    if (child.size === 2 && child.has('pseudopickle_protocol') && pickled?.kind === 'dataset' && pickled.strings) {
+      return decodePickleData(pickled.strings[0] ?? '', `${path} in ${this.file}`);
+    }
     const pickle = child.get('class');
     const className = child.has('pseudopickle_protocol') && pickle?.kind === 'group' ? storedClassName(pickle, path, this.file) : undefined;
+    if (className !== undefined && isNumpyScalarClass(className)) return child.has('state') ? this.load(child.get('state')!, joinPath(path, 'state')) : null;
     if (className !== undefined) {
       const state = child.has('state') ? this.load(child.get('state')!, joinPath(path, 'state')) : null;
       return new PendingObject(className, state);

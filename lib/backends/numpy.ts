@@ -38,19 +38,21 @@ import {
   encodeLeaf, flattenValue, memberName, memberPath, shapeOf, unflattenValue,
 } from '../formats/mcutils-layout';
 import {
-  decodeData, EncodedNpy, encodeEmptyDict, npyHeaderLength, NPY_PREFIX_BYTES, parseNpyHeader, planDecode,
+  decodeData, EncodedNpy, encodeEmptyDict, encodeRecords, npyHeaderLength, NPY_PREFIX_BYTES, packedRecordLayout, parseNpyHeader, planDecode,
+  recordLayoutOf, RecordLayout,
 } from '../formats/npy';
 import {
   crc32, crc32Combine, IoGen, MemberReader, memberDataOffset, METHOD_STORED, NewMember, readCentralDirectory, readMember, readMemberBytes,
   runAsync, runSync, WriteMember, writeZip, ZipEntry,
 } from '../formats/zip';
 import type { Dataset, DatasetHost, DatasetLifecycle, DatasetOptions } from '../dataset/types';
-import { checkExisting, NpyDataset, RowDataset, rowSpec, unsupported } from '../dataset/npy-dataset';
+import { checkExisting, elementBytes, NpyDataset, RowDataset, rowSpec, unsupported } from '../dataset/npy-dataset';
 import {
   copyIntoSpool, createSpool, NpzMemberDataset, NpzStreamDataset, removeSpool, Spool, zeroSpool,
 } from '../dataset/npz-dataset';
-import { dtypeInfo, shapeSize, TypedArray } from '../values/dtype';
+import { DType, dtypeInfo, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
+import { RecordArray } from '../values/records';
 
 export interface NumPyCheckpointerOptions extends CheckpointerOptions {
   /** fsync the new file and its directory before the atomic rename completes (default true). */
@@ -668,8 +670,8 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       if (!spec) throw this.#missing(key);
       checkKeyNames(key, 'npz');
       this.#parentGroup(key); // a parent that is not a dict fails now, not at the close
-      const spool = zeroSpool(file, shapeSize(spec.shape) * dtypeInfo(spec.dtype).itemSize);
-      ds = new NpzStreamDataset(io, host, key, spec.dtype, spec.shape, spec.maxshape, spool, spec.autoFlush);
+      const spool = zeroSpool(file, shapeSize(spec.shape) * elementBytes(spec));
+      ds = new NpzStreamDataset(io, host, key, spec.dtype, spec.shape, spec.maxshape, spool, spec.autoFlush, spec.records);
     } else {
       if (members.length !== 1 || members[0]!.zipName !== name) {
         throw unsupported(`${where} holds a dict, list or object, not one array; dataset handles open arrays`, file);
@@ -678,18 +680,22 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       if (!spec) {
         ds = new NpzMemberDataset(io, host, { key, ...at });
       } else {
-        checkExisting(spec, at.dtype, at.shape, where);
+        checkExisting(spec, at.dtype, at.shape, where, at.records);
+        if (at.records && !at.records.native) {
+          throw unsupported(`${where}: records laid out as ${at.records.descr} (padding, offsets or byte order other than packed native) are read, not appended to; re-save them with this package`, file);
+        }
         const m0 = spec.maxshape[0] ?? null;
         if (m0 !== null && m0 < at.shape[0]!) throw new RangeError(`${where}: maxshape [${m0}, ...] is smaller than the stored shape [${at.shape.join(', ')}]`);
         // Continue the member: its rows are copied into the stream's spool first.
         const spool = createSpool(file);
         try {
-          const bytes = shapeSize(at.shape) * dtypeInfo(at.dtype).itemSize;
+          const bytes = shapeSize(at.shape) * elementBytes(at);
           if (at.memory === null && !at.swap && !at.fortran) {
             runSync(copyIntoSpool(spool, at.fd, at.dataOffset, bytes));
           } else {
-            const value = this.loadParameterSync(key) as NDArray;
-            const data = new Uint8Array(value.data.buffer, value.data.byteOffset, value.data.byteLength);
+            const value = this.loadParameterSync(key) as NDArray | RecordArray;
+            const data = value instanceof RecordArray ? encodeRecords(value).data
+              : new Uint8Array(value.data.buffer, value.data.byteOffset, value.data.byteLength);
             spool.crc = crc32(data);
             fs.writeSync(spool.fd, data, 0, data.length, 0);
             spool.length = data.length;
@@ -698,7 +704,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
           removeSpool(spool);
           throw this.#wrap(err, 'read', ` (member ${JSON.stringify(name)})`);
         }
-        ds = new NpzStreamDataset(io, host, key, at.dtype, at.shape, [m0, ...at.shape.slice(1)], spool, spec.autoFlush);
+        ds = new NpzStreamDataset(io, host, key, at.dtype, at.shape, [m0, ...at.shape.slice(1)], spool, spec.autoFlush, at.records);
       }
     }
     this.#handles.set(ds, name);
@@ -707,17 +713,23 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
 
   /** Where a member's elements are, for a handle: by offset in a file, or decoded in memory. */
   #locate(m: Member, where: string): {
-    dtype: NonNullable<ReturnType<typeof numericOf>>; shape: number[]; fd: number; dataOffset: number; swap: boolean; fortran: boolean; memory: TypedArray | null;
+    dtype: DType | 'records'; records: RecordLayout | null; shape: number[]; fd: number; dataOffset: number; swap: boolean; fortran: boolean; memory: TypedArray | null;
   } {
     const src = m.source;
     const fromHeader = (header: Uint8Array, fd: number, dataStart: number) => {
       const h = parseNpyHeader(header);
       const dtype = numericOf(h, where, this.#file);
-      return { dtype, shape: h.shape, fd, dataOffset: dataStart + h.headerLength, swap: h.descr.swap, fortran: h.fortranOrder, memory: null };
+      const records = h.descr.kind === 'record' ? recordLayoutOf(h.descr) : null;
+      return { dtype, records, shape: h.shape, fd, dataOffset: dataStart + h.headerLength, swap: h.descr.swap, fortran: h.fortranOrder, memory: null };
     };
     const inMemory = (value: unknown) => {
-      if (!(value instanceof NDArray)) throw unsupported(`${where} holds a scalar or strings, not an array of numbers`, this.#file);
-      return { dtype: value.dtype, shape: [...value.shape], fd: -1, dataOffset: 0, swap: false, fortran: false, memory: value.data as TypedArray };
+      // Records in memory (a compressed member) are held as their packed native rows.
+      if (value instanceof RecordArray && value.shape.length > 0) {
+        const records = packedRecordLayout(value.fields);
+        return { dtype: 'records' as const, records, shape: [...value.shape], fd: -1, dataOffset: 0, swap: false, fortran: false, memory: encodeRecords(value).data as TypedArray };
+      }
+      if (!(value instanceof NDArray)) throw unsupported(`${where} holds a scalar or strings, not an array of numbers or records`, this.#file);
+      return { dtype: value.dtype, records: null, shape: [...value.shape], fd: -1, dataOffset: 0, swap: false, fortran: false, memory: value.data as TypedArray };
     };
     try {
       if (src.kind === 'spool') return fromHeader(src.header, src.spool.fd, -parseNpyHeader(src.header).headerLength) // the spool holds the data alone;
@@ -734,7 +746,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
           fs.readSync(fd, header, 0, hlen, dataStart);
         }
         const at = fromHeader(header, fd, dataStart);
-        if (at.dataOffset - dataStart + shapeSize(at.shape) * dtypeInfo(at.dtype).itemSize > src.entry.uncompressedSize) {
+        if (at.dataOffset - dataStart + shapeSize(at.shape) * elementBytes(at) > src.entry.uncompressedSize) {
           throw new CheckpointerError('its data is shorter than its header says', { code: 'ERR_CHECKPOINT_CORRUPT' });
         }
         return at;
@@ -746,12 +758,12 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   }
 }
 
-function numericOf(h: ReturnType<typeof parseNpyHeader>, where: string, file: string) {
-  if (h.descr.kind !== 'numeric') {
-    throw new CheckpointerError(`${where} holds ${h.descr.kind === 'string' ? 'strings' : `dtype ${h.descr.descr}`}; dataset handles hold numbers`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
+function numericOf(h: ReturnType<typeof parseNpyHeader>, where: string, file: string): DType | 'records' {
+  if (h.descr.kind !== 'numeric' && h.descr.kind !== 'record') {
+    throw new CheckpointerError(`${where} holds ${h.descr.kind === 'string' ? 'strings' : `dtype ${h.descr.descr}`}; dataset handles hold numbers or records`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
   }
   if (h.shape.length === 0) throw unsupported(`${where} holds a scalar (0-d); dataset handles open arrays`, file);
-  return h.descr.dtype;
+  return h.descr.kind === 'record' ? 'records' : h.descr.dtype;
 }
 
 function freshSource(array: EncodedNpy, emptyDict: boolean): Source {

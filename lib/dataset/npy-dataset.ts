@@ -13,12 +13,20 @@
  * package leave room for the first axis to reach 21 digits), so a crash at any point leaves a file
  * numpy loads (at worst without the last rows, which then sit past the end as ignored bytes).
  * Big-endian and Fortran-order files are read (converted), not changed.
+ *
+ * Record datasets (numpy structured dtypes): a row element is one record of `itemSize` bytes —
+ * moved as raw bytes by the same machinery (a record is a uint8 element of `itemSize` lanes) and
+ * turned into a RecordArray by `readRecords` (decodeRecords) or from one by append/write
+ * (encodeRecords). Rows can be written only into the packed native layout this package writes;
+ * other layouts (padding, offsets, big-endian fields) are read, not changed.
  */
 import * as fs from 'node:fs';
 import { CheckpointerError, CheckpointerKeyError, fromSystemError } from '../errors';
 import {
-  descrOf, encodeNpyHeader, encodeNpyHeaderFixed, fortranToC, npyHeaderLength, NPY_PREFIX_BYTES, parseNpyHeader, swapInPlace,
+  decodeRecords, descrOf, encodeNpyHeader, encodeNpyHeaderFixed, encodeRecords, fortranToC, npyHeaderLength, NPY_PREFIX_BYTES,
+  packedRecordLayout, parseNpyHeader, recordDescrRepr, recordLayoutOf, RecordLayout, swapInPlace,
 } from '../formats/npy';
+import { RecordArray, RecordField } from '../values/records';
 import { IoGen, runAsync, runSync } from '../formats/zip';
 import { stableArray } from '../native';
 import { allocateForRead, DType, DTypeInfo, dtypeInfo, isDType, shapeSize, TypedArray } from '../values/dtype';
@@ -32,6 +40,16 @@ import type {
   WriteData, WriteOptions,
 } from './types';
 import { blockOf, framesOf, targetOf } from './values';
+
+/** A write's records: exactly the selection's shape. */
+function recordBlock(x: unknown, layout: RecordLayout, counts: readonly number[]): Uint8Array {
+  const data = recordBytes(x, layout, 'write');
+  const shape = (x as RecordArray).shape;
+  if (shape.length !== counts.length || shape.some((d, i) => d !== counts[i])) {
+    throw new RangeError(`write: records of shape [${shape.join(', ')}] do not match the selection's shape [${counts.join(', ')}]`);
+  }
+  return data;
+}
 
 /** Appends smaller than this are gathered in a buffer of this size before they are written. */
 export const APPEND_BUFFER_BYTES = 1 << 20;
@@ -69,7 +87,9 @@ function checkDims(dims: unknown, what: string, allowNull: boolean): (number | n
 
 /** What creating an .npy/.npz dataset asks for, checked. */
 export interface RowSpec {
-  dtype: DType;
+  /** 'records' for a record dataset (then `records` says its layout). */
+  dtype: DType | 'records';
+  records: RecordLayout | null;
   shape: number[];
   maxshape: (number | null)[];
   autoFlush: AutoFlush | null;
@@ -81,8 +101,21 @@ export interface RowSpec {
  */
 export function rowSpec(o: DatasetOptions, format: string, file: string): RowSpec {
   if (o === null || typeof o !== 'object') throw new TypeError(`dataset options must be an object, got ${JSON.stringify(o)}`);
-  if (o.dtype === undefined) throw new TypeError('creating a dataset needs a dtype (options.dtype)');
-  if (!isDType(o.dtype)) throw new TypeError(`unknown dtype ${JSON.stringify(o.dtype)}`);
+  let records: RecordLayout | null = null;
+  if (o.fields !== undefined) {
+    if (o.dtype !== undefined) throw new TypeError('a record dataset is described by its fields; give fields or dtype, not both');
+    if (!Array.isArray(o.fields) || o.fields.length === 0) throw new TypeError('options.fields must be a non-empty array of record fields ({name, type, shape})');
+    try {
+      // The fields as a RecordArray checks them (names, types, shapes) — an empty table of them.
+      records = packedRecordLayout(new RecordArray(new Map(o.fields.map((f) => [f.name, emptyColumn(f)])), { shape: [0], fields: o.fields }).fields);
+    } catch (err) {
+      if (err instanceof CheckpointerError) throw new CheckpointerError(`options.fields: ${err.message}`, { code: err.code, file });
+      throw new TypeError(`options.fields: ${(err as Error).message}`);
+    }
+  } else {
+    if (o.dtype === undefined) throw new TypeError('creating a dataset needs a dtype (options.dtype) or record fields (options.fields)');
+    if (!isDType(o.dtype)) throw new TypeError(`unknown dtype ${JSON.stringify(o.dtype)}`);
+  }
   const shape = checkDims(o.shape ?? [0], 'shape', false) as number[];
   if (shape.length === 0) throw new TypeError(`a ${format} dataset needs an axis to append along (shape [] is 0-d)`);
   const maxshape = o.maxshape === undefined ? [null, ...shape.slice(1)] : checkDims(o.maxshape, 'maxshape', true);
@@ -100,12 +133,57 @@ export function rowSpec(o: DatasetOptions, format: string, file: string): RowSpe
   if (o.chunks !== undefined && o.chunks !== null && typeof o.chunks !== 'boolean' && !Array.isArray(o.chunks)) {
     throw new TypeError(`chunks must be true, false or a chunk shape, got ${JSON.stringify(o.chunks)}`);
   }
-  return { dtype: o.dtype, shape, maxshape, autoFlush: checkAutoFlush(o.autoFlush) };
+  return { dtype: records ? 'records' : o.dtype!, records, shape, maxshape, autoFlush: checkAutoFlush(o.autoFlush) };
+}
+
+/** An empty column of a field (for checking fields through the RecordArray constructor). */
+function emptyColumn(f: RecordField): NDArray | RecordArray | string[] | Uint8Array[] {
+  const t = f?.type;
+  if (t?.kind === 'number' || t?.kind === 'enum') return new NDArray(new (dtypeInfo(t.dtype).ArrayType)(0), [0, ...f.shape], t.dtype);
+  if (t?.kind === 'record') return new RecordArray(new Map(t.fields.map((g) => [g.name, emptyColumn(g)])), { shape: [0, ...f.shape], fields: t.fields });
+  if (t?.kind === 'string' || t?.kind === 'bytes') return [];
+  throw new TypeError(`field ${JSON.stringify(f?.name)} has no type`);
+}
+
+/** Bytes of one element: a record's size for a record dataset. */
+export function elementBytes(spec: { dtype: DType | 'records'; records: RecordLayout | null }): number {
+  return spec.records ? spec.records.itemSize : dtypeInfo(spec.dtype as DType).itemSize;
+}
+
+/** A record is moved as a uint8 element of `itemSize` lanes. */
+function recordInfo(itemSize: number): DTypeInfo {
+  return { name: 'uint8', itemSize, lanes: itemSize as 1, ArrayType: Uint8Array, kind: 'u' };
+}
+
+/** Rows of RecordArray `x` for a record dataset with frames of `frame`: its packed bytes and how many frames. */
+function recordFrames(x: unknown, layout: RecordLayout, frame: readonly number[], what: string): { data: Uint8Array; count: number } {
+  const data = recordBytes(x, layout, what);
+  const shape = (x as RecordArray).shape;
+  if (shape.length === frame.length && shape.every((d, i) => d === frame[i])) return { data, count: 1 };
+  if (shape.length === frame.length + 1 && shape.slice(1).every((d, i) => d === frame[i])) return { data, count: shape[0]! };
+  throw new RangeError(`${what}: records of shape [${shape.join(', ')}] are neither a frame [${frame.join(', ')}] nor a batch [k, ${frame.join(', ')}]`);
+}
+
+function recordBytes(x: unknown, layout: RecordLayout, what: string): Uint8Array {
+  if (!(x instanceof RecordArray)) throw new TypeError(`${what}: a record dataset takes a RecordArray, got ${x === null ? 'null' : typeof x === 'object' ? (x as object).constructor?.name : typeof x}`);
+  let descr: string;
+  try {
+    descr = recordDescrRepr(x.fields);
+  } catch (err) {
+    throw new TypeError(`${what}: ${(err as Error).message}`);
+  }
+  if (descr !== recordDescrRepr(layout.fields)) {
+    throw new TypeError(`${what}: the records' fields (${x.names.join(', ')}: ${descr}) are not the dataset's (${recordDescrRepr(layout.fields)})`);
+  }
+  return encodeRecords(x).data;
 }
 
 /** Checks an existing array against create options (opened when dtype and frames match, as HDF5 does). */
-export function checkExisting(spec: RowSpec, dtype: DType, shape: readonly number[], where: string): void {
+export function checkExisting(spec: RowSpec, dtype: DType | 'records', shape: readonly number[], where: string, records: RecordLayout | null = null): void {
   if (dtype !== spec.dtype) throw new TypeError(`${where} exists with dtype ${dtype}, not ${spec.dtype}`);
+  if (records && spec.records && recordDescrRepr(records.fields) !== spec.records.descr) {
+    throw new TypeError(`${where} exists with other record fields (${records.descr}) than asked for (${spec.records.descr})`);
+  }
   if (shape.length !== spec.shape.length || shape.some((d, i) => i > 0 && d !== spec.shape[i])) {
     throw new RangeError(`${where} exists with shape ${shapeText(shape)}, whose frames differ from shape ${shapeText(spec.shape)}`);
   }
@@ -153,7 +231,9 @@ interface Piece {
 
 export interface RowDatasetInit {
   key: readonly string[];
-  dtype: DType;
+  dtype: DType | 'records';
+  /** A record dataset's layout in the file (or in `memory`). */
+  records?: RecordLayout | null;
   shape: readonly number[];
   maxshape: readonly (number | null)[];
   fileName: string;
@@ -174,7 +254,11 @@ const RESOLVED: Promise<void> = Promise.resolve();
 
 export abstract class RowDataset implements Dataset, DatasetLifecycle {
   readonly key: readonly string[];
-  readonly dtype: DType;
+  readonly dtype: DType | 'records';
+  /** A record dataset's fields (absent otherwise). */
+  readonly fields?: readonly RecordField[];
+  /** A record dataset's layout; null for numbers. */
+  protected readonly records: RecordLayout | null;
   readonly chunks: readonly number[] | null = null;
   readonly compression: 'gzip' | null = null;
   readonly compressionLevel: number | null = null;
@@ -211,14 +295,16 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     });
     this.key = Object.freeze([...init.key]);
     this.dtype = init.dtype;
-    this.info = dtypeInfo(init.dtype);
+    this.records = init.records ?? null;
+    if (this.records) this.fields = this.records.fields;
+    this.info = this.records ? recordInfo(this.records.itemSize) : dtypeInfo(init.dtype as DType);
     this.#shape = [...init.shape];
     this.#maxshape = [...init.maxshape];
     this.fileName = init.fileName;
     this.host = init.host;
     this.fd = init.fd;
     this.dataOffset = init.dataOffset;
-    this.swap = init.swap ?? false;
+    this.swap = this.records ? false : init.swap ?? false; // a record's fields are swapped as they are decoded
     this.fortran = (init.fortran ?? false) && init.shape.length > 1;
     this.memory = init.memory ?? null;
     this.fileRows = init.shape[0] ?? 0;
@@ -379,6 +465,16 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     if (this.refusal(op) === null && !this.#closed && !this.host.holdsWriteLock()) this.host.acquireWriteLockSync();
   }
 
+  /** A scratch or result array of `len` TypedArray elements (bytes for records). */
+  #alloc(len: number): TypedArray {
+    return allocateForRead(this.records ? 'uint8' : this.dtype as DType, len);
+  }
+
+  #numbersOnly(what: string): DType {
+    if (this.records) throw new TypeError(`${this} holds records: ${what} reads numbers; use readRecords`);
+    return this.dtype as DType;
+  }
+
   #frame(): number[] {
     if (this.#shape.length === 0) throw new TypeError(`${this}: a 0-d dataset has no axis to append along`);
     return this.#shape.slice(1);
@@ -397,7 +493,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
   #planAppend(frames: AppendData): Job[] {
     this.#assertUsable();
     this.#refuse('append');
-    const { data, count } = framesOf(frames, this.dtype, this.#frame());
+    const { data, count } = this.records ? recordFrames(frames, this.records, this.#frame(), 'append') : framesOf(frames, this.dtype as DType, this.#frame());
     const max = this.#maxshape[0];
     if (max !== null && max !== undefined && this.#shape[0]! + count > max) {
       throw new RangeError(`${this}: appending ${count} frame(s) to ${this.#shape[0]} would pass maxshape ${shapeText(this.#maxshape)}`);
@@ -458,8 +554,9 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   read(selection?: DatasetSelection): Promise<NDArray> {
     try {
+      const dtype = this.#numbersOnly('read');
       const { ranges, shape, elements, jobs } = this.#planRead(selection);
-      const result = new NDArray(allocateForRead(this.dtype, elements * this.info.lanes), shape, this.dtype);
+      const result = new NDArray(allocateForRead(dtype, elements * this.info.lanes), shape, dtype);
       if (elements === 0) return Promise.resolve(result);
       const extent = [...this.#shape];
       return this.#submit(jobs, () => this.#readOps(ranges, extent, result.data)).then(() => result);
@@ -470,17 +567,47 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
 
   readSync(selection?: DatasetSelection): NDArray {
     this.host.assertIdle();
+    const dtype = this.#numbersOnly('readSync');
     const { ranges, shape, elements, jobs } = this.#planRead(selection);
-    const result = new NDArray(allocateForRead(this.dtype, elements * this.info.lanes), shape, this.dtype);
+    const result = new NDArray(allocateForRead(dtype, elements * this.info.lanes), shape, dtype);
     if (elements === 0) return result;
     runSync(this.#exec(jobs, () => this.#readOps(ranges, [...this.#shape], result.data)));
     return result;
   }
 
+  /** A record dataset's selected records (the whole dataset without a selection). */
+  readRecords(selection?: DatasetSelection): Promise<RecordArray> {
+    try {
+      const layout = this.#recordsOnly();
+      const { ranges, shape, elements, jobs } = this.#planRead(selection);
+      const bytes = new Uint8Array(elements * layout.itemSize);
+      if (elements === 0) return Promise.resolve(decodeRecords(bytes, layout.itemSize, layout.npyFields, shape));
+      const extent = [...this.#shape];
+      return this.#submit(jobs, () => this.#readOps(ranges, extent, bytes))
+        .then(() => decodeRecords(bytes, layout.itemSize, layout.npyFields, shape));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  readRecordsSync(selection?: DatasetSelection): RecordArray {
+    this.host.assertIdle();
+    const layout = this.#recordsOnly();
+    const { ranges, shape, elements, jobs } = this.#planRead(selection);
+    const bytes = new Uint8Array(elements * layout.itemSize);
+    if (elements > 0) runSync(this.#exec(jobs, () => this.#readOps(ranges, [...this.#shape], bytes)));
+    return decodeRecords(bytes, layout.itemSize, layout.npyFields, shape);
+  }
+
+  #recordsOnly(): RecordLayout {
+    if (!this.records) throw new TypeError(`${this} holds ${this.dtype} numbers, not records: use read`);
+    return this.records;
+  }
+
   readInto<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): Promise<T> {
     try {
       const { ranges, elements, jobs } = this.#planRead(selection);
-      targetOf(target, this.dtype, elements);
+      targetOf(target, this.#numbersOnly('readInto'), elements);
       if (elements === 0) return Promise.resolve(target);
       const extent = [...this.#shape];
       // A view of a resizable or shared buffer gets the rows through a private array.
@@ -500,7 +627,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
   readIntoSync<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): T {
     this.host.assertIdle();
     const { ranges, elements, jobs } = this.#planRead(selection);
-    targetOf(target, this.dtype, elements);
+    targetOf(target, this.#numbersOnly('readIntoSync'), elements);
     if (elements === 0) return target;
     runSync(this.#exec(jobs, () => this.#readOps(ranges, [...this.#shape], target)));
     return target;
@@ -551,7 +678,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
   *#wholeArray(shape: readonly number[]): IoGen<TypedArray> {
     if (this.memory) return this.memory;
     const count = shapeSize(shape) * this.info.lanes;
-    const arr = allocateForRead(this.dtype, count);
+    const arr = this.#alloc(count);
     const raw = allocateForRead('uint8', count * (this.info.itemSize / this.info.lanes)) as Uint8Array;
     yield* this.#readFully(raw, this.dataOffset);
     if (this.swap) swapInPlace(raw, this.info.itemSize / this.info.lanes);
@@ -583,7 +710,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
           continue;
         }
         const len = p.span * this.#rowLen;
-        if (!scratch || scratch.length < len) scratch = allocateForRead(this.dtype, len);
+        if (!scratch || scratch.length < len) scratch = this.#alloc(len);
         const box = scratch.subarray(0, len) as TypedArray;
         yield* this.#readFully(bytesOf(box), this.dataOffset + p.first * rb);
         copyBlock(this.#pieceBlock(p, ranges, shape), box, ranges, out, lanes, true);
@@ -612,7 +739,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     let scratch: TypedArray | null = null;
     for (const p of this.#pieces(ranges[0]!, false)) {
       const len = p.span * this.#rowLen;
-      if (!scratch || scratch.length < len) scratch = allocateForRead(this.dtype, len);
+      if (!scratch || scratch.length < len) scratch = this.#alloc(len);
       const box = scratch.subarray(0, len) as TypedArray;
       const position = this.dataOffset + p.first * rb;
       yield* this.#readFully(bytesOf(box), position);
@@ -630,7 +757,7 @@ export abstract class RowDataset implements Dataset, DatasetLifecycle {
     if (ranges.some((r) => r.step > 1 && r.count > 1)) {
       throw unsupported(`${this}: stepped writes are not supported on ${this.label} datasets (write each run of rows, or use HDF5)`, this.fileName);
     }
-    const block = blockOf(data, this.dtype, resultShape(ranges));
+    const block = this.records ? recordBlock(data, this.records, resultShape(ranges)) : blockOf(data, this.dtype as DType, resultShape(ranges));
     const jobs: Job[] = [];
     if (block.length === 0) return jobs;
     const end = ranges.length > 0 ? rangeEnd(ranges[0]!) : 0;
@@ -922,8 +1049,9 @@ export class NpyDataset extends RowDataset {
       let size = fd >= 0 ? fs.fstatSync(fd).size : 0;
       if (size === 0) {
         if (!spec) throw new CheckpointerKeyError(`key ${JSON.stringify(shown)} is not in the checkpoint ${file} (the .npy file is missing or empty)`, shown, file);
-        const header = encodeNpyHeader(descrOf(spec.dtype), spec.shape);
-        const length = header.length + shapeSize(spec.shape) * dtypeInfo(spec.dtype).itemSize;
+        const descr = spec.records ? spec.records.descr : descrOf(spec.dtype as DType);
+        const header = encodeNpyHeader(descr, spec.shape);
+        const length = header.length + shapeSize(spec.shape) * elementBytes(spec);
         // Created whole (temp + rename): a crash leaves no file, or one numpy loads, never a header-less one.
         if (fd >= 0) fs.closeSync(fd);
         fd = -1;
@@ -934,9 +1062,9 @@ export class NpyDataset extends RowDataset {
         fd = fs.openSync(file, 'r+');
         io.changed(header, length);
         return new NpyDataset(io, {
-          key, dtype: spec.dtype, shape: spec.shape, maxshape: spec.maxshape, fileName: file, host, fd, dataOffset: header.length,
+          key, dtype: spec.dtype, records: spec.records, shape: spec.shape, maxshape: spec.maxshape, fileName: file, host, fd, dataOffset: header.length,
           autoFlush: spec.autoFlush,
-        }, descrOf(spec.dtype), header.length, header[6]!, null);
+        }, descr, header.length, header[6]!, null);
       }
       const probe = new Uint8Array(Math.min(size, 4096));
       fs.readSync(fd, probe, 0, probe.length, 0);
@@ -949,16 +1077,17 @@ export class NpyDataset extends RowDataset {
         fs.readSync(fd, headerBytes, 0, hlen, 0);
       }
       const h = parseNpyHeader(headerBytes);
-      if (h.descr.kind !== 'numeric') {
-        throw new CheckpointerError(`the .npy file holds ${h.descr.kind === 'string' ? 'strings' : `dtype ${h.descr.descr}`}; dataset handles hold numbers`, { code: 'ERR_UNSUPPORTED_DTYPE' });
+      if (h.descr.kind !== 'numeric' && h.descr.kind !== 'record') {
+        throw new CheckpointerError(`the .npy file holds ${h.descr.kind === 'string' ? 'strings' : `dtype ${h.descr.descr}`}; dataset handles hold numbers or records`, { code: 'ERR_UNSUPPORTED_DTYPE' });
       }
       // Rows appended in place are written before the header that counts them (see numpy.ts #index).
       if (h.headerLength + h.dataLength > size) size = fs.fstatSync(fd).size;
       if (h.headerLength + h.dataLength > size) {
         throw new CheckpointerError(`the data is truncated: ${size - h.headerLength} of ${h.dataLength} bytes`, { code: 'ERR_CHECKPOINT_CORRUPT' });
       }
-      const dtype = h.descr.dtype;
-      if (spec) checkExisting(spec, dtype, h.shape, `the .npy array ${file}`);
+      const records = h.descr.kind === 'record' ? recordLayoutOf(h.descr) : null;
+      const dtype = h.descr.kind === 'record' ? 'records' : h.descr.dtype;
+      if (spec) checkExisting(spec, dtype, h.shape, `the .npy array ${file}`, records);
       let maxshape: (number | null)[] = [null, ...h.shape.slice(1)];
       if (spec) {
         const m0 = spec.maxshape[0] ?? null;
@@ -969,9 +1098,10 @@ export class NpyDataset extends RowDataset {
       const why = !writable ? 'the file is read-only; it is opened for reading'
         : h.shape.length === 0 ? 'a 0-d array has no axis to grow'
           : h.descr.swap ? 'a byte-swapped (big-endian) .npy is read, not changed; re-save it in native order'
+            : records && !records.native ? `records laid out as ${records.descr} (padding, offsets or byte order other than packed native) are read, not changed; re-save them with this package`
             : h.fortranOrder && h.shape.length > 1 ? 'a Fortran-order .npy is read, not changed; re-save it in C order' : null;
       return new NpyDataset(io, {
-        key, dtype, shape: h.shape, maxshape, fileName: file, host, fd, dataOffset: h.headerLength,
+        key, dtype, records, shape: h.shape, maxshape, fileName: file, host, fd, dataOffset: h.headerLength,
         swap: h.descr.swap, fortran: h.fortranOrder, autoFlush: spec?.autoFlush ?? null,
       }, h.descr.descr, h.headerLength, h.version[0], why);
     } catch (err) {

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CheckpointerError, fromSystemError } from '../errors';
-import { encodeNpyHeader, descrOf } from '../formats/npy';
+import { encodeNpyHeader, descrOf, RecordLayout } from '../formats/npy';
 import { crc32, IoGen, runSync } from '../formats/zip';
 import type { DType, TypedArray } from '../values/dtype';
 import type { AutoFlush, DatasetHost } from './types';
@@ -104,7 +104,8 @@ export interface NpzDatasetIO {
 
 export interface NpzMemberInit {
   key: readonly string[];
-  dtype: DType;
+  dtype: DType | 'records';
+  records: RecordLayout | null;
   shape: readonly number[];
   fd: number;
   dataOffset: number;
@@ -142,10 +143,10 @@ export class NpzStreamDataset extends RowDataset {
 
   /** `spool` already holds the first `shape[0]` rows (zeros, or the member it continues). */
   constructor(
-    io: NpzDatasetIO, host: DatasetHost, key: readonly string[], dtype: DType, shape: readonly number[], maxshape: readonly (number | null)[], spool: Spool,
-    autoFlush: AutoFlush | null = null,
+    io: NpzDatasetIO, host: DatasetHost, key: readonly string[], dtype: DType | 'records', shape: readonly number[], maxshape: readonly (number | null)[], spool: Spool,
+    autoFlush: AutoFlush | null = null, records: RecordLayout | null = null,
   ) {
-    super({ key, dtype, shape, maxshape, fileName: io.fileName, host, fd: spool.fd, dataOffset: 0, autoFlush });
+    super({ key, dtype, records, shape, maxshape, fileName: io.fileName, host, fd: spool.fd, dataOffset: 0, autoFlush });
     this.#io = io;
     this.#spool = spool;
     this.published(); // has/keys see the key from the start
@@ -168,7 +169,8 @@ export class NpzStreamDataset extends RowDataset {
 
   /** The rows in the spool (all appended rows once the buffer is written) are the key's member. */
   protected override published(): void {
-    this.#io.commit(this.key, encodeNpyHeader(descrOf(this.dtype), [this.fileRows, ...this.shape.slice(1)]), this.#spool);
+    const descr = this.records ? this.records.descr : descrOf(this.dtype as DType);
+    this.#io.commit(this.key, encodeNpyHeader(descr, [this.fileRows, ...this.shape.slice(1)]), this.#spool);
   }
 
   protected override *finish(): IoGen<void> {

@@ -3,11 +3,32 @@
  * `-Infinity` are numbers, and integers keep full precision (outside the safe range they parse as
  * bigint and bigints print as integer literals). Output uses Python's default separators.
  */
+import { dtypeInfo, float16Values } from '../values/dtype';
+import { NDArray } from '../values/ndarray';
 
 export type JsonNode =
   | null | boolean | number | bigint | string
+  | JsonFloat | JsonFloatArray
   | JsonNode[]
   | { [key: string]: JsonNode };
+
+/**
+ * A float token whose value is a whole number (`1.0`, `-0.0`, `1e3`): kept apart from the integer
+ * `1` so that a document read and written again still says float where Python wrote one (Python's
+ * json loads `1` as int, `1.0` as float). Other floats (`1.5`) are plain numbers: they print as floats.
+ */
+export class JsonFloat {
+  constructor(readonly value: number) {}
+}
+
+/**
+ * A float or complex array (float16/32/64, complex64/128) to be written as nested lists of float
+ * tokens — `[1.0, 2.0]`, complex as `[re, im]` — as McUtils' `tolist()` + json write them. Held as
+ * the array itself (a private copy), so large arrays are printed straight from their TypedArray.
+ */
+export class JsonFloatArray {
+  constructor(readonly array: NDArray) {}
+}
 
 export class JsonSyntaxError extends Error {
   constructor(message: string, readonly position: number) {
@@ -17,7 +38,27 @@ export class JsonSyntaxError extends Error {
 
 const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
-/** Parses JSON text (with Python's extensions) into a JsonNode tree; objects keep key order. */
+/**
+ * Lists read from text whose numbers were all float tokens (`[1.0, 2.0]`): written back with float
+ * tokens, so an untouched key keeps the types Python wrote.
+ */
+const floatLists = new WeakSet<JsonNode[]>();
+
+/** A container being parsed: a list, or an object and the key its next value goes under (one shape for both: monomorphic). */
+class Open {
+  wholeAt: number[] | undefined = undefined;
+  ints = false;
+  constructor(readonly list: JsonNode[] | null, readonly obj: { [key: string]: JsonNode } | null, public key: string) {}
+}
+
+/** How deep lists and objects may nest (the writer and the value decoder refuse deeper values). */
+const MAX_PARSE_DEPTH = 10000;
+
+/**
+ * Parses JSON text (with Python's extensions) into a JsonNode tree; objects keep key order.
+ * Iterative (an explicit stack of open containers), so nesting is bounded by MAX_PARSE_DEPTH, not
+ * by the JS call stack.
+ */
 export function parseJson(text: string): JsonNode {
   let pos = 0;
   const fail = (what: string): never => {
@@ -52,68 +93,35 @@ export function parseJson(text: string): JsonNode {
     pos++;
     return JSON.parse(text.slice(start, pos)) as string;
   };
-  const parseValue = (depth: number): JsonNode => {
-    if (depth > 10000) fail('nesting too deep');
+  /** An object key and its colon. */
+  const parseKey = (): string => {
     ws();
-    const c = text[pos];
-    if (c === '{') {
-      pos++;
-      const obj: { [key: string]: JsonNode } = {};
-      ws();
-      if (text[pos] === '}') {
-        pos++;
-        return obj;
-      }
-      for (;;) {
-        ws();
-        if (text[pos] !== '"') fail('expected a string key');
-        const key = parseString();
-        ws();
-        if (text[pos] !== ':') fail("expected ':'");
-        pos++;
-        const v = parseValue(depth + 1);
-        Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
-        ws();
-        if (text[pos] === ',') {
-          pos++;
-          continue;
-        }
-        if (text[pos] === '}') {
-          pos++;
-          return obj;
-        }
-        fail("expected ',' or '}'");
-      }
-    }
-    if (c === '[') {
-      pos++;
-      const arr: JsonNode[] = [];
-      ws();
-      if (text[pos] === ']') {
-        pos++;
-        return arr;
-      }
-      for (;;) {
-        arr.push(parseValue(depth + 1));
-        ws();
-        if (text[pos] === ',') {
-          pos++;
-          continue;
-        }
-        if (text[pos] === ']') {
-          pos++;
-          return arr;
-        }
-        fail("expected ',' or ']'");
-      }
-    }
-    if (c === '"') return parseString();
+    if (text[pos] !== '"') fail('expected a string key');
+    const key = parseString();
+    ws();
+    if (text[pos] !== ':') fail("expected ':'");
+    pos++;
+    return key;
+  };
+  // What the last number token was: a float token with a whole value (`1.0`), or an integer (`1`).
+  let wholeFloat = false;
+  let intToken = false;
+  const parseScalar = (): JsonNode => {
+    wholeFloat = false;
+    intToken = false;
+    const c = text.charCodeAt(pos);
+    if (c === 0x22) return parseString();
+    // digits (and '-' not before Infinity) go straight to the number
+    if ((c >= 0x30 && c <= 0x39) || (c === 0x2d && text.charCodeAt(pos + 1) !== 0x49)) return parseNumber();
     if (literal('true')) return true;
     if (literal('false')) return false;
     if (literal('null')) return null;
     if (literal('NaN')) return NaN;
     if (literal('Infinity')) return Infinity;
     if (literal('-Infinity')) return -Infinity;
+    return parseNumber();
+  };
+  const parseNumber = (): JsonNode => {
     NUMBER_RE.lastIndex = pos;
     const m = NUMBER_RE.exec(text);
     if (!m) return fail('expected a value');
@@ -122,14 +130,93 @@ export function parseJson(text: string): JsonNode {
     if (!/[.eE]/.test(s)) {
       const n = Number(s);
       if (!Number.isSafeInteger(n)) return BigInt(s);
+      intToken = true;
       return n;
     }
-    return Number(s);
+    const f = Number(s);
+    wholeFloat = Number.isInteger(f);
+    return f;
   };
-  const value = parseValue(0);
-  ws();
-  if (pos !== text.length) fail('unexpected text after the JSON value');
-  return value;
+
+  const stack: Open[] = [];
+  for (;;) {
+    // One value: a scalar, an empty container, or the opening of a container (then its first value).
+    ws();
+    const c = text[pos];
+    let value: JsonNode;
+    if (c === '{' || c === '[') {
+      if (stack.length >= MAX_PARSE_DEPTH) fail('nesting too deep');
+      pos++;
+      ws();
+      if (c === '{') {
+        if (text[pos] === '}') {
+          pos++;
+          value = {};
+        } else {
+          stack.push(new Open(null, {}, parseKey()));
+          continue;
+        }
+      } else if (text[pos] === ']') {
+        pos++;
+        value = [];
+      } else {
+        stack.push(new Open([], null, ''));
+        continue;
+      }
+    } else {
+      value = parseScalar();
+    }
+    // Hand the finished value to its container; close the containers it finishes.
+    for (;;) {
+      const top = stack[stack.length - 1];
+      if (top === undefined) {
+        ws();
+        if (pos !== text.length) fail('unexpected text after the JSON value');
+        return value;
+      }
+      const isNumber = typeof value === 'number';
+      const list = top.list;
+      if (list !== null) {
+        // Whole-number float tokens: a list of nothing but float tokens is marked as one (cheap:
+        // no box per element); in a list that mixes them with integers each is boxed.
+        if (isNumber) {
+          if (wholeFloat) (top.wholeAt ??= []).push(list.length);
+          else if (intToken) top.ints = true;
+        }
+        list.push(value);
+        ws();
+        if (text[pos] === ',') {
+          pos++;
+          break;
+        }
+        if (text[pos] !== ']') fail("expected ',' or ']'");
+        pos++;
+        stack.pop();
+        if (top.wholeAt) {
+          if (!top.ints) floatLists.add(list);
+          else for (const i of top.wholeAt) list[i] = new JsonFloat(list[i] as number);
+        }
+        value = list;
+      } else {
+        const obj = top.obj!;
+        const v = isNumber && wholeFloat ? new JsonFloat(value as number) : value;
+        Object.defineProperty(obj, top.key, { value: v, enumerable: true, writable: true, configurable: true });
+        ws();
+        if (text[pos] === ',') {
+          pos++;
+          top.key = parseKey();
+          break;
+        }
+        if (text[pos] !== '}') fail("expected ',' or '}'");
+        pos++;
+        stack.pop();
+        value = obj;
+      }
+      // a container just closed: not a number token
+      wholeFloat = false;
+      intToken = false;
+    }
+  }
 }
 
 function formatNumber(v: number): string {
@@ -144,34 +231,93 @@ function formatNumber(v: number): string {
   return text;
 }
 
-/** Writes a JsonNode tree as text, with Python's default `, ` and `: ` separators. */
+/** A float as Python's `repr(float)` reads it back: always with a `.` or an exponent (`1.0`, `-0.0`, `1e+21`). */
+export function formatFloat(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return 'Infinity';
+  if (v === -Infinity) return '-Infinity';
+  if (Object.is(v, -0)) return '-0.0';
+  const text = String(v);
+  return /[.e]/.test(text) ? text : `${text}.0`;
+}
+
+function emitFloatArray(a: NDArray, parts: string[]): void {
+  const { data, shape } = a;
+  const info = dtypeInfo(a.dtype);
+  const values = a.dtype === 'float16' ? float16Values(data) : data as Float32Array | Float64Array;
+  const complex = info.lanes === 2;
+  if (shape.length === 0) {
+    parts.push(complex ? `[${formatFloat(values[0]!)}, ${formatFloat(values[1]!)}]` : formatFloat(values[0]!));
+    return;
+  }
+  let index = 0;
+  const build = (axis: number): void => {
+    parts.push('[');
+    const n = shape[axis]!;
+    const last = axis === shape.length - 1;
+    for (let k = 0; k < n; k++) {
+      if (k > 0) parts.push(', ');
+      if (!last) build(axis + 1);
+      else if (complex) {
+        parts.push(`[${formatFloat(values[2 * index]!)}, ${formatFloat(values[2 * index + 1]!)}]`);
+        index++;
+      } else parts.push(formatFloat(values[index++]!));
+    }
+    parts.push(']');
+  };
+  build(0);
+}
+
+/** Writes a JsonNode tree as text, with Python's default `, ` and `: ` separators (iterative: any depth the parser accepts). */
 export function stringifyJson(node: JsonNode): string {
   const parts: string[] = [];
-  const emit = (n: JsonNode): void => {
+  type Open = { list: JsonNode[]; i: number; floats: boolean } | { obj: { [key: string]: JsonNode }; keys: string[]; i: number };
+  const stack: Open[] = [];
+  let cur: JsonNode = node;
+  for (;;) {
+    const n = cur;
     if (n === null) parts.push('null');
     else if (typeof n === 'boolean') parts.push(n ? 'true' : 'false');
     else if (typeof n === 'number') parts.push(formatNumber(n));
     else if (typeof n === 'bigint') parts.push(n.toString());
     else if (typeof n === 'string') parts.push(JSON.stringify(n));
+    else if (n instanceof JsonFloat) parts.push(formatFloat(n.value));
+    else if (n instanceof JsonFloatArray) emitFloatArray(n.array, parts);
     else if (Array.isArray(n)) {
       parts.push('[');
-      for (let i = 0; i < n.length; i++) {
-        if (i > 0) parts.push(', ');
-        emit(n[i]!);
-      }
-      parts.push(']');
+      stack.push({ list: n, i: 0, floats: floatLists.has(n) });
     } else {
       parts.push('{');
-      let first = true;
-      for (const k of Object.keys(n)) {
-        if (!first) parts.push(', ');
-        first = false;
-        parts.push(JSON.stringify(k), ': ');
-        emit(n[k]!);
-      }
-      parts.push('}');
+      stack.push({ obj: n, keys: Object.keys(n), i: 0 });
     }
-  };
-  emit(node);
-  return parts.join('');
+    // The next value to write, closing the containers that are done.
+    let next = false;
+    while (!next) {
+      const top = stack[stack.length - 1];
+      if (top === undefined) return parts.join('');
+      if ('list' in top) {
+        if (top.i < top.list.length) {
+          if (top.i > 0) parts.push(', ');
+          const x = top.list[top.i++]!;
+          if (top.floats && typeof x === 'number') parts.push(formatFloat(x));
+          else {
+            cur = x;
+            next = true;
+          }
+        } else {
+          parts.push(']');
+          stack.pop();
+        }
+      } else if (top.i < top.keys.length) {
+        if (top.i > 0) parts.push(', ');
+        const k = top.keys[top.i++]!;
+        parts.push(JSON.stringify(k), ': ');
+        cur = top.obj[k]!;
+        next = true;
+      } else {
+        parts.push('}');
+        stack.pop();
+      }
+    }
+  }
 }

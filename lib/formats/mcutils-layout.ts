@@ -18,7 +18,13 @@
  *     `k::>|<::pseudopickle_protocol` (1), `k::>|<::class::>|<::pseudopickle_protocol` (1),
  *     `k::>|<::class::>|<::pickle_data` (base64 pickle of the class reference, `<U`), `k::>|<::state…`;
  *   - null (None) → a 0-d `|V0` array (a void of no bytes; numpy has no None without pickling);
- *   - an empty dict, which flattening would lose → a 0-d record with no fields (descr `[]`).
+ *   - an empty dict, which flattening would lose → a 0-d record with no fields (descr `[]`);
+ *   - a Buffer (Python `bytes`) → a 0-d `|S<n>` array (`|V<n>` when it ends in NUL, which `S`
+ *     strips), which numpy loads as bytes (`a.item()`); `S` and `V` arrays read back as Buffers;
+ *   - a RecordArray → a structured array (packed, field order), as numpy writes `np.zeros(n, dtype=[...])`.
+ *
+ * Read as McUtils writes them: pickled values (`k::>|<::pseudopickle_protocol` + `k::>|<::pickle_data`,
+ * bytes and numpy scalars) load as their values; `''` and text with inner NULs are `<U` arrays.
  *
  * Not representable, refused before anything is written: names ../values/names refuses for .npz
  * (TypeError: the separator, NUL, McUtils' list names, ...), and (ERR_UNSUPPORTED_VALUE) text
@@ -29,8 +35,12 @@ import { dtypeOfTypedArray } from '../values/dtype';
 import { classify } from '../values/model';
 import { checkName, NPZ_KEY_SEP } from '../values/names';
 import { reviveObject } from '../values/registry';
-import { EncodedNpy, encodeArray, encodeEmptyDict, encodeNull, encodeStringScalar, stringSurvivesNpy } from './npy';
-import { classNameFromPickleBase64, classPickleBase64, displayClassName, PSEUDOPICKLE_PROTOCOL } from './pseudo-pickle';
+import {
+  EncodedNpy, encodeArray, encodeBytesScalar, encodeEmptyDict, encodeNull, encodeRecords, encodeStringScalar, stringSurvivesNpy,
+} from './npy';
+import {
+  classNameFromPickleBase64, classPickleBase64, decodePickleData, displayClassName, isNumpyScalarClass, PSEUDOPICKLE_PROTOCOL,
+} from './pseudo-pickle';
 
 export const KEY_SEP = NPZ_KEY_SEP;
 export const LIST_ITEM = '_list_item_';
@@ -100,8 +110,9 @@ export function encodeLeaf(value: unknown, where: string): EncodedNpy | undefine
     case 'string':
       return encodeScalar(c.value, where);
     case 'records':
-      throw new CheckpointerError(`${where}: record arrays are not stored in .npz checkpoints yet`, { code: 'ERR_UNSUPPORTED_VALUE' });
+      return encodeRecords(c.value);
     case 'bytes':
+      return encodeBytesScalar(c.value);
     case 'typed':
       return encodeArray(dtypeOfTypedArray(c.value), [c.value.length], c.value);
     case 'ndarray':
@@ -227,6 +238,8 @@ function interpret(node: TreeNode, where: string): unknown {
     }
     return out;
   }
+  const pickled = kids.get('pickle_data')?.leaf?.value;
+  if (kids.size === 2 && kids.has(PROTOCOL_KEY) && typeof pickled === 'string') return decodePickleData(pickled, where);
   const cls = kids.get('class');
   const pickle = cls?.children.get('pickle_data')?.leaf?.value;
   if (kids.has(PROTOCOL_KEY) && typeof pickle === 'string') {
@@ -236,6 +249,7 @@ function interpret(node: TreeNode, where: string): unknown {
     } catch {
       className = undefined; // not a class pickle: an ordinary dict
     }
+    if (className !== undefined && isNumpyScalarClass(className) && kids.has('state')) return interpret(kids.get('state')!, where);
     if (className !== undefined) {
       const state = kids.get('state');
       return reviveObject(className, state ? interpret(state, `${where}<${className}>`) : null);
