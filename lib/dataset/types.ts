@@ -6,14 +6,21 @@
  */
 import type { DType, TypedArray } from '../values/dtype';
 import type { NDArray, NDArrayLike } from '../values/ndarray';
+import type { RecordArray, RecordField } from '../values/records';
 
 /**
  * How to create a dataset. Names and meanings follow h5py's `create_dataset` where they overlap;
  * the differences are `maxshape`'s default (first axis unlimited) and that `dtype` is required.
  */
 export interface DatasetOptions {
-  /** numpy's name of the element type (required to create). */
+  /** numpy's name of the element type (required to create, unless `fields` is given). */
   dtype?: DType;
+  /**
+   * A record (compound) dataset: its fields, as a RecordArray has them (`records.fields` of a
+   * first batch). Frames are then RecordArrays; `readRecords` reads them back. HDF5 only; fields
+   * of a fixed size (no variable-length strings).
+   */
+  fields?: readonly RecordField[];
   /** Initial shape; default `[0]` for rank 1. Frames are `shape.slice(1)`. */
   shape?: readonly number[];
   /**
@@ -76,10 +83,10 @@ export type AxisSelection =
 export type DatasetSelection = readonly AxisSelection[];
 
 /** What `append` accepts: one frame (shape[1:]) or a batch (k, ...shape[1:]). */
-export type AppendData = NDArray | NDArrayLike | TypedArray | number | bigint | boolean;
+export type AppendData = NDArray | NDArrayLike | TypedArray | number | bigint | boolean | RecordArray;
 
 /** What `write` accepts: exactly the selection's elements (an NDArray must have its shape). */
-export type WriteData = NDArray | NDArrayLike | TypedArray;
+export type WriteData = NDArray | NDArrayLike | TypedArray | RecordArray;
 
 export interface WriteOptions {
   /** Let the selection reach past the current shape (within maxshape): the dataset grows to cover it. */
@@ -106,7 +113,10 @@ export interface DatasetAttrs {
  */
 export interface Dataset extends AsyncDisposable, Disposable {
   readonly key: readonly string[];
-  readonly dtype: DType;
+  /** 'records' for a record (compound) dataset, whose `fields` say what it holds. */
+  readonly dtype: DType | 'records';
+  /** A record dataset's fields (absent otherwise). */
+  readonly fields?: readonly RecordField[];
   /** Current shape, counting every append made so far (buffered or written). */
   readonly shape: readonly number[];
   readonly maxshape: readonly (number | null)[];
@@ -129,6 +139,9 @@ export interface Dataset extends AsyncDisposable, Disposable {
   /** The selected elements as an NDArray (the whole dataset without a selection). */
   read(selection?: DatasetSelection): Promise<NDArray>;
   readSync(selection?: DatasetSelection): NDArray;
+  /** A record dataset's selected records (HDF5 record datasets; the whole dataset without a selection). */
+  readRecords?(selection?: DatasetSelection): Promise<RecordArray>;
+  readRecordsSync?(selection?: DatasetSelection): RecordArray;
   /**
    * Reads the selection into `target` (h5py's `read_direct`): the dtype's TypedArray with exactly
    * the selection's element count (C order); resolves to `target`.
