@@ -99,8 +99,9 @@ AttrValue readAttr(hid_t obj, const std::string& name, const std::string& owner)
   if (e.cls == H5S_NULL) return v;
   DType dt = node.dtype;
   bool stringAttr = node.kind == TypeNode::Kind::String && node.dims.empty();
-  if (!stringAttr && (!node.plainNumber() || node.kind == TypeNode::Kind::Enum || dt == DType::Float16)) {
-    // Records, enums, arrays, float16, opaque, variable-length, references: packed, decoded in TS.
+  if (!stringAttr && (!node.plainNumber() || node.kind == TypeNode::Kind::Enum || dt == DType::Float16 || e.dims.size() > 1)) {
+    // Records, enums, arrays, float16, opaque, variable-length, references, numbers of rank >= 2
+    // (their shape kept): packed, decoded in TS.
     PackedData pd = readPacked(a.get(), true, node, where);
     v.kind = AttrValue::Kind::Packed;
     v.type = std::move(node);

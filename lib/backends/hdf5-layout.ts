@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import { CheckpointerError } from '../errors';
 import type { BytesLayout, DatasetInfo, DatasetSpec, FileOp, H5Type, WalkNode } from '../native';
 import { classPickleBase64, classNameFromPickleBase64, displayClassName, PSEUDOPICKLE_PROTOCOL } from '../formats/pseudo-pickle';
-import { allocateForRead, DType, dtypeInfo, dtypeOfTypedArray, shapeSize, TypedArray } from '../values/dtype';
+import { allocateForRead, DType, dtypeInfo, dtypeOfTypedArray, float16Values, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { classify } from '../values/model';
 import { EnumArray, RecordArray } from '../values/records';
@@ -357,6 +357,7 @@ export class LayoutReader {
 class PendingScalar {
   constructor(readonly data: TypedArray, readonly dtype: DType) {}
   value(): unknown {
+    if (this.dtype === 'float16') return float16Values(this.data)[0]!;
     const v = this.data[0]!;
     if (this.dtype === 'bool') return v !== 0;
     if (typeof v === 'bigint') {

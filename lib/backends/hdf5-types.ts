@@ -11,8 +11,8 @@
  * type — field order, nesting, array fields, strings, bytes, enums — the records came with.
  */
 import { CheckpointerError } from '../errors';
-import type { H5Type } from '../native';
-import { DType, dtypeInfo, float16Bits, Float16ArrayType, FLOAT16_AS_BITS, shapeSize, TypedArray } from '../values/dtype';
+import type { AttrRead, AttrValue as NativeAttrValue, H5Type } from '../native';
+import { DType, dtypeInfo, float16Bits, Float16ArrayType, FLOAT16_AS_BITS, float16Values, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { Column, EnumArray, FieldType, IntDType, RecordArray, RecordField } from '../values/records';
 
@@ -369,4 +369,46 @@ export function enumH5Type(e: EnumArray): H5Type {
 /** Whether a record type has variable-length strings (not written through dataset handles, which move fixed-size rows). */
 export function hasVariableParts(t: H5Type): boolean {
   return sideSlots(t) > 0;
+}
+
+// ------------------------------------------------------------------------------------ attributes
+
+/** An attribute as the addon read it, as a value: packed types decoded (compound → RecordArray, enum → EnumArray, ...). */
+export function attrValueOf(read: AttrRead, where: string): unknown {
+  if (read !== null && typeof read === 'object' && !ArrayBuffer.isView(read) && !Array.isArray(read)) {
+    if ('unsupported' in read) throw unsupportedDtype(`${where}: ${read.unsupported}`);
+    const v = decodePacked(read.type, read.shape, read.data, read.side, where);
+    // A 0-d number or enum is a scalar, as plain attributes are.
+    if (read.shape.length === 0 && read.type.dims.length === 0 && v instanceof NDArray && v.dtype !== 'complex64' && v.dtype !== 'complex128') {
+      const x = v.dtype === 'float16' ? float16Values(v.data)[0]! : v.data[0]!;
+      return typeof x === 'bigint' && Number.isSafeInteger(Number(x)) ? Number(x) : x;
+    }
+    return v;
+  }
+  return read;
+}
+
+/** A value for an attribute: RecordArray, EnumArray, NDArray (any dtype and shape, float16 too) and Buffer as packed elements; the rest as they are. */
+export function nativeAttrValue(value: unknown, where: string): NativeAttrValue {
+  if (value instanceof RecordArray) {
+    const { type, data, strings } = encodeRecords(value, where);
+    return strings.length > 0 ? { type, shape: [...value.shape], data, strings } : { type, shape: [...value.shape], data };
+  }
+  if (value instanceof NDArray) {
+    const type: H5Type = value instanceof EnumArray ? enumH5Type(value) : { class: 'number', dtype: value.dtype, size: dtypeInfo(value.dtype).itemSize, dims: [] };
+    const bits = toNativeArray(value.dtype, value.data);
+    return { type, shape: [...value.shape], data: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength).slice() };
+  }
+  if (Buffer.isBuffer(value)) {
+    // As datasets store bytes: a 0-d opaque (np.void); '' as |S1 holding b''.
+    if (value.length === 0) return { type: { class: 'string', variable: false, utf8: false, length: 1, pad: 'nullpad', size: 1, dims: [] }, shape: [], data: new Uint8Array(1) };
+    return { type: { class: 'opaque', size: value.length, tag: '', dims: [] }, shape: [], data: new Uint8Array(value) };
+  }
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean' || typeof value === 'string') return value;
+  if (Array.isArray(value) && value.every((s) => typeof s === 'string')) return value as string[];
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    const t = value as TypedArray;
+    return FLOAT16_AS_BITS || !(t instanceof Float16ArrayType) ? t : nativeAttrValue(new NDArray(t, [t.length], 'float16'), where);
+  }
+  throw new TypeError(`${where}: an attribute value is a number, bigint, boolean, string, string[], TypedArray, NDArray, RecordArray or Buffer`);
 }

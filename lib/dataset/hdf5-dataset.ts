@@ -30,7 +30,7 @@ import { chunkShapeFor, TARGET_CHUNK_BYTES, toH5Path } from '../backends/hdf5-la
 import { allocateForRead, DType, DTypeInfo, dtypeInfo, isDType, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { RecordArray, RecordField } from '../values/records';
-import { decodePacked, encodeRecords, fieldH5Type, hasVariableParts, toNativeArray, wrapNumbers } from '../backends/hdf5-types';
+import { attrValueOf, decodePacked, encodeRecords, fieldH5Type, hasVariableParts, nativeAttrValue, toNativeArray, wrapNumbers } from '../backends/hdf5-types';
 import type { H5Type } from '../native';
 import { AxisRange, countsOf, normalizeSelection, rangeEnd, resultShape } from './selection';
 import type {
@@ -990,7 +990,7 @@ export class HDF5DatasetCore {
 
   *#setAttr(name: string, value: AttrValue): H5Gen<void> {
     yield* this.#io.writable();
-    yield* setDatasetAttr(yield* this.#dataset(), name, value as never);
+    yield* setDatasetAttr(yield* this.#dataset(), name, nativeAttrValue(value, `attribute ${JSON.stringify(name)} of ${this}`));
   }
 
   deleteAttr(name: string): void {
@@ -1222,10 +1222,7 @@ class HDF5DatasetAttrs implements DatasetAttrs {
     const hit = this.#entries().find(([k]) => k === name);
     if (!hit) return undefined;
     const v = hit[1];
-    if (v !== null && typeof v === 'object' && 'unsupported' in v) {
-      throw new CheckpointerError(`attribute ${JSON.stringify(name)} of ${this.#handle}: ${v.unsupported}`, { code: 'ERR_UNSUPPORTED_DTYPE' });
-    }
-    return v as AttrValue | null;
+    return attrValueOf(v, `attribute ${JSON.stringify(name)} of ${this.#handle}`) as AttrValue | null;
   }
 
   set(name: string, value: AttrValue): void {
