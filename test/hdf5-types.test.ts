@@ -279,6 +279,20 @@ out({'descr': str(d.dtype), 'enum': h5py.check_enum_dtype(d.dtype['color']), 'vl
     assert.deepEqual(back.toList(), r.toList());
   });
 
+  test('a large table (read after the walk, by a read op) and bad enums refused before anything is written', async () => {
+    const file = fresh('large');
+    const chk = Checkpointer.fromFile(file);
+    const n = 20000;
+    const big = new RecordArray({ i: Int32Array.from({ length: n }, (_, k) => k), x: Float64Array.from({ length: n }, (_, k) => k / 4) });
+    await chk.set('big', big);
+    const back = await chk.get('big') as RecordArray;
+    assert.deepEqual(back.row(n - 1), { i: n - 1, x: (n - 1) / 4 });
+    assert.deepEqual(h5py(`d = h5py.File(sys.argv[1], 'r')['big']; out([len(d), d[-1].tolist(), d.chunks is not None])`, file), [n, [n - 1, (n - 1) / 4], true]);
+    await expectCodeAsync(chk.set('e1', new EnumArray(Uint8Array.of(0), [1], 'uint8', { A: 0, B: 300 })), 'ERR_UNSUPPORTED_VALUE', /does not fit uint8/);
+    await expectCodeAsync(chk.set('e2', new EnumArray(Uint8Array.of(0), [1], 'uint8', { A: 0, B: 0 })), 'ERR_UNSUPPORTED_VALUE', /the same value/);
+    assert.deepEqual(await chk.keys(), ['big']);
+  });
+
   test('a 0-d record, and records whose string does not fit its field (refused, nothing written)', async () => {
     const file = fresh('record0');
     const chk = Checkpointer.fromFile(file);

@@ -173,7 +173,7 @@ export function planValue(value: unknown, where: string): PlannedNode {
     case 'bytes': return bytesNode(c.value);
     case 'typed': return arrayNode(dtypeOfTypedArray(c.value), [c.value.length], c.value);
     case 'ndarray':
-      return arrayNode(c.value.dtype, c.value.shape, c.value.data, c.value instanceof EnumArray ? enumH5Type(c.value) : undefined);
+      return arrayNode(c.value.dtype, c.value.shape, c.value.data, c.value instanceof EnumArray ? enumH5Type(c.value, where) : undefined);
     case 'list': {
       const children: [string, PlannedNode][] = c.value.map((item, i) => [`${LIST_ITEM}${i}`, planValue(item, `${where}[${i}]`)]);
       children.push([LIST_COUNT, scalarNode(c.value.length, where)]);

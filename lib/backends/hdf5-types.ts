@@ -260,7 +260,7 @@ export function fieldH5Type(t: FieldType, shape: readonly number[], where: strin
   for (const d of dims) if (!Number.isSafeInteger(d) || d <= 0) throw unsupportedValue(`${where}: array fields need positive dimensions, got [${dims.join(', ')}]`);
   switch (t.kind) {
     case 'number': return { class: 'number', dtype: t.dtype, size: dtypeInfo(t.dtype).itemSize, dims };
-    case 'enum': return { class: 'enum', dtype: t.dtype, size: dtypeInfo(t.dtype).itemSize, dims, members: Object.entries(t.members) };
+    case 'enum': return { class: 'enum', dtype: t.dtype, size: dtypeInfo(t.dtype).itemSize, dims, members: checkedMembers(t.dtype, t.members, where) };
     case 'string':
       // numpy U has no HDF5 form: stored as h5py stores str (variable-length UTF-8).
       if (t.variable || t.encoding === 'utf32' || t.length === 0) return { class: 'string', variable: true, utf8: true, length: 0, pad: 'nullterm', size: 8, dims };
@@ -361,9 +361,30 @@ export function encodeRecords(r: RecordArray, where: string): { type: Extract<H5
   return { type, data, strings };
 }
 
+const INT_BITS: Record<IntDType, [bigint, bigint]> = {
+  int8: [-(2n ** 7n), 2n ** 7n - 1n], int16: [-(2n ** 15n), 2n ** 15n - 1n], int32: [-(2n ** 31n), 2n ** 31n - 1n], int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  uint8: [0n, 2n ** 8n - 1n], uint16: [0n, 2n ** 16n - 1n], uint32: [0n, 2n ** 32n - 1n], uint64: [0n, 2n ** 64n - 1n],
+};
+
+/** Enum members HDF5 can hold: integer values that fit the dtype, each value once. */
+function checkedMembers(dtype: IntDType, members: Readonly<Record<string, number | bigint>>, where: string): [string, number | bigint][] {
+  const entries = Object.entries(members);
+  if (entries.length === 0) throw unsupportedValue(`${where}: an HDF5 enum needs at least one member`);
+  const [lo, hi] = INT_BITS[dtype];
+  const seen = new Map<bigint, string>();
+  for (const [name, v] of entries) {
+    if (typeof v === 'number' && !Number.isSafeInteger(v)) throw unsupportedValue(`${where}: enum member ${JSON.stringify(name)} = ${v} is not an exact integer`);
+    const b = BigInt(v);
+    if (b < lo || b > hi) throw unsupportedValue(`${where}: enum member ${JSON.stringify(name)} = ${v} does not fit ${dtype}`);
+    if (seen.has(b)) throw unsupportedValue(`${where}: enum members ${JSON.stringify(seen.get(b))} and ${JSON.stringify(name)} have the same value ${v} (HDF5 enums map each value once)`);
+    seen.set(b, name);
+  }
+  return entries;
+}
+
 /** The HDF5 enum type of an EnumArray's elements. */
-export function enumH5Type(e: EnumArray): H5Type {
-  return { class: 'enum', dtype: e.dtype, size: dtypeInfo(e.dtype).itemSize, dims: [], members: Object.entries(e.members) };
+export function enumH5Type(e: EnumArray, where = 'value'): H5Type {
+  return { class: 'enum', dtype: e.dtype, size: dtypeInfo(e.dtype).itemSize, dims: [], members: checkedMembers(e.dtype, e.members, where) };
 }
 
 /** Whether a record type has variable-length strings (not written through dataset handles, which move fixed-size rows). */
@@ -395,7 +416,7 @@ export function nativeAttrValue(value: unknown, where: string): NativeAttrValue 
     return strings.length > 0 ? { type, shape: [...value.shape], data, strings } : { type, shape: [...value.shape], data };
   }
   if (value instanceof NDArray) {
-    const type: H5Type = value instanceof EnumArray ? enumH5Type(value) : { class: 'number', dtype: value.dtype, size: dtypeInfo(value.dtype).itemSize, dims: [] };
+    const type: H5Type = value instanceof EnumArray ? enumH5Type(value, where) : { class: 'number', dtype: value.dtype, size: dtypeInfo(value.dtype).itemSize, dims: [] };
     const bits = toNativeArray(value.dtype, value.data);
     return { type, shape: [...value.shape], data: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength).slice() };
   }
