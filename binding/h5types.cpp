@@ -724,8 +724,10 @@ TypeNode describeAt(hid_t t, const std::string& where, int depth) {
     case H5T_VLEN: {
       Hid base = ownType(H5Tget_super(t), "H5Tget_super");
       TypeNode elem = describeAt(base.get(), where, depth + 1);
-      if (elem.kind != TypeNode::Kind::Number && elem.kind != TypeNode::Kind::Enum)
-        unsupportedType(where, "a variable-length sequence of " + describeType(base.get()) + " (only sequences of numbers are read)");
+      bool fixedBytes = (elem.kind == TypeNode::Kind::String && !elem.str.variable) || elem.kind == TypeNode::Kind::Opaque;
+      if (elem.kind != TypeNode::Kind::Number && elem.kind != TypeNode::Kind::Enum && !fixedBytes)
+        unsupportedType(where, "a variable-length sequence of " + describeType(base.get()) +
+                                   " (sequences of numbers, fixed-length strings and opaque data are read)");
       n.kind = TypeNode::Kind::Vlen;
       n.size = sizeof(hvl_t);
       n.children.push_back(std::move(elem));
@@ -771,7 +773,8 @@ void collectSide(const TypeNode& n, uint8_t* p, hid_t loc, std::vector<SideValue
         const TypeNode& elem = n.children[0];
         SideValue v;
         v.kind = SideValue::Kind::Seq;
-        v.dtype = elem.dtype;
+        // Fixed-length strings and opaque items come as their bytes (lib/ splits them).
+        v.dtype = elem.kind == TypeNode::Kind::Number || elem.kind == TypeNode::Kind::Enum ? elem.dtype : DType::Uint8;
         uint64_t bytes = mulChecked(h.len, elem.totalSize(), "variable-length sequence");
         if (bytes > kMaxAllocation) tooLarge("a variable-length sequence is larger than the binding reads");
         if (bytes && h.p) v.bytes.assign(static_cast<uint8_t*>(h.p), static_cast<uint8_t*>(h.p) + bytes);

@@ -122,6 +122,15 @@ function flatItems(t: H5Type, bytes: Uint8Array, offs: Float64Array, sides: Floa
       case 'vlen': {
         const base = t.base;
         const raw = side[sides[i]!] as TypedArray;
+        if (base.class === 'string' || base.class === 'opaque') {
+          // A sequence of fixed-length strings (PyTables' VLStringAtom arrays) or opaque items: its bytes, split.
+          const bytes = raw as Uint8Array;
+          const count = bytes.length / base.size;
+          const offsets = Float64Array.from({ length: count * dimsSize(base) }, (_, k) => k * base.size);
+          const items = flatItems({ ...base, dims: [] } as H5Type, bytes, offsets, new Float64Array(offsets.length), [], where, inRecord);
+          out[i] = base.dims.length === 0 ? items : nest(items, [count, ...base.dims]);
+          break;
+        }
         const dtype = (base as { dtype: DType }).dtype;
         const data = fromNativeArray(dtype, raw);
         const len = data.length / dtypeInfo(dtype).lanes / dimsSize(base);
