@@ -414,6 +414,26 @@ f.create_dataset('vtable', data=np.array([(1, 'x')], dtype=[('i', 'i4'), ('s', h
     assert.deepEqual(h5py(`d = h5py.File(sys.argv[1], 'r')['table']; out([len(d), d[5].tolist()])`, file), [6, [{ bytes: [...Buffer.from('new')] }, 1.5, 99, [1, 2]]]);
   });
 
+  test('a real PyTables table (tables/tests/ex-noattr.h5, gzip): rows appended with its own fields, then h5py reads them', async () => {
+    const file = fresh('pytables-real');
+    fs.copyFileSync(path.join(SHARED, 'fixtures', 'corpus', 'PyTables+PyTables', 'tables__tests__ex-noattr.h5'), file);
+    fs.chmodSync(file, 0o644); // the corpus copy is read-only
+    const chk = Checkpointer.fromFile(file);
+    await chk.with(async (c) => {
+      const ds = await c.dataset(['detector', 'table']);
+      assert.equal(ds.dtype, 'records');
+      assert.deepEqual(ds.shape, [15]);
+      const first = await ds.readRecords!([[0, 2]]);
+      const py0 = h5py(`d = h5py.File(sys.argv[1], 'r')['detector/table']; out([[int(r['ADCcount']), r['name'].decode(), float(r['temperature'])] for r in d[0:2]])`, file);
+      assert.deepEqual((first.toList() as Record<string, unknown>[]).map((r) => [r.ADCcount, r.name, r.temperature]), py0);
+      const row = first.slice(1, 2);
+      await ds.append(row);
+      await ds.close();
+    });
+    const py = h5py(`d = h5py.File(sys.argv[1], 'r')['detector/table']; out([len(d), d[15].tolist() == d[1].tolist()])`, file);
+    assert.deepEqual(py, [16, true]);
+  });
+
   test('float16 datasets append and read; fields with variable-length strings cannot be created', async () => {
     const file = fresh('handle-f16');
     const chk = Checkpointer.fromFile(file);

@@ -227,14 +227,19 @@ function recordInfo(type: CompoundType): DTypeInfo {
   return { name: 'uint8', itemSize: type.size, lanes: type.size as 1, ArrayType: Uint8Array, kind: 'u' };
 }
 
-/** Whether two types hold the same packed records (key order and how each was made aside). */
+/**
+ * Whether two types hold the same packed records: the same fields, types, sizes and enum members
+ * (key order aside, and labels that do not change the bytes: string padding and character set,
+ * opaque tags — a PyTables table's NUL-terminated strings take the records a RecordArray packs).
+ */
 function sameType(a: H5Type, b: H5Type): boolean {
+  const ignored = new Set(['pad', 'utf8', 'tag']);
   const canon = (x: unknown): unknown => {
     if (typeof x === 'bigint') return `${x}n`;
     if (Array.isArray(x)) return x.map(canon);
     if (x !== null && typeof x === 'object') {
       const out: Record<string, unknown> = {};
-      for (const k of Object.keys(x).sort()) out[k] = canon((x as Record<string, unknown>)[k]);
+      for (const k of Object.keys(x).sort()) if (!ignored.has(k)) out[k] = canon((x as Record<string, unknown>)[k]);
       return out;
     }
     return x;
