@@ -87,10 +87,9 @@ AttrValue readAttr(hid_t obj, const std::string& name, const std::string& owner)
   Hid s = ownSpace(H5Aget_space(a.get()), "H5Aget_space");
   AttrValue v;
   Extent e = extentOf(s.get());
-  StringType st;
-  DType dt;
+  TypeNode node;
   try {
-    dt = classify(t.get(), &st, where);
+    node = describeStored(t.get(), where);
   } catch (const Failure& f) {
     if (f.code() != "ERR_UNSUPPORTED_DTYPE") throw;
     v.kind = AttrValue::Kind::Unsupported;
@@ -98,7 +97,20 @@ AttrValue readAttr(hid_t obj, const std::string& name, const std::string& owner)
     return v;
   }
   if (e.cls == H5S_NULL) return v;
-  if (dt == DType::String) {
+  DType dt = node.dtype;
+  bool stringAttr = node.kind == TypeNode::Kind::String && node.dims.empty();
+  if (!stringAttr && (!node.plainNumber() || node.kind == TypeNode::Kind::Enum || dt == DType::Float16 || e.dims.size() > 1)) {
+    // Records, enums, arrays, float16, opaque, variable-length, references, numbers of rank >= 2
+    // (their shape kept): packed, decoded in TS.
+    PackedData pd = readPacked(a.get(), true, node, where);
+    v.kind = AttrValue::Kind::Packed;
+    v.type = std::move(node);
+    v.shape = e.dims;
+    v.bytes = std::move(pd.bytes);
+    v.side = std::move(pd.side);
+    return v;
+  }
+  if (stringAttr) {
     std::vector<std::string> strs = readStringValues(StringSource{a.get(), true}, t.get(), s.get(), where);
     if (e.cls == H5S_SCALAR) {
       v.kind = AttrValue::Kind::String;
@@ -113,7 +125,7 @@ AttrValue readAttr(hid_t obj, const std::string& name, const std::string& owner)
   if (npts < 0) throwHdf5("H5Sget_simple_extent_npoints");
   uint64_t bytes = mulChecked(static_cast<uint64_t>(npts), dtypeSize(dt), "attribute");
   if (bytes > kMaxAllocation) tooLarge(where + " is larger than the binding reads");
-  Hid mtype = memType(dt);
+  Hid mtype = buildMemType(node);  // a bitfield or long double read as its dtype
   std::vector<uint8_t> buf(static_cast<size_t>(bytes));
   if (!buf.empty()) check(H5Aread(a.get(), mtype.get(), buf.data()), ("cannot read " + where).c_str());
   if (e.cls == H5S_SCALAR && dt != DType::Complex64 && dt != DType::Complex128) {
@@ -201,8 +213,18 @@ void createAttr(hid_t obj, const std::string& name, const AttrValue& v, const st
       mtype = memType(v.dtype);
       buf = v.bytes.data();
       break;
+    case AttrValue::Kind::Packed:
+      ftype = buildFileType(v.type);
+      break;
   }
-  if (v.kind == AttrValue::Kind::Strings || v.kind == AttrValue::Kind::Array) {
+  if (v.kind == AttrValue::Kind::Packed) {
+    uint64_t n = productChecked(v.shape, "attribute shape");
+    if (mulChecked(n, v.type.totalSize(), "attribute") != v.bytes.size())
+      rangeError("the attribute data holds " + std::to_string(v.bytes.size()) + " bytes; shape " + shapeText(v.shape) + " needs " +
+                 std::to_string(n * v.type.totalSize()));
+    space = v.shape.empty() ? ownSpace(H5Screate(H5S_SCALAR), "H5Screate")
+                            : ownSpace(H5Screate_simple(static_cast<int>(v.shape.size()), v.shape.data(), nullptr), "H5Screate_simple");
+  } else if (v.kind == AttrValue::Kind::Strings || v.kind == AttrValue::Kind::Array) {
     hsize_t dim = v.kind == AttrValue::Kind::Strings ? v.strs.size() : v.length;
     space = ownSpace(H5Screate_simple(1, &dim, nullptr), "H5Screate_simple");
   } else {
@@ -212,8 +234,19 @@ void createAttr(hid_t obj, const std::string& name, const AttrValue& v, const st
   check(H5Pset_char_encoding(acpl.get(), H5T_CSET_UTF8), "H5Pset_char_encoding");
   Hid a = own(H5Acreate2(obj, name.c_str(), ftype.get(), space.get(), acpl.get(), H5P_DEFAULT),
               "cannot create attribute " + shown + " on " + where);
-  bool empty = (v.kind == AttrValue::Kind::Strings && v.strs.empty()) || (v.kind == AttrValue::Kind::Array && v.length == 0);
-  if (!empty && H5Awrite(a.get(), mtype.get(), buf) < 0) {
+  bool empty = (v.kind == AttrValue::Kind::Strings && v.strs.empty()) || (v.kind == AttrValue::Kind::Array && v.length == 0) ||
+               (v.kind == AttrValue::Kind::Packed && v.bytes.empty());
+  if (v.kind == AttrValue::Kind::Packed) {
+    if (!empty) {
+      try {
+        writePacked(a.get(), true, v.type, v.bytes.data(), v.bytes.size(), v.strs, H5S_ALL, H5S_ALL, "attribute " + shown + " on " + where);
+      } catch (...) {
+        a.reset();
+        if (H5Adelete(obj, name.c_str()) < 0) clearErrorStack();
+        throw;
+      }
+    }
+  } else if (!empty && H5Awrite(a.get(), mtype.get(), buf) < 0) {
     ErrorStack st = takeErrorStack();
     a.reset();
     if (H5Adelete(obj, name.c_str()) < 0) clearErrorStack();
@@ -306,6 +339,14 @@ struct Walker {
     n.info = datasetInfo(d, path);
     const DatasetInfo& i = n.info;
     if (!i.supported || i.isNull) return n;
+    if (i.packed && i.type.hasSide()) {
+      // Variable-length parts are read with the elements, whatever their size.
+      PackedData pd = readPacked(d, false, i.type, path);
+      n.bytes = std::move(pd.bytes);
+      n.side = std::move(pd.side);
+      n.data = WalkNode::Data::Numeric;
+      return n;
+    }
     if (i.dtype == DType::String) {
       Hid t = ownType(H5Dget_type(d), "H5Dget_type");
       Hid s = ownSpace(H5Dget_space(d), "H5Dget_space");
@@ -314,11 +355,11 @@ struct Walker {
       return n;
     }
     uint64_t elements = extentElements(i.shape, path);
-    uint64_t bytes = mulChecked(elements, dtypeSize(i.dtype), "dataset extent");
+    uint64_t bytes = mulChecked(elements, i.type.totalSize(), "dataset extent");
     if (bytes > opts.inlineBytes || inlined + bytes > opts.inlineTotal) return n;
     n.bytes.resize(static_cast<size_t>(bytes));
     if (bytes > 0) {
-      Hid mtype = memType(i.dtype);
+      Hid mtype = buildMemType(i.type);
       check(H5Dread(d, mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, n.bytes.data()), ("cannot read " + path).c_str());
     }
     inlined += bytes;
@@ -489,7 +530,13 @@ OpResult runOne(File& file, const Op& op) {
     }
     case Op::Kind::CreateDataset: {
       Hid d = createDataset(f, op.path, op.spec);
-      if (op.hasData) fillOrUnlink(f, op.path, d, [&] { writeSelection(d.get(), op.path, numericLayout(d.get(), op.path), op.array, Hyperslab{}); });
+      if (op.hasData && op.spec.hasType && op.spec.type.hasSide()) {
+        fillOrUnlink(f, op.path, d, [&] {
+          writePacked(d.get(), false, op.spec.type, static_cast<const uint8_t*>(op.array.data), op.array.bytes, op.strings, H5S_ALL, H5S_ALL, op.path);
+        });
+      } else if (op.hasData) {
+        fillOrUnlink(f, op.path, d, [&] { writeSelection(d.get(), op.path, numericLayout(d.get(), op.path), op.array, Hyperslab{}); });
+      }
       break;
     }
     case Op::Kind::CreateStrings: createStrings(f, op); break;

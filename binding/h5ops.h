@@ -15,7 +15,7 @@ namespace ckpt {
 
 // A small attribute value.
 struct AttrValue {
-  enum class Kind { Null, Number, Int64, Uint64, Bool, String, Strings, Array, Unsupported } kind = Kind::Null;
+  enum class Kind { Null, Number, Int64, Uint64, Bool, String, Strings, Array, Packed, Unsupported } kind = Kind::Null;
   double number = 0;
   int64_t i64 = 0;
   uint64_t u64 = 0;
@@ -25,6 +25,11 @@ struct AttrValue {
   DType dtype = DType::Float64;  // Array
   std::vector<uint8_t> bytes;    // Array: native memory, C order
   uint64_t length = 0;           // Array: elements
+  // Packed: elements of `type` (bytes), over `shape` ([] for a scalar); `side` holds what is read
+  // of their variable-length parts, `strs` what is written into their variable-length strings.
+  TypeNode type;
+  std::vector<hsize_t> shape;
+  std::vector<SideValue> side;
 };
 
 using Attrs = std::vector<std::pair<std::string, AttrValue>>;
@@ -43,8 +48,9 @@ struct WalkNode {
   // Dataset: metadata, and its whole data when small (numbers as native bytes; strings).
   DatasetInfo info;
   enum class Data { None, Numeric, Strings } data = Data::None;
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> bytes;  // numbers, or packed elements (info.packed)
   std::vector<std::string> strings;
+  std::vector<SideValue> side;  // packed elements' variable-length parts
   // Link: something that is not a readable object ("external", "soft" when dangling,
   // "datatype" for a committed datatype, "user-defined").
   std::string linkType;
@@ -70,7 +76,7 @@ struct Op {
   bool hasData = false;
   ArrayRef array;  // CreateDataset data, Read target, CreateBytes bytes
   Hyperslab sel;
-  std::vector<std::string> strings;
+  std::vector<std::string> strings;  // CreateStrings; CreateDataset: variable-length strings of packed data
   std::vector<hsize_t> shape;
   BytesLayout layout = BytesLayout::Void;
   AttrValue attr;
