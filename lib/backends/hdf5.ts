@@ -62,6 +62,8 @@ export interface HDF5Stream {
   datasets: Map<string, HDF5DatasetCore>;
   /** Files external links led to, by real path: opened read-only when first followed, closed with the checkpoint. */
   externals: Map<string, H5File>;
+  /** The checkpoint's absolute path when the session opened it (the working directory may change since). */
+  absPath: string;
 }
 
 /** A file a key's resolution is in: the checkpoint itself, or one an external link led to. */
@@ -188,7 +190,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
 
   *#open(): H5Gen<HDF5Stream> {
     // The stamp is taken before the open: a commit in between looks like a change (a harmless reload), never the reverse.
-    const s: HDF5Stream = { file: null, writable: false, shadow: null, stamp: fileStampSync(this.#path), datasets: new Map(), externals: new Map() };
+    const s: HDF5Stream = { file: null, writable: false, shadow: null, stamp: fileStampSync(this.#path), datasets: new Map(), externals: new Map(), absPath: nodePath.resolve(this.#path) };
     if (!hasContent(this.#path)) return s;
     try {
       s.file = yield* openFile(this.#path, 'r');
@@ -364,13 +366,13 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
 
   /** The checkpoint itself as a Mount (the session's shadow while it writes). */
   #main(): Mount | null {
-    const file = this.#s().file;
-    if (!file) return null;
-    let real = nodePath.resolve(this.#path);
+    const s = this.#s();
+    if (!s.file) return null;
+    let real = s.absPath;
     try {
-      real = fs.realpathSync(this.#path);
+      real = fs.realpathSync(s.absPath);
     } catch { /* not committed yet */ }
-    return { file, fileName: this.#path, dir: nodePath.dirname(nodePath.resolve(this.#path)), real };
+    return { file: s.file, fileName: this.#path, dir: nodePath.dirname(s.absPath), real };
   }
 
   /**
@@ -379,7 +381,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
    * link dangles). A link back into the checkpoint reads the checkpoint's own (open) file.
    */
   *#openExternal(from: Mount, link: LinkNode): H5Gen<Mount | null> {
-    const found = externalCandidates(link.file ?? '', from.fileName).find(isFile);
+    const found = externalCandidates(link.file ?? '', nodePath.join(from.dir, nodePath.basename(from.fileName))).find(isFile);
     if (found === undefined) return null;
     const real = fs.realpathSync(found);
     const main = this.#main()!;
