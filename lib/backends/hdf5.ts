@@ -779,6 +779,11 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
       yield* exec(file, [{ op: 'updateAttrs', path: target.path, set, delete: remove }]);
     } catch (err) {
       if (err instanceof CheckpointerError && err.code === 'ERR_KEY') throw new CheckpointerKeyError(`${what} of ${this.#path}: ${err.message}`, key ?? [], this.#path);
+      // A value the addon cannot store is refused before anything is written.
+      if (err instanceof TypeError || err instanceof RangeError) {
+        const Cls = err instanceof TypeError ? TypeError : RangeError;
+        throw new Cls(`cannot set the attributes of ${what} in ${this.#path}: ${err.message}`);
+      }
       throw writeFailure(err, this.#path, `change the attributes of ${what}`);
     }
   }
