@@ -638,18 +638,26 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     const file = this.#s().file;
     if (!file || key.some(isReserved)) throw CheckpointerKeyError.missing(key, this.#path);
     yield* this.#writeBuffered(key);
-    const loc = yield* this.#locate(key);
-    if (loc.kinds.length < key.length) {
-      this.#checkParents(key, loc.kinds);
-      throw CheckpointerKeyError.missing(key, this.#path);
+    // The common case in one call: a key of this file that leads to a group or a dataset.
+    let at = this.#main()!;
+    let path = toH5Path(key);
+    let node = yield* this.#walk(at, path);
+    if (node === null || node.kind === 'link') {
+      // Missing, a link to nothing or not a value — or an external link, followed here.
+      const loc = yield* this.#locate(key);
+      if (loc.kinds.length < key.length) {
+        this.#checkParents(key, loc.kinds);
+        throw CheckpointerKeyError.missing(key, this.#path);
+      }
+      const notAValue = this.#notAValue(key, loc);
+      if (notAValue) throw notAValue;
+      at = loc.at!;
+      path = loc.path;
+      node = yield* this.#walk(at, path);
+      if (node === null) throw CheckpointerKeyError.missing(key, this.#path);
     }
-    const notAValue = this.#notAValue(key, loc);
-    if (notAValue) throw notAValue;
-    const at = loc.at!;
-    const node = yield* this.#walk(at, loc.path);
-    if (node === null) throw CheckpointerKeyError.missing(key, this.#path);
     const reader = new LayoutReader(at.fileName, this.strict);
-    const value = reader.load(node, loc.path);
+    const value = reader.load(node, path);
     if (reader.reads.length > 0) yield* exec(at.file, reader.reads);
     for (const [other, reads] of reader.otherReads) yield* exec(other, reads);
     this.noteSkipped(key, reader.skipped);
