@@ -331,6 +331,19 @@ with h5py.File(sys.argv[1], 'r') as f:
     });
   });
 
+  it('a walk reports the members the verifier found damaged without opening them (how a dict read leaves them out)', async () => {
+    const chk = Checkpointer.fromFile(main);
+    await chk.with(async (c) => {
+      const file = (c.stream as HDF5Stream).file!;
+      const [node] = file.execSync([{ op: 'walk', path: '/g', skip: ['/g/v'] }]) as unknown as [{ kind: string; names: string[]; children: { kind: string; error?: CheckpointerError }[] }];
+      assert.equal(node.kind, 'group');
+      const v = node.children[node.names.indexOf('v')]!;
+      assert.equal(v.kind, 'error');
+      assert.equal(v.error!.code, 'ERR_CHECKPOINT_CORRUPT');
+      assert.equal(node.children[node.names.indexOf('soft_rel')]!.kind, 'dataset', 'a soft link to it is resolved, not skipped: the verifier names the paths it saw');
+    });
+  });
+
   it('no HDF5 id is left open: external files are held by the session and closed with it', async () => {
     const chk = Checkpointer.fromFile(main);
     let externals: HDF5Stream['externals'] | undefined;
