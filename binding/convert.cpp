@@ -347,6 +347,7 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
       op.kind = Op::Kind::Resolve;
     } else if (kind == "entries") {
       op.kind = Op::Kind::Entries;
+      if (!o.Get("skip").IsUndefined()) op.walk.skip = toStrings(env, o.Get("skip"), "skip");
     } else if (kind == "updateAttrs") {
       op.kind = Op::Kind::UpdateAttrs;
       Napi::Value set = o.Get("set");

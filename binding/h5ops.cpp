@@ -460,7 +460,8 @@ struct Walker {
         if (r.kind != Resolved::Kind::Object || r.type == H5O_TYPE_NAMED_DATATYPE) return linkNode(r);
         canonical = r.canonical;
       }
-      Hid obj = own(H5Oopen(file, canonical.c_str(), H5P_DEFAULT), "cannot open " + path);
+      // A hard link is opened from its group (one lookup); a resolved soft link by its hard-link path.
+      Hid obj = own(lt == H5L_TYPE_HARD ? H5Oopen(g, name.c_str(), H5P_DEFAULT) : H5Oopen(file, canonical.c_str(), H5P_DEFAULT), "cannot open " + path);
       return visit(obj.get(), path, canonical, depth + 1);
     } catch (const Failure& f) {
       return errorNode(f);
@@ -520,7 +521,7 @@ WalkNode walk(hid_t file, const std::string& p, const WalkOptions& opts) {
 }
 
 // The children of the group at `p` and what each leads to (keys() lists those that are values).
-std::vector<LinkEntry> entries(hid_t file, const std::string& p) {
+std::vector<LinkEntry> entries(hid_t file, const std::string& p, const std::vector<std::string>& skip) {
   Resolved g = resolveFrom(file, "/", splitPath(p), 0, 0, nullptr);
   if (g.kind != Resolved::Kind::Object || g.type != H5O_TYPE_GROUP) throw Failure("ERR_KEY", p + " is not a group");
   Hid grp = own(H5Gopen2(file, g.canonical.c_str(), H5P_DEFAULT), "cannot open group " + p);
@@ -528,6 +529,15 @@ std::vector<LinkEntry> entries(hid_t file, const std::string& p) {
   for (const std::string& name : h5::linkNames(grp.get())) {
     LinkEntry e;
     e.name = name;
+    std::string at = childPath(p, name);
+    bool skipped = false;
+    for (const auto& sk : skip) skipped = skipped || sk == at;
+    if (skipped) {  // damaged (the verifier found it): not opened
+      e.kind = "error";
+      e.target = at + " is damaged";
+      out.push_back(std::move(e));
+      continue;
+    }
     try {
       Resolved r = resolveChild(file, g.canonical, name, 0, true);
       e.kind = kindName(r);
@@ -664,7 +674,7 @@ OpResult runOne(File& file, const Op& op) {
       if (at.kind != Resolved::Kind::Object && at.kind != Resolved::Kind::Missing) r.node = linkNode(at);
       break;
     }
-    case Op::Kind::Entries: r.entries = entries(f, op.path); break;
+    case Op::Kind::Entries: r.entries = entries(f, op.path, op.walk.skip); break;
     case Op::Kind::UpdateAttrs: {
       Hid obj = own(H5Oopen(f, op.path.c_str(), H5P_DEFAULT), "cannot open " + op.path);
       updateAttrs(obj.get(), op.attrSets, op.names, op.path);

@@ -148,8 +148,8 @@ export type FileOp =
   | { op: 'lookup'; path: string }
   /** `lookup`, and the link where resolution stopped (an external link: its file and target). */
   | { op: 'resolve'; path: string }
-  /** The children of a group and what each leads to. */
-  | { op: 'entries'; path: string }
+  /** The children of a group and what each leads to; those in `skip` (damaged) are 'error' entries, not opened. */
+  | { op: 'entries'; path: string; skip?: readonly string[] }
   /** Sets and deletes attributes as one change: a failure leaves every attribute as it was; deleting a missing one is ERR_KEY. */
   | { op: 'updateAttrs'; path: string; set: readonly (readonly [string, AttrValue])[]; delete: readonly string[] }
   /** Child names: creation order when the group tracks it, else name order. */

@@ -97,17 +97,19 @@ async function inDirAsync<T>(dir: string, fn: () => Promise<T>): Promise<T> {
 }
 
 const READABLE = ['a', 'ext', 'ext_abs', 'ext_data', 'ext_root', 'g', 'holder', 'mixed', 'self', 'soft_abs', 'soft_chain', 'soft_into_ext'];
+/** Keys too, whose get reports why they cannot be read (as a damaged key of the file itself is listed). */
+const KEYS = [...READABLE, 'ext_not_hdf5'].sort();
 
 describe('HDF5 links', () => {
-  it('keys() lists the links that lead to a group or a dataset, external ones followed; has() agrees', async () => {
+  it('keys() lists the links that lead to a group or a dataset (or to a file that cannot be read), external ones followed; has() agrees', async () => {
     const chk = Checkpointer.fromFile(main);
     await chk.with(async (c) => {
-      assert.deepEqual(await c.keys(), READABLE);
-      for (const k of READABLE) assert.equal(await c.has(k), true, k);
-      for (const k of ['dangling', 'loop1', 'loop2', 'ext_missing_file', 'ext_missing_obj', 'ext_not_hdf5', 'dt', 'ext_prefix']) {
+      assert.deepEqual(await c.keys(), KEYS);
+      for (const k of KEYS) assert.equal(await c.has(k), true, k);
+      for (const k of ['dangling', 'loop1', 'loop2', 'ext_missing_file', 'ext_missing_obj', 'dt', 'ext_prefix']) {
         assert.equal(await c.has(k), false, k);
       }
-      assert.deepEqual(c.keysSync(), READABLE);
+      assert.deepEqual(c.keysSync(), KEYS);
     });
   });
 

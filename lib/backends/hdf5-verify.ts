@@ -300,7 +300,7 @@ export function guardOps(file: H5File, ops: readonly FileOp[]): void {
   if (report.damaged.size === 0) return;
   for (const op of ops) {
     if (op.op === 'reserve') continue;
-    if (op.op === 'walk' && op.skip) {
+    if ((op.op === 'walk' || op.op === 'entries') && op.skip) {
       // Damage below a walk that names it in `skip` is reported by the walk without being opened.
       const skip = new Set(op.skip);
       for (const [d, why] of report.damaged) {

@@ -89,6 +89,14 @@ interface Location {
   external: LinkNode | null;
 }
 
+/** Errors of following an external link (its file unreadable, a cycle): such a key is no key for has() and keys(). */
+const linkFailures = new WeakSet<object>();
+
+function linkFailure(err: CheckpointerError): CheckpointerError {
+  linkFailures.add(err);
+  return err;
+}
+
 /** More external links than this in a row for one name is a cycle (HDF5 stops at 16 links too). */
 const MAX_EXTERNAL_HOPS = 16;
 
@@ -393,9 +401,9 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
         file = yield* openFile(found, 'r');
       } catch (err) {
         if (!(err instanceof CheckpointerError)) throw err;
-        throw new CheckpointerError(`${describeLink(link)} in ${from.fileName} leads to ${found}, which cannot be read: ${err.message}`, {
+        throw linkFailure(new CheckpointerError(`${describeLink(link)} in ${from.fileName} leads to ${found}, which cannot be read: ${err.message}`, {
           code: err.code, file: found, cause: err,
-        });
+        }));
       }
       s.externals.set(real, file);
     }
@@ -440,9 +448,9 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
         }
         const here = `${next.real}:${link.target ?? '/'}`;
         if (seen.has(here) || ++hops > MAX_EXTERNAL_HOPS) {
-          throw new CheckpointerError(`key ${describeKey(key)} of ${this.#path}: ${describeLink(link)} is part of a cycle of external links`, {
+          throw linkFailure(new CheckpointerError(`key ${describeKey(key)} of ${this.#path}: ${describeLink(link)} is part of a cycle of external links`, {
             code: 'ERR_UNSUPPORTED_VALUE', file: this.#path,
-          });
+          }));
         }
         seen.add(here);
         parts = pathParts(link.target ?? '/');
@@ -672,13 +680,17 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     return runAsync(this.#load(key));
   }
 
-  /** A key is there when it leads to a group or a dataset (links followed; a dangling link or a committed datatype is no key). */
+  /**
+   * A key is there when it leads to a group or a dataset (links followed; a dangling link, a cycle
+   * or a committed datatype is no key), or through an external link to a file that cannot be read
+   * (get says why, as for a damaged key of the checkpoint itself).
+   */
   *#has(key: string[]): H5Gen<boolean> {
     let loc: Location;
     try {
       loc = yield* this.#locate(key);
     } catch (err) {
-      if (err instanceof CheckpointerError && err.code !== 'ERR_HDF5') return false; // an external file that cannot be read
+      if (linkFailures.has(err as object)) return (err as CheckpointerError).code !== 'ERR_UNSUPPORTED_VALUE'; // false for a cycle
       throw err;
     }
     const kind = loc.kinds.length === key.length ? loc.kinds[key.length - 1] : undefined;
@@ -712,11 +724,16 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     return runAsync(this.#delete(key));
   }
 
-  /** The root's links that lead to a group or a dataset (`get` reads them), external ones followed. */
+  /**
+   * The root's links that lead to a group or a dataset, external ones followed — and those whose
+   * object or file is damaged (`get` reports the damage; a step restore must see it). Dangling
+   * links, cycles and committed datatypes are left out.
+   */
   *#keys(): H5Gen<string[]> {
     const file = this.#s().file;
     if (!file) return [];
-    const [entries] = (yield* exec(file, [{ op: 'entries', path: '/' }])) as [LinkEntry[]];
+    const skip = damagedBelow(file, '/');
+    const [entries] = (yield* exec(file, [{ op: 'entries', path: '/', ...(skip.length > 0 ? { skip } : {}) }])) as [LinkEntry[]];
     // HDF5 never creates an empty link name: the root's link table is damaged.
     if (entries.some((e) => e.name === '')) {
       throw new CheckpointerError(`${this.#path} is damaged: a link of its root group has an empty name`, { code: 'ERR_CHECKPOINT_CORRUPT', file: this.#path });
@@ -724,7 +741,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     const out: string[] = [];
     for (const e of entries) {
       if (isReserved(e.name)) continue;
-      if (e.kind === 'group' || e.kind === 'dataset' || (e.kind === 'external' && (yield* this.#has([e.name])))) out.push(e.name);
+      if (e.kind === 'group' || e.kind === 'dataset' || e.kind === 'error' || (e.kind === 'external' && (yield* this.#has([e.name])))) out.push(e.name);
     }
     return out;
   }
