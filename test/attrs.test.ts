@@ -76,9 +76,12 @@ describe('attrs: reading what h5py wrote', () => {
     await assert.rejects(chk.attrs('nope'), CheckpointerKeyError);
     assert.throws(() => chk.attrsSync(['g', 'd', 'x']), CheckpointerKeyError);
     await assert.rejects(chk.attrs('plain'), CheckpointerKeyError);
-    const none = Checkpointer.fromFile(fresh());
+    const absent = fresh();
+    const none = Checkpointer.fromFile(absent);
     assert.deepEqual(await none.attrs(), {});
     await assert.rejects(none.attrs('x'), CheckpointerKeyError);
+    await assert.rejects(none.setAttrs('x', { a: 1 }), CheckpointerKeyError);
+    assert.equal(fs.existsSync(absent), false, 'a refused write creates no file');
   });
 });
 

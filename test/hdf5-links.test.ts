@@ -57,6 +57,7 @@ with h5py.File(os.path.join(sub, 'main.h5'), 'w') as f:
     f['ext_missing_obj'] = h5py.ExternalLink('target.h5', '/nothing')
     f['ext_not_hdf5'] = h5py.ExternalLink('notes.h5', '/x')
     f['ext_prefix'] = h5py.ExternalLink('pref.h5', '/p')
+    f['ext_updir'] = h5py.ExternalLink('../elsewhere/pref.h5', '/p')
     f['self'] = h5py.ExternalLink('main.h5', '/g')
     f['dt'] = np.dtype('f8')
     f['holder'] = np.arange(4.0)
@@ -96,7 +97,7 @@ async function inDirAsync<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const READABLE = ['a', 'ext', 'ext_abs', 'ext_data', 'ext_root', 'g', 'holder', 'mixed', 'self', 'soft_abs', 'soft_chain', 'soft_into_ext'];
+const READABLE = ['a', 'ext', 'ext_abs', 'ext_data', 'ext_root', 'ext_updir', 'g', 'holder', 'mixed', 'self', 'soft_abs', 'soft_chain', 'soft_into_ext'];
 /** Keys too, whose get reports why they cannot be read (as a damaged key of the file itself is listed). */
 const KEYS = [...READABLE, 'ext_not_hdf5'].sort();
 
@@ -160,6 +161,13 @@ with h5py.File(sys.argv[1], 'r') as f:
     });
     const again = Checkpointer.fromFile(main);
     assert.equal(inDir(os.tmpdir(), () => again.getSync(['ext', 'x'])), 5);
+    // A relative name with folders in it: from the linking file's folder too, as h5py finds it.
+    assert.equal(await inDirAsync(os.tmpdir(), () => again.get('ext_updir')), 7);
+    assert.equal(h5py(`
+import os
+os.chdir('/')
+with h5py.File(sys.argv[1], 'r') as f:
+    out(int(f['ext_updir'][()]))`, main), 7);
     // HDF5's order of candidates, as H5F_prefix_open_file tries them.
     const abs = path.join(sub, 'nothere', 'target.h5');
     assert.deepEqual(externalCandidates('target.h5', main).slice(0, 1), [path.join(sub, 'target.h5')]);
@@ -356,8 +364,8 @@ with h5py.File(sys.argv[1], 'r') as f:
       await assert.rejects(c.get('ext_not_hdf5'));
       const s = c.stream as HDF5Stream;
       externals = s.externals;
-      assert.equal(s.externals.size, 1, 'target.h5, opened once (the link back into main.h5 reads main.h5 itself)');
-      assert.deepEqual(openObjects(c), [0, 0]);
+      assert.equal(s.externals.size, 2, 'target.h5 and elsewhere/pref.h5, each opened once (the link back into main.h5 reads main.h5 itself)');
+      assert.deepEqual(openObjects(c), [0, 0, 0]);
     });
     assert.equal(externals!.size, 0);
   });

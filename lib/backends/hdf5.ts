@@ -797,6 +797,9 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   }
 
   *#writeAttrs(key: string[] | null, set: [string, AttrValue][], remove: string[]): H5Gen<void> {
+    // The key is checked before the session's first write opens (or creates) the file for writing.
+    if (key !== null && !this.#s().file) throw CheckpointerKeyError.missing(key, this.#path);
+    if (key !== null && !this.#s().writable) yield* this.#attrTarget(key, true);
     const file = yield* this.#writable();
     const target = yield* this.#attrTarget(key, true);
     const what = key === null ? 'the root group' : `key ${describeKey(key.length === 1 ? key[0] : key)}`;
