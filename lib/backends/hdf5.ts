@@ -85,11 +85,12 @@ interface Location {
   path: string;
   /** The link where resolution stopped: a dangling soft or external link, a cycle. */
   link: LinkNode | null;
-  /** The first external link on the way (writes do not go through it). */
-  external: LinkNode | null;
 }
 
-/** Errors of following an external link (its file unreadable, a cycle): such a key is no key for has() and keys(). */
+/**
+ * Errors of following an external link: its file cannot be read (has() and keys() still show the
+ * key: get says why) or the links form a cycle (no key: it leads nowhere).
+ */
 const linkFailures = new WeakSet<object>();
 
 function linkFailure(err: CheckpointerError): CheckpointerError {
@@ -365,7 +366,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
       });
     }
     if (kind === 'dangling' || kind === 'datatype') {
-      throw this.#notAValue(key, { kinds, at: null, path: toH5Path(key), link, external: null })!;
+      throw this.#notAValue(key, { kinds, at: null, path: toH5Path(key), link })!;
     }
     return kind;
   }
@@ -417,13 +418,12 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   *#locate(key: readonly string[]): H5Gen<Location> {
     const main = this.#main();
     const kinds: LookupKind[] = [];
-    if (!main || key.some(isReserved)) return { kinds, at: null, path: toH5Path(key), link: null, external: null };
+    if (!main || key.some(isReserved)) return { kinds, at: null, path: toH5Path(key), link: null };
     let cur: Mount = main;
     let parts = [...key];
     let keyStart = 0; // key[keyStart..] are the last parts of `parts`
     let lead = 0; // parts[0..lead) stand for key[keyStart - 1], an external link's target
     let via: LinkNode | null = null;
-    let first: LinkNode | null = null;
     let hops = 0;
     const seen = new Set<string>();
     for (;;) {
@@ -440,11 +440,10 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
           seen.clear();
           hops = 0;
         } // else the target of the link followed goes on through another external link
-        first ??= link;
         const next: Mount | null = yield* this.#openExternal(cur, link);
         if (next === null) {
           kinds.push('dangling');
-          return { kinds, at: null, path: '', link, external: first };
+          return { kinds, at: null, path: '', link };
         }
         const here = `${next.real}:${link.target ?? '/'}`;
         if (seen.has(here) || ++hops > MAX_EXTERNAL_HOPS) {
@@ -463,12 +462,12 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
         const target = lead === 0 ? 'group' : k[lead - 1];
         if (k.length < lead || target === 'dangling' || target === 'link') {
           kinds.push('dangling'); // the external link's object is not there
-          return { kinds, at: null, path: '', link: via, external: first };
+          return { kinds, at: null, path: '', link: via };
         }
         kinds.push(target!);
       }
       for (let c = lead; c < k.length; c++) kinds.push(k[c]!);
-      return { kinds, at: cur, path: '/' + parts.join('/'), link, external: first };
+      return { kinds, at: cur, path: '/' + parts.join('/'), link };
     }
   }
 
