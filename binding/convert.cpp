@@ -289,6 +289,9 @@ Napi::Value fromNode(Napi::Env env, WalkNode& n, const std::string& file, int de
       Napi::Object o = Napi::Object::New(env);
       o.Set("kind", "link");
       o.Set("linkType", n.linkType);
+      if (!n.link.empty()) o.Set("link", n.link);
+      if (!n.target.empty() || n.linkType == "external") o.Set("target", n.target);
+      if (n.linkType == "external") o.Set("file", n.targetFile);
       return o;
     }
     case WalkNode::Kind::Error: {
@@ -539,8 +542,27 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
       Napi::Value ib = o.Get("inlineBytes"), it = o.Get("inlineTotal");
       op.walk.inlineBytes = ib.IsUndefined() ? 0 : toIndex(env, ib, "inlineBytes");
       op.walk.inlineTotal = it.IsUndefined() ? 0 : toIndex(env, it, "inlineTotal");
+      if (!o.Get("skip").IsUndefined()) op.walk.skip = toStrings(env, o.Get("skip"), "skip");
     } else if (kind == "lookup") {
       op.kind = Op::Kind::Lookup;
+    } else if (kind == "resolve") {
+      op.kind = Op::Kind::Resolve;
+    } else if (kind == "entries") {
+      op.kind = Op::Kind::Entries;
+      if (!o.Get("skip").IsUndefined()) op.walk.skip = toStrings(env, o.Get("skip"), "skip");
+    } else if (kind == "updateAttrs") {
+      op.kind = Op::Kind::UpdateAttrs;
+      Napi::Value set = o.Get("set");
+      if (!set.IsArray()) jsTypeError(env, "updateAttrs.set must be an array of [name, value] pairs");
+      Napi::Array pairs = set.As<Napi::Array>();
+      for (uint32_t k = 0; k < pairs.Length(); ++k) {
+        Napi::Value pv = pairs.Get(k);
+        if (!pv.IsArray() || pv.As<Napi::Array>().Length() != 2 || !pv.As<Napi::Array>().Get(0u).IsString())
+          jsTypeError(env, "updateAttrs.set must be an array of [name, value] pairs");
+        Napi::Array pair = pv.As<Napi::Array>();
+        op.attrSets.emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), toAttrValue(env, pair.Get(1u)));
+      }
+      op.names = toStrings(env, o.Get("delete"), "updateAttrs.delete");
     } else if (kind == "list") {
       op.kind = Op::Kind::List;
     } else if (kind == "createGroup") {
@@ -668,6 +690,27 @@ Napi::Value fromResults(Napi::Env env, const std::vector<Op>& ops, std::vector<O
       case Op::Kind::Lookup:
       case Op::Kind::List: v = stringArray(env, results[i].names); break;
       case Op::Kind::Attrs: v = fromAttrs(env, results[i].attrs); break;
+      case Op::Kind::Resolve: {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("kinds", stringArray(env, results[i].names));
+        o.Set("link", fromNode(env, results[i].node, file, 0));
+        v = o;
+        break;
+      }
+      case Op::Kind::Entries: {
+        const auto& es = results[i].entries;
+        Napi::Array arr = Napi::Array::New(env, es.size());
+        for (uint32_t k = 0; k < es.size(); ++k) {
+          Napi::Object e = Napi::Object::New(env);
+          e.Set("name", es[k].name);
+          e.Set("kind", es[k].kind);
+          if (!es[k].target.empty() || es[k].kind == "external") e.Set("target", es[k].target);
+          if (es[k].kind == "external") e.Set("file", es[k].file);
+          arr.Set(k, e);
+        }
+        v = arr;
+        break;
+      }
       default: break;
     }
     a.Set(i, v);

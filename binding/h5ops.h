@@ -38,6 +38,17 @@ Attrs readAttrs(hid_t obj, const std::string& where);
 // write leaves the old attribute as it was.
 void setAttr(hid_t obj, const std::string& name, const AttrValue& v, const std::string& where);
 void deleteAttr(hid_t obj, const std::string& name, const std::string& where);
+// Sets and deletes several attributes as one change: the new values are written under temporary
+// names first, so a failure leaves every attribute as it was. Deleting a missing one is ERR_KEY.
+void updateAttrs(hid_t obj, const Attrs& sets, const std::vector<std::string>& removes, const std::string& where);
+
+// A child of a group and what it leads to (the "entries" op).
+struct LinkEntry {
+  std::string name;
+  std::string kind;    // "group", "dataset", "datatype", "external", "dangling", "link", "error"
+  std::string target;  // external: the object path in the other file; dangling: the soft link's value; error: why
+  std::string file;    // external: the file name as stored
+};
 
 // One node of a walked tree.
 struct WalkNode {
@@ -51,9 +62,12 @@ struct WalkNode {
   std::vector<uint8_t> bytes;  // numbers, or packed elements (info.packed)
   std::vector<std::string> strings;
   std::vector<SideValue> side;  // packed elements' variable-length parts
-  // Link: something that is not a readable object ("external", "soft" when dangling,
-  // "datatype" for a committed datatype, "user-defined").
+  // Link: something that is not an object of this file ("external", "soft" when dangling,
+  // "datatype" for a committed datatype, "cycle" for soft links that loop, "user-defined"), the
+  // link's path, its target (a soft link's value; an external link's object path with the rest of
+  // the path below it) and an external link's file name as stored.
   std::string linkType;
+  std::string link, target, targetFile;
   // Error: why this node could not be read (its siblings still were).
   Failure error{"", ""};
 };
@@ -61,6 +75,7 @@ struct WalkNode {
 struct WalkOptions {
   uint64_t inlineBytes = 0;  // numeric datasets up to this size come with their data
   uint64_t inlineTotal = 0;  // ... until this many bytes were inlined
+  std::vector<std::string> skip;  // paths reported as damaged without being opened
 };
 
 enum class BytesLayout { Void, FixedString, Uint8 };
@@ -68,7 +83,7 @@ enum class BytesLayout { Void, FixedString, Uint8 };
 struct Op {
   enum class Kind {
     Walk, Lookup, List, CreateGroup, CreateDataset, CreateStrings, CreateBytes, CreateNull, Read, Move, Delete,
-    Attrs, SetAttr, DeleteAttr, Reserve
+    Attrs, SetAttr, DeleteAttr, Reserve, Resolve, Entries, UpdateAttrs
   } kind = Kind::Lookup;
   std::string path, to, name;
   WalkOptions walk;
@@ -80,12 +95,15 @@ struct Op {
   std::vector<hsize_t> shape;
   BytesLayout layout = BytesLayout::Void;
   AttrValue attr;
+  Attrs attrSets;                  // UpdateAttrs
+  std::vector<std::string> names;  // UpdateAttrs: the attributes to delete
   uint64_t bytes = 0;  // Reserve
 };
 
 struct OpResult {
-  WalkNode node;                   // Walk
-  std::vector<std::string> names;  // Lookup: the kind of each prefix; List: the names
+  WalkNode node;                   // Walk; Resolve: the link where resolution stopped
+  std::vector<std::string> names;  // Lookup, Resolve: the kind of each prefix; List: the names
+  std::vector<LinkEntry> entries;  // Entries
   Attrs attrs;                     // Attrs
 };
 

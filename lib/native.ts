@@ -166,14 +166,43 @@ export type AttrRead =
   | { type: H5Type; shape: number[]; data: Uint8Array; side: SideItem[] };
 export type AttrEntry = [name: string, value: AttrRead];
 
-/** The kinds `lookup` reports for each prefix of a path, down to the first missing one or non-group. */
-export type LookupKind = 'group' | 'dataset' | 'datatype' | 'link';
+/**
+ * The kinds `lookup` reports for each prefix of a path, down to the first missing one or non-group,
+ * soft links followed: 'external' an external link (not followed: its file is opened by
+ * TypeScript), 'dangling' a soft link to nothing, 'link' a soft-link cycle or a user-defined link.
+ */
+export type LookupKind = 'group' | 'dataset' | 'datatype' | 'external' | 'dangling' | 'link';
+
+/** A link that does not lead to an object of its file (a `WalkNode` of kind 'link'). */
+export type LinkNode = Extract<WalkNode, { kind: 'link' }>;
+
+/** What `resolve` gives: the kinds `lookup` gives, and the link where resolution stopped (null at an object or a missing name). */
+export interface ResolveResult {
+  kinds: LookupKind[];
+  link: LinkNode | null;
+}
+
+/** A child of a group (`entries`) and what it leads to. */
+export interface LinkEntry {
+  name: string;
+  kind: LookupKind | 'error';
+  /** external: the object path in the other file (with the path below it); dangling: the soft link's value; error: why. */
+  target?: string;
+  /** external: the file name as stored in the link. */
+  file?: string;
+}
 
 /** One op of `H5File.exec`; paths are absolute ("/why/_list_item_0"). */
 export type FileOp =
   /** The tree at `path` (null when missing); numeric datasets up to `inlineBytes` come with their data. */
-  | { op: 'walk'; path: string; inlineBytes?: number; inlineTotal?: number }
+  | { op: 'walk'; path: string; inlineBytes?: number; inlineTotal?: number; skip?: readonly string[] }
   | { op: 'lookup'; path: string }
+  /** `lookup`, and the link where resolution stopped (an external link: its file and target). */
+  | { op: 'resolve'; path: string }
+  /** The children of a group and what each leads to; those in `skip` (damaged) are 'error' entries, not opened. */
+  | { op: 'entries'; path: string; skip?: readonly string[] }
+  /** Sets and deletes attributes as one change: a failure leaves every attribute as it was; deleting a missing one is ERR_KEY. */
+  | { op: 'updateAttrs'; path: string; set: readonly (readonly [string, AttrValue])[]; delete: readonly string[] }
   /** Child names: creation order when the group tracks it, else name order. */
   | { op: 'list'; path: string }
   /** Links and attributes tracked in creation order; the parent must exist. */
@@ -200,13 +229,22 @@ export type WalkNode =
   | { kind: 'group'; names: string[]; children: (WalkNode | null)[] }
   /** data: numbers, or packed elements (a Uint8Array) with their variable-length parts in `side`; strings: a Buffer where not UTF-8. */
   | { kind: 'dataset'; info: DatasetInfo; data?: TypedArray; side?: SideItem[]; strings?: (string | Buffer)[] }
-  /** Not a readable object: an external link, a dangling soft link, a committed datatype. */
-  | { kind: 'link'; linkType: 'external' | 'soft' | 'datatype' | 'user-defined' }
+  /**
+   * Not an object of this file: an external link (`file` as stored, `target` the object path in it
+   * with the path below), a dangling soft link (`target` its value), a committed datatype, soft
+   * links in a cycle, a user-defined link. `link` is where the link is.
+   */
+  | { kind: 'link'; linkType: 'external' | 'soft' | 'datatype' | 'cycle' | 'user-defined'; link?: string; target?: string; file?: string }
   /** This node could not be read (its siblings were). */
-  | { kind: 'error'; error: NativeError };
+  | { kind: 'error'; error: NativeError }
+  /**
+   * Never made by the addon: the backend splices an external link's target in as the tree of its
+   * own file (`file`, named `fileName`), walked at `path` there.
+   */
+  | { kind: 'mounted'; file: H5File; fileName: string; path: string; node: WalkNode | null };
 
 /** What each op gives back: walk → WalkNode | null, lookup → LookupKind[], list → names, attrs → entries. */
-export type OpResult = WalkNode | null | string[] | AttrEntry[] | undefined;
+export type OpResult = WalkNode | null | string[] | AttrEntry[] | ResolveResult | LinkEntry[] | undefined;
 
 export declare class H5File {
   private constructor();

@@ -1114,14 +1114,17 @@ with h5py.File(sys.argv[1], 'w', track_order=True) as f:
       const byName = new Map(root.names.map((n, i) => [n, root.children[i]]));
       assert.deepEqual([...byName.keys()], ['g', 'soft', 'dangling', 'ext', 't', 'loop']);
       assert.equal(byName.get('soft')?.kind, 'group', 'a soft link to a group is followed');
-      assert.deepEqual(byName.get('dangling'), { kind: 'link', linkType: 'soft' });
-      assert.deepEqual(byName.get('ext'), { kind: 'link', linkType: 'external' });
-      assert.deepEqual(byName.get('t'), { kind: 'link', linkType: 'datatype' });
-      assert.deepEqual(walk(f, '/dangling'), { kind: 'link', linkType: 'soft' });
-      assert.deepEqual(walk(f, '/ext'), { kind: 'link', linkType: 'external' });
-      assert.deepEqual(walk(f, '/t'), { kind: 'link', linkType: 'datatype' });
-      assert.deepEqual(exec1(f, { op: 'lookup', path: '/dangling' }), ['link']);
-      assert.deepEqual(exec1(f, { op: 'lookup', path: '/ext/x' }), ['link']);
+      // Links that lead to no object of this file say where they are and where they point.
+      const dangling = { kind: 'link', linkType: 'soft', link: '/dangling', target: '/nowhere' };
+      const ext = { kind: 'link', linkType: 'external', link: '/ext', target: '/x', file: 'other.h5' };
+      assert.deepEqual(byName.get('dangling'), dangling);
+      assert.deepEqual(byName.get('ext'), ext);
+      assert.deepEqual(byName.get('t'), { kind: 'link', linkType: 'datatype', link: '/t' });
+      assert.deepEqual(walk(f, '/dangling'), dangling);
+      assert.deepEqual(walk(f, '/ext'), ext);
+      assert.deepEqual(walk(f, '/t'), { kind: 'link', linkType: 'datatype', link: '/t' });
+      assert.deepEqual(exec1(f, { op: 'lookup', path: '/dangling' }), ['dangling']);
+      assert.deepEqual(exec1(f, { op: 'lookup', path: '/ext/x' }), ['external']);
       assert.deepEqual(exec1(f, { op: 'lookup', path: '/soft/a' }), ['group', 'dataset']);
       assert.deepEqual(exec1(f, { op: 'lookup', path: '/t' }), ['datatype']);
       // a walk of a dataset is its node

@@ -16,8 +16,8 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 import * as os from 'node:os';
-import { CheckpointerError } from '../errors';
-import type { BytesLayout, DatasetInfo, DatasetSpec, FileOp, H5Type, WalkNode } from '../native';
+import { CheckpointerError, CheckpointerKeyError } from '../errors';
+import type { BytesLayout, DatasetInfo, DatasetSpec, FileOp, H5File, H5Type, WalkNode } from '../native';
 import {
   classPickleBase64, classNameFromPickleBase64, decodePickleData, displayClassName, isNumpyScalarClass, PSEUDOPICKLE_PROTOCOL,
 } from '../formats/pseudo-pickle';
@@ -241,10 +241,30 @@ export function isReserved(name: string): boolean {
   return name.startsWith(RESERVED_PREFIX);
 }
 
-/** Loads a walked tree; arrays not in the walk are allocated and their reads collected in `reads`. */
+/** A member of a group that a non-strict read left out, and why. */
+export interface SkippedMember {
+  /** Its path in `file`. */
+  path: string;
+  file: string;
+  error: CheckpointerError;
+}
+
+/**
+ * Loads a walked tree; arrays not in the walk are allocated and their reads collected in `reads`
+ * (those of external files spliced into the tree in `otherReads`). Not `strict`: a dict's member
+ * that cannot be read is left out and listed in `skipped`; `strict`: its error is thrown.
+ */
 export class LayoutReader {
   readonly reads: FileOp[] = [];
-  constructor(private readonly file: string) {}
+  readonly otherReads = new Map<H5File, FileOp[]>();
+  readonly skipped: SkippedMember[] = [];
+  #mounted: { file: H5File; fileName: string } | null = null;
+  constructor(private readonly fileName: string, private readonly strict = true) {}
+
+  /** The file the node being loaded is in. */
+  get file(): string {
+    return this.#mounted?.fileName ?? this.fileName;
+  }
 
   /** The value of the node at `path` (placeholders stand for arrays still to be read). */
   load(node: WalkNode | null, path: string): unknown {
@@ -253,10 +273,16 @@ export class LayoutReader {
       case 'group': return this.#group(node, path);
       case 'dataset': return this.#dataset(node.info, node, path);
       case 'error': throw readFailure(node.error, this.file);
-      case 'link':
-        throw new CheckpointerError(`${path} in ${this.file} is a${node.linkType === 'external' ? 'n' : ''} ${node.linkType === 'datatype' ? 'committed datatype' : `${node.linkType} link`}, neither a group nor a dataset`, {
-          code: 'ERR_UNSUPPORTED_DTYPE', file: this.file,
-        });
+      case 'mounted': {
+        const outer = this.#mounted;
+        this.#mounted = { file: node.file, fileName: node.fileName };
+        try {
+          return this.load(node.node, node.path);
+        } finally {
+          this.#mounted = outer;
+        }
+      }
+      case 'link': throw linkError(node, path, this.file);
     }
   }
 
@@ -305,7 +331,16 @@ export class LayoutReader {
     }
     const out: Record<string, unknown> = {};
     for (const [name, n] of child) {
-      Object.defineProperty(out, name, { value: this.load(n, joinPath(path, name)), enumerable: true, writable: true, configurable: true });
+      if (n?.kind === 'link' && n.linkType === 'datatype') continue; // a committed datatype is no value
+      let value: unknown;
+      try {
+        value = this.load(n, joinPath(path, name));
+      } catch (err) {
+        if (this.strict || !(err instanceof CheckpointerError)) throw err;
+        this.skipped.push({ path: joinPath(path, name), file: this.file, error: err });
+        continue;
+      }
+      Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
     }
     return out;
   }
@@ -339,7 +374,15 @@ export class LayoutReader {
           code: 'ERR_TOO_LARGE', file: this.file, cause: err,
         });
       }
-      if (data.length > 0) this.reads.push({ op: 'read', path, out: toNativeArray(dtype, data) });
+      if (data.length > 0) {
+        const op: FileOp = { op: 'read', path, out: toNativeArray(dtype, data) };
+        if (!this.#mounted) this.reads.push(op);
+        else {
+          const list = this.otherReads.get(this.#mounted.file) ?? [];
+          list.push(op);
+          this.otherReads.set(this.#mounted.file, list);
+        }
+      }
     }
     if (info.shape.length === 0 && d.kind !== 'c') return new PendingScalar(data, dtype);
     return wrapNumbers(info.type, data, info.shape, dtype);
@@ -358,6 +401,23 @@ export class LayoutReader {
     const data = allocateForRead('uint8', bytes) as Uint8Array;
     if (bytes > 0) this.reads.push({ op: 'read', path, out: data });
     return new PendingPacked(type, info.shape, data, path);
+  }
+}
+
+/** Why a link node is no value: a dangling link is a missing key (ERR_KEY naming the link and its target). */
+export function linkError(node: Extract<WalkNode, { kind: 'link' }>, path: string, file: string): CheckpointerError {
+  const at = node.link && node.link !== path ? ` (through the link ${node.link})` : '';
+  switch (node.linkType) {
+    case 'soft':
+      return new CheckpointerKeyError(`${path} in ${file} is a soft link to ${node.target ?? '?'}${at}, which does not exist (a dangling link)`, path, file);
+    case 'external':
+      return new CheckpointerKeyError(`${path} in ${file} is an external link to ${node.file ?? '?'}:${node.target ?? '/'}${at}, which does not exist (a dangling link)`, path, file);
+    case 'datatype':
+      return new CheckpointerKeyError(`${path} in ${file} is a committed datatype, not a value`, path, file);
+    case 'cycle':
+      return new CheckpointerError(`${path} in ${file} is a soft link in a cycle of soft links${at}`, { code: 'ERR_UNSUPPORTED_VALUE', file });
+    default:
+      return new CheckpointerError(`${path} in ${file} is a user-defined link, neither a group nor a dataset`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
   }
 }
 
