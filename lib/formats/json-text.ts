@@ -2,6 +2,10 @@
  * JSON text as Python's `json` module reads and writes it: the bare tokens `NaN`, `Infinity` and
  * `-Infinity` are numbers, and integers keep full precision (outside the safe range they parse as
  * bigint and bigints print as integer literals). Output uses Python's default separators.
+ *
+ * Float tokens stay floats: Python's json loads `1` as int and `1.0` as float, so a whole-number
+ * float read from a file (a `JsonFloat`, or a list marked as all-float) is written back as `1.0`,
+ * and float arrays to be written (`JsonFloatArray`) print every element as a float.
  */
 import { dtypeInfo, float16Values } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
