@@ -92,6 +92,7 @@ Napi::Value sideArray(Napi::Env env, const std::vector<SideValue>& side) {
       case SideValue::Kind::Text: a.Set(i, textOrBytes(env, v.text)); break;
       case SideValue::Kind::Ref: a.Set(i, Napi::String::New(env, v.text)); break;
       case SideValue::Kind::Seq: a.Set(i, newTypedArray(env, v.dtype, v.bytes)); break;
+      case SideValue::Kind::Refs: a.Set(i, sideArray(env, v.items)); break;
       case SideValue::Kind::Null: a.Set(i, env.Null()); break;
     }
   }

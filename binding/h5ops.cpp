@@ -98,7 +98,8 @@ AttrValue readAttr(hid_t obj, const std::string& name, const std::string& owner)
   }
   if (e.cls == H5S_NULL) return v;
   DType dt = node.dtype;
-  bool stringAttr = node.kind == TypeNode::Kind::String && node.dims.empty();
+  // Text of rank <= 1 comes as strings; of rank >= 2 packed, so its shape is kept.
+  bool stringAttr = node.kind == TypeNode::Kind::String && node.dims.empty() && e.dims.size() <= 1;
   if (!stringAttr && (!node.plainNumber() || node.kind == TypeNode::Kind::Enum || dt == DType::Float16 || e.dims.size() > 1)) {
     // Records, enums, arrays, float16, opaque, variable-length, references, numbers of rank >= 2
     // (their shape kept): packed, decoded in TS.

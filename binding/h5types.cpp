@@ -725,9 +725,10 @@ TypeNode describeAt(hid_t t, const std::string& where, int depth) {
       Hid base = ownType(H5Tget_super(t), "H5Tget_super");
       TypeNode elem = describeAt(base.get(), where, depth + 1);
       bool fixedBytes = (elem.kind == TypeNode::Kind::String && !elem.str.variable) || elem.kind == TypeNode::Kind::Opaque;
-      if (elem.kind != TypeNode::Kind::Number && elem.kind != TypeNode::Kind::Enum && !fixedBytes)
+      bool refs = elem.kind == TypeNode::Kind::Reference && elem.dims.empty();
+      if (elem.kind != TypeNode::Kind::Number && elem.kind != TypeNode::Kind::Enum && !fixedBytes && !refs)
         unsupportedType(where, "a variable-length sequence of " + describeType(base.get()) +
-                                   " (sequences of numbers, fixed-length strings and opaque data are read)");
+                                   " (sequences of numbers, fixed-length strings, opaque data and object references are read)");
       n.kind = TypeNode::Kind::Vlen;
       n.size = sizeof(hvl_t);
       n.children.push_back(std::move(elem));
@@ -745,6 +746,41 @@ TypeNode describeAt(hid_t t, const std::string& where, int depth) {
     case H5T_TIME: unsupportedType(where, "an HDF5 time datatype (H5T_TIME)");
     default: unsupportedType(where, "a datatype of unknown class");
   }
+}
+
+// An object reference as the referenced object's path; null for a null or dangling reference.
+SideValue referenceValue(uint8_t* e, hid_t loc) {
+  SideValue v;
+#if H5_VERSION_GE(1, 12, 0)
+  (void)loc;
+  H5R_ref_t* ref = reinterpret_cast<H5R_ref_t*>(e);
+  ssize_t len = H5Rget_obj_name(ref, H5P_DEFAULT, nullptr, 0);
+  if (len > 0) {
+    std::string name(static_cast<size_t>(len) + 1, '\0');
+    if (H5Rget_obj_name(ref, H5P_DEFAULT, &name[0], name.size()) >= 0) {
+      name.resize(static_cast<size_t>(len));
+      v.kind = SideValue::Kind::Ref;
+      v.text = std::move(name);
+    }
+  }
+#else
+  hobj_ref_t ref;
+  std::memcpy(&ref, e, sizeof ref);
+  if (ref != 0) {
+    ssize_t len = H5Rget_name(loc, H5R_OBJECT, &ref, nullptr, 0);
+    if (len > 0) {
+      std::string name(static_cast<size_t>(len) + 1, '\0');
+      if (H5Rget_name(loc, H5R_OBJECT, &ref, &name[0], name.size()) >= 0) {
+        name.resize(static_cast<size_t>(len));
+        v.kind = SideValue::Kind::Ref;
+        v.text = std::move(name);
+      }
+    }
+  }
+#endif
+  // A dangling reference (its object was deleted) fails quietly: null.
+  clearErrorStack();
+  return v;
 }
 
 // Where a depth-first walk of `n`'s elements meets the variable-length parts, in order.
@@ -772,6 +808,14 @@ void collectSide(const TypeNode& n, uint8_t* p, hid_t loc, std::vector<SideValue
         std::memcpy(&h, e, sizeof h);
         const TypeNode& elem = n.children[0];
         SideValue v;
+        if (elem.kind == TypeNode::Kind::Reference) {
+          // A sequence of object references (dimension scales' DIMENSION_LIST): their paths.
+          v.kind = SideValue::Kind::Refs;
+          uint8_t* items = static_cast<uint8_t*>(h.p);
+          for (size_t j = 0; items && j < h.len; ++j) v.items.push_back(referenceValue(items + j * elem.size, loc));
+          out.push_back(std::move(v));
+          break;
+        }
         v.kind = SideValue::Kind::Seq;
         // Fixed-length strings and opaque items come as their bytes (lib/ splits them).
         v.dtype = elem.kind == TypeNode::Kind::Number || elem.kind == TypeNode::Kind::Enum ? elem.dtype : DType::Uint8;
@@ -781,39 +825,9 @@ void collectSide(const TypeNode& n, uint8_t* p, hid_t loc, std::vector<SideValue
         out.push_back(std::move(v));
         break;
       }
-      case TypeNode::Kind::Reference: {
-        SideValue v;
-#if H5_VERSION_GE(1, 12, 0)
-        H5R_ref_t* ref = reinterpret_cast<H5R_ref_t*>(e);
-        ssize_t len = H5Rget_obj_name(ref, H5P_DEFAULT, nullptr, 0);
-        if (len > 0) {
-          std::string name(static_cast<size_t>(len) + 1, '\0');
-          if (H5Rget_obj_name(ref, H5P_DEFAULT, &name[0], name.size()) >= 0) {
-            name.resize(static_cast<size_t>(len));
-            v.kind = SideValue::Kind::Ref;
-            v.text = std::move(name);
-          }
-        }
-#else
-        hobj_ref_t ref;
-        std::memcpy(&ref, e, sizeof ref);
-        if (ref != 0) {
-          ssize_t len = H5Rget_name(loc, H5R_OBJECT, &ref, nullptr, 0);
-          if (len > 0) {
-            std::string name(static_cast<size_t>(len) + 1, '\0');
-            if (H5Rget_name(loc, H5R_OBJECT, &ref, &name[0], name.size()) >= 0) {
-              name.resize(static_cast<size_t>(len));
-              v.kind = SideValue::Kind::Ref;
-              v.text = std::move(name);
-            }
-          }
-        }
-#endif
-        // A null or dangling reference (its object was deleted) reads as null.
-        clearErrorStack();
-        out.push_back(std::move(v));
+      case TypeNode::Kind::Reference:
+        out.push_back(referenceValue(e, loc));
         break;
-      }
       default: break;
     }
   }

@@ -70,10 +70,11 @@ Hid buildFileType(const TypeNode& n);
 // One variable-length item of packed data, in the order a depth-first walk of the elements meets
 // them: a variable-length string, a sequence of numbers, an object reference's path, or null.
 struct SideValue {
-  enum class Kind { Text, Seq, Ref, Null } kind = Kind::Null;
-  std::string text;            // Text, Ref
-  DType dtype = DType::Uint8;  // Seq
-  std::vector<uint8_t> bytes;  // Seq: native memory
+  enum class Kind { Text, Seq, Ref, Refs, Null } kind = Kind::Null;
+  std::string text;              // Text, Ref
+  DType dtype = DType::Uint8;    // Seq
+  std::vector<uint8_t> bytes;    // Seq: native memory
+  std::vector<SideValue> items;  // Refs: a sequence of object references (Ref or Null each)
 };
 // Packed elements (C order) with their variable-length parts taken out (the slots zeroed).
 struct PackedData {

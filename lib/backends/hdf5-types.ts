@@ -122,6 +122,11 @@ function flatItems(t: H5Type, bytes: Uint8Array, offs: Float64Array, sides: Floa
       case 'vlen': {
         const base = t.base;
         const raw = side[sides[i]!] as TypedArray;
+        if (base.class === 'reference') {
+          // A sequence of object references (dimension scales' DIMENSION_LIST): paths, null for null ones.
+          out[i] = raw as unknown as (string | null)[];
+          break;
+        }
         if (base.class === 'string' || base.class === 'opaque') {
           // A sequence of fixed-length strings (PyTables' VLStringAtom arrays) or opaque items: its bytes, split.
           const bytes = raw as Uint8Array;
@@ -170,8 +175,10 @@ function fieldTypeOf(t: H5Type, where: string): FieldType {
         : { kind: 'string', length: t.length, encoding: t.utf8 ? 'utf8' : 'ascii' };
     case 'opaque': return { kind: 'bytes', length: t.size };
     case 'compound': return { kind: 'record', fields: t.fields.map((f) => ({ name: f.name, type: fieldTypeOf(f.type, `${where}.${f.name}`), shape: f.type.dims })) };
+    // Object references are paths (null for a null reference): a text column; written back as text.
+    case 'reference': return { kind: 'string', length: 0, encoding: 'utf8', variable: true };
     default:
-      throw unsupportedDtype(`${where} holds ${t.class === 'vlen' ? 'variable-length sequences' : 'object references'} inside a compound type, which is not read`);
+      throw unsupportedDtype(`${where} holds variable-length sequences inside a compound type, which is not read`);
   }
 }
 
@@ -186,7 +193,8 @@ function column(t: H5Type, bytes: Uint8Array, offs: Float64Array, sides: Float64
     }
     case 'compound': return records(t, bytes, offs, sides, side, shape, where);
     case 'string':
-    case 'opaque': {
+    case 'opaque':
+    case 'reference': {
       const items = flatItems(t, bytes, offs, sides, side, where, true);
       return items as string[] | Buffer[];
     }

@@ -87,6 +87,8 @@ export function sameValue(py: Canon, js: Canon): boolean {
   if (typeof py === 'boolean' && typeof js === 'number') return Number(py) === js;
   if (typeof py === 'string' && typeof js === 'boolean') return py === String(Number(js));
   if (py === null || typeof py !== 'object') return py === js;
+  // A record nested in a row is a plain object in JS (RecordArray.row gives one per level).
+  if (isObject(py) && '$rec' in py && Object.keys(py).length === 1 && isObject(js) && !('$rec' in js)) return sameValue(py.$rec as Canon, js);
   if (isObject(py) && 'shape' in py && 'v' in py) {
     if (isObject(js) && 'shape' in js && 'v' in js) return sameValue(py.shape as Canon, js.shape as Canon) && sameValue(py.v as Canon, js.v as Canon);
     if (Array.isArray(js)) return sameValue(py.v as Canon, js);
@@ -110,6 +112,8 @@ export interface PyFile {
   keys: Record<string, Canon>;
   dangling: string[];
   top: string[];
+  /** Each object's attributes by path ('' for the root); HDF5 only. */
+  attrs?: Record<string, Record<string, Canon>>;
 }
 
 export interface KeyOutcome {
@@ -129,6 +133,8 @@ export interface FileOutcome {
   top: Record<string, KeyOutcome>;
   values: Record<string, KeyOutcome>;
   dangling: Record<string, KeyOutcome>;
+  /** What attrs() of each object Python listed gave (a canonical object of name → value). */
+  attrs: Record<string, KeyOutcome>;
 }
 
 function outcome(f: () => unknown): KeyOutcome {
@@ -146,7 +152,7 @@ function keyPathOf(key: string, file: string): string[] {
 }
 
 function readFile(py: PyFile): FileOutcome {
-  const out: FileOutcome = { file: py.file, top: {}, values: {}, dangling: {} };
+  const out: FileOutcome = { file: py.file, top: {}, values: {}, dangling: {}, attrs: {} };
   let chk: Checkpointer;
   try {
     chk = Checkpointer.fromFile(py.file);
@@ -159,6 +165,7 @@ function readFile(py: PyFile): FileOutcome {
   for (const k of out.keys) out.top[k] = outcome(() => { chk.getSync(k); return null; });
   for (const k of Object.keys(py.keys)) out.values[k] = outcome(() => chk.getSync(keyPathOf(k, py.file)));
   for (const k of py.dangling) out.dangling[k] = outcome(() => chk.getSync(keyPathOf(k, py.file)));
+  for (const k of Object.keys(py.attrs ?? {})) out.attrs[k] = outcome(() => chk.attrsSync(k === '' ? null : k.split('/')));
   return out;
 }
 
