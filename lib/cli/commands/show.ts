@@ -1,0 +1,132 @@
+/** `checkpointer show FILE [KEY] [--slice 0:10,:,::2]`: a value as numpy/Python print it. */
+import { Checkpointer } from '../../checkpointer';
+import { CheckpointerError } from '../../errors';
+import type { Dataset } from '../../dataset/types';
+import { NDArray } from '../../values/ndarray';
+import { parseSlice, readShown } from '../arrays';
+import { CliError, EXIT, usage } from '../errors';
+import { formatArrayRepr, formatValue, shownOf } from '../format';
+import { openInput, parseKey } from '../open';
+import { findNode, inspectCheckpoint, keyText, Node } from '../tree';
+
+export const SHOW_HELP = `Usage: checkpointer show FILE [KEY] [--slice SEL]
+
+Prints the value of KEY (the whole checkpoint without one) as Python would
+print what McUtils' Checkpointer returns: arrays as numpy prints them, abbreviated
+with '...' past 1000 elements (only the elements shown are read from the file),
+dicts, lists, None, True, 'strings', b'bytes'.
+
+Options:
+  --slice SEL  numpy's slice syntax for an array: 0:10,:,::2  -1  5:  ...,0
+               (steps must be positive); read from the file, not the whole array
+  -h, --help   this help`;
+
+/** An array dataset at `path`, or null when the key holds something else. */
+function tryDataset(chk: Checkpointer, path: string[]): Dataset | null {
+  try {
+    return chk.datasetSync(path);
+  } catch (err) {
+    if (err instanceof CheckpointerError && (err.code === 'ERR_UNSUPPORTED_VALUE' || err.code === 'ERR_UNSUPPORTED_DTYPE')) return null;
+    throw err;
+  }
+}
+
+/** In-memory twin of a dataset's slice read, for arrays a format holds in memory (JSON). */
+function memoryDataset(a: NDArray): Dataset {
+  return {
+    shape: a.shape, dtype: a.dtype,
+    readSync(sel: readonly unknown[]) {
+      // Resolve each axis to its picked indices, then gather (small: only what is shown is asked for).
+      const picks = a.shape.map((n, i) => {
+        const s = sel[i] ?? null;
+        if (s === null) return { idx: [...Array(n).keys()], drop: false };
+        if (typeof s === 'number') return { idx: [s < 0 ? s + n : s], drop: true };
+        const [start, stop, step = 1] = s as [number, number, number?];
+        const idx: number[] = [];
+        for (let k = start; k < stop; k += step) idx.push(k);
+        return { idx, drop: false };
+      });
+      const strides = a.shape.map((_, i) => a.shape.slice(i + 1).reduce((x, y) => x * y, 1));
+      const lanes = a.data.length / Math.max(1, a.size);
+      const count = picks.reduce((x, p) => x * p.idx.length, 1);
+      const out = new (a.data.constructor as new (n: number) => typeof a.data)(count * lanes);
+      const pos = new Array(picks.length).fill(0);
+      for (let o = 0; o < count; o++) {
+        let src = 0;
+        for (let ax = 0; ax < picks.length; ax++) src += picks[ax]!.idx[pos[ax]]! * strides[ax]!;
+        for (let l = 0; l < lanes; l++) (out as unknown as unknown[])[o * lanes + l] = (a.data as unknown as unknown[])[src * lanes + l];
+        for (let ax = picks.length - 1; ax >= 0; ax--) {
+          if (++pos[ax] < picks[ax]!.idx.length) break;
+          pos[ax] = 0;
+        }
+      }
+      return new NDArray(out, picks.filter((p) => !p.drop).map((p) => p.idx.length), a.dtype);
+    },
+  } as unknown as Dataset;
+}
+
+function showArray(ds: Dataset, slice: string | undefined): string {
+  return formatArrayRepr(readShown(ds, slice === undefined ? [] : parseSlice(slice, ds.shape.length)));
+}
+
+/** A group as a Python dict, each array read only as far as it is shown. */
+function showGroup(chk: Checkpointer, nodes: readonly Node[], indent: string): string {
+  const inner = `${indent} `;
+  const items = nodes.map((n) => {
+    const name = formatValue(n.name);
+    const pad = `${inner}${' '.repeat(name.length + 2)}`;
+    return `${name}: ${showNode(chk, n, pad)}`;
+  });
+  const flat = `{${items.join(', ')}}`;
+  return !flat.includes('\n') && flat.length + indent.length <= 75 ? flat : `{${items.join(`,\n${inner}`)}}`;
+}
+
+function showNode(chk: Checkpointer, n: Node, indent: string): string {
+  if (n.error) return `<unreadable: ${n.error.code}>`;
+  if (n.kind === 'group' && n.children) return showGroup(chk, n.children, indent);
+  if (n.streamable) {
+    const ds = chk.datasetSync(n.path);
+    try {
+      return showArray(ds, undefined).replace(/\n/g, `\n${indent}`);
+    } finally {
+      ds.closeSync();
+    }
+  }
+  return formatValue(chk.getSync(n.path), indent);
+}
+
+export function runShow(file: string, key: string | undefined, slice: string | undefined, write: (s: string) => void): number {
+  const chk = openInput(file);
+  const text = chk.withSync((c) => {
+    if (key === undefined) {
+      if (slice !== undefined) throw usage('--slice needs a KEY');
+      return showGroup(c, inspectCheckpoint(c, file).nodes, '');
+    }
+    const path = parseKey(key);
+    const ds = tryDataset(c, path);
+    if (ds) {
+      try {
+        return showArray(ds, slice);
+      } finally {
+        ds.closeSync();
+      }
+    }
+    if (slice === undefined) {
+      // A group is shown key by key, so its arrays are read only as far as they are shown.
+      const node = findNode(inspectCheckpoint(c, file).nodes, path);
+      if (node?.kind === 'group') return showNode(c, node, '');
+    }
+    const value = c.getSync(path);
+    if (slice !== undefined) {
+      const array = value instanceof NDArray ? value : null;
+      if (!array) throw new CliError(`--slice: key ${JSON.stringify(keyText(path))} holds no array`, 'ERR_USAGE', EXIT.USAGE, file);
+      return formatArrayRepr(readShown(memoryDataset(array), parseSlice(slice, array.shape.length)));
+    }
+    // A top-level string prints as text, as Python's print() does; nested ones are quoted.
+    return typeof value === 'string' ? value : formatValue(value);
+  });
+  write(`${text}\n`);
+  return EXIT.OK;
+}
+
+export { shownOf };
