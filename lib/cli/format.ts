@@ -344,7 +344,8 @@ function joinItems(open: string, items: string[], close: string, indent: string)
 }
 
 function reindent(text: string, indent: string): string {
-  return text.replace(/\n/g, `\n${indent}`);
+  // Blank lines (between the blocks of a 3-d array) stay blank, as numpy prints them.
+  return text.replace(/\n(?=[^\n])/g, `\n${indent}`);
 }
 
 function dtypeOfView(a: TypedArray): DType {

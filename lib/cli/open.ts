@@ -38,7 +38,9 @@ export function parseKey(text: string): string[] {
 /** Adds what to do to the package's "its writer died" error: the CLI's repair, not the option. */
 export function withHint(err: unknown, file: string): unknown {
   if (err instanceof Error && /died without closing/.test(err.message) && !/checkpointer repair/.test(err.message)) {
-    err.message = `${err.message} (checkpointer repair ${file} clears it)`;
+    const advice = `run checkpointer repair ${file} to clear them`;
+    const api = /open it with \{ recover: true \} to clear the flags/;
+    err.message = api.test(err.message) ? err.message.replace(api, advice) : `${err.message}; ${advice}`;
   }
   return err;
 }

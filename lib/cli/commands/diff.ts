@@ -159,7 +159,8 @@ async function compareDatasets(x: Dataset, y: Dataset, tol: Tolerance): Promise<
 
 /** A value in a form where equal values compare equal across formats (arrays by their elements). */
 function normalise(v: unknown): unknown {
-  if (v instanceof NDArray) return { dtype: v.dtype, shape: [...v.shape], list: v.toList() };
+  // Arrays by their elements (dtype and shape are compared from the listing).
+  if (v instanceof NDArray) return v.toList();
   if (v instanceof RecordArray) return { records: v.toList() };
   if (Buffer.isBuffer(v)) return { bytes: v.toString('base64') };
   if (v instanceof Uint8Array) return { bytes: Buffer.from(v).toString('base64') };
@@ -191,6 +192,9 @@ function short(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
+/** Kinds whose values compare across formats element by element (an array and the list JSON makes of it). */
+const VALUE_KINDS = new Set(['array', 'list', 'scalar']);
+
 /** How a node reads for a kind comparison: a 0-d array and a scalar are one kind. */
 function kindOf(n: Node): string {
   return n.kind;
@@ -214,11 +218,14 @@ export async function diffCheckpoints(fileA: string, fileB: string, tol: Toleran
         if (n.error) throw new CliError(`key ${JSON.stringify(key)}: ${n.error.message}`, n.error.code, n.error.code === 'ERR_CHECKPOINT_CORRUPT' ? EXIT.CORRUPT : EXIT.UNSUPPORTED, file);
       }
       if (kindOf(na) !== kindOf(nb)) {
-        out.push({ key, what: 'kind', a: na.kind, b: nb.kind });
-        continue;
+        // An array against a list (JSON holds arrays as lists) or a scalar: compared by value below.
+        if (!(VALUE_KINDS.has(na.kind) && VALUE_KINDS.has(nb.kind))) {
+          out.push({ key, what: 'kind', a: na.kind, b: nb.kind });
+          continue;
+        }
       }
       if ((na.dtype ?? '') !== (nb.dtype ?? '') && na.dtype && nb.dtype) out.push({ key, what: 'dtype', a: na.dtype, b: nb.dtype });
-      if (na.shape && nb.shape && shapeText(na.shape) !== shapeText(nb.shape)) {
+      if (na.kind === nb.kind && na.shape && nb.shape && shapeText(na.shape) !== shapeText(nb.shape)) {
         out.push({ key, what: 'shape', a: shapeText(na.shape), b: shapeText(nb.shape) });
         continue;
       }

@@ -87,7 +87,7 @@ function showNode(chk: Checkpointer, n: Node, indent: string): string {
   if (n.streamable) {
     const ds = chk.datasetSync(n.path);
     try {
-      return showArray(ds, undefined).replace(/\n/g, `\n${indent}`);
+      return showArray(ds, undefined).replace(/\n(?=[^\n])/g, `\n${indent}`);
     } finally {
       ds.closeSync();
     }
