@@ -110,9 +110,16 @@ export async function main(argv: readonly string[], io: IO = { out: (s) => proce
     }
     const cmd = COMMANDS[name];
     if (!cmd) throw usage(`unknown command ${JSON.stringify(name)}; see checkpointer --help`);
+    // A string option's value that starts with '-' (`--slice -1`, `--slice -3:`) is its value, not an option.
+    const args: string[] = [];
+    for (let i = 0; i < rest.length; i++) {
+      const opt = /^--([a-z-]+)$/.exec(rest[i]!)?.[1];
+      if (opt && cmd.options[opt]?.type === 'string' && /^-[\d.:]/.test(rest[i + 1] ?? '')) args.push(`${rest[i]}=${rest[++i]}`);
+      else args.push(rest[i]!);
+    }
     let parsed;
     try {
-      parsed = parseArgs({ args: [...rest], options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+      parsed = parseArgs({ args, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
     } catch (err) {
       throw usage(`${name}: ${(err as Error).message.replace(/\. To specify a positional argument.*$/, '')}`);
     }

@@ -84,7 +84,7 @@ function showGroup(chk: Checkpointer, nodes: readonly Node[], indent: string): s
 function showNode(chk: Checkpointer, n: Node, indent: string): string {
   if (n.error) return `<unreadable: ${n.error.code}>`;
   if (n.kind === 'group' && n.children) return showGroup(chk, n.children, indent);
-  if (n.streamable) {
+  if (n.streamable && n.kind === 'array') {
     const ds = chk.datasetSync(n.path);
     try {
       return showArray(ds, undefined).replace(/\n(?=[^\n])/g, `\n${indent}`);
@@ -103,7 +103,9 @@ export function runShow(file: string, key: string | undefined, slice: string | u
       return showGroup(c, inspectCheckpoint(c, file).nodes, '');
     }
     const path = parseKey(key);
-    const ds = tryDataset(c, path);
+    const found = tryDataset(c, path);
+    // A 0-d array shows as the scalar McUtils returns for it (True, 1.5), as Python prints it.
+    const ds = found && found.shape.length === 0 && slice === undefined ? (found.closeSync(), null) : found;
     if (ds) {
       try {
         return showArray(ds, slice);
