@@ -13,6 +13,8 @@ import { Checkpointer } from '../checkpointer';
 import { CheckpointerError } from '../errors';
 import type { Dataset } from '../dataset/types';
 import type { DatasetInfo, H5File, WalkNode } from '../native';
+import { parseNpyHeader } from '../formats/npy';
+import { readMemberBytes, runSync as runZipSync, ZipEntry } from '../formats/zip';
 import { DType, dtypeInfo, isDType, isTypedArray, dtypeOfTypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { EnumArray, RecordArray, RecordField, FieldType } from '../values/records';
@@ -46,6 +48,8 @@ export interface Node {
    */
   kind: string;
   dtype?: string;
+  /** The dtype is what a JS number/bigint would be stored as (a JSON number), not one the file names. */
+  dtypeInferred?: boolean;
   shape?: number[];
   /** Bytes of the value's elements (arrays, records, bytes, strings' UTF-8). */
   nbytes?: number;
@@ -82,6 +86,8 @@ interface Skeleton {
   h5?: DatasetInfo;
   stored?: number;
   method?: number;
+  /** The one npz member of a leaf, and the file's descriptor (to read a scalar's .npy header). */
+  npz?: { fd: number; entry: ZipEntry };
 }
 
 function hdf5File(chk: Checkpointer): H5File | null {
@@ -114,11 +120,14 @@ function hdf5Skeleton(file: H5File, keys: readonly string[]): Skeleton[] {
   return keys.map((k) => byName.get(k) ?? { name: k, path: [k], children: null });
 }
 
-interface NpzMember { path: string[]; zipName: string; source: { kind: string; entry?: { compressedSize: number; method: number }; header?: Uint8Array; fileSize?: number } }
+interface NpzMember { path: string[]; zipName: string; source: { kind: string; entry?: ZipEntry; header?: Uint8Array; fileSize?: number } }
 
 function npzSkeleton(chk: Checkpointer, keys: readonly string[]): Skeleton[] | null {
-  const groups = (chk.stream as { groups?: Map<string, NpzMember[]> } | undefined)?.groups;
+  const stream = chk.stream as { groups?: Map<string, NpzMember[]>; fd?: number | null } | undefined;
+  const groups = stream?.groups;
   if (!(groups instanceof Map)) return null;
+  const fd = typeof stream?.fd === 'number' ? stream.fd : null;
+  const npzOf = (m: NpzMember): Skeleton['npz'] => (fd !== null && m.source.kind === 'zip' && m.source.entry ? { fd, entry: m.source.entry } : undefined);
   const out: Skeleton[] = [];
   for (const key of keys) {
     const members = groups.get(key);
@@ -142,8 +151,10 @@ function npzSkeleton(chk: Checkpointer, keys: readonly string[]): Skeleton[] | n
       if (m.path.length === 1) {
         root.children = null; // the key is one member: an array or a scalar
         root.method = m.source.entry?.method;
+        root.npz = npzOf(m);
       } else if (node.children === null) {
         node.method = m.source.entry?.method;
+        node.npz = npzOf(m);
       }
     }
     // A group whose children spell a list or an object is one value.
@@ -220,8 +231,8 @@ export function describeValue(value: unknown, name: string, path: string[]): Nod
   if (value === null || value === undefined) return { ...node, kind: 'null' };
   switch (typeof value) {
     case 'boolean': return { ...node, kind: 'scalar', dtype: 'bool', shape: [], value: value ? 'True' : 'False' };
-    case 'number': return { ...node, kind: 'scalar', dtype: numberDType(value), shape: [], value: String(value) };
-    case 'bigint': return { ...node, kind: 'scalar', dtype: value < 0n || value < 2n ** 63n ? 'int64' : 'uint64', shape: [], value: String(value) };
+    case 'number': return { ...node, kind: 'scalar', dtype: numberDType(value), dtypeInferred: true, shape: [], value: String(value) };
+    case 'bigint': return { ...node, kind: 'scalar', dtype: value < 2n ** 63n ? 'int64' : 'uint64', dtypeInferred: true, shape: [], value: String(value) };
     case 'string': return { ...node, kind: 'string', nbytes: Buffer.byteLength(value), value: shortText(value) };
     default: break;
   }
@@ -315,12 +326,29 @@ function describeLeaf(chk: Checkpointer, s: Skeleton): Node {
     return { path: s.path, name: s.name, kind: s.h5 && s.h5.dtype === null ? 'unsupported' : 'unknown', error: errorInfo(err) };
   }
   const node = describeValue(value, s.name, s.path);
+  // get() gives a 0-d npz array as a JS number: its stored dtype is in the member's .npy header.
+  const stored = node.kind === 'scalar' && s.npz ? npyScalarDtype(s.npz) : null;
+  if (stored) {
+    node.dtype = stored;
+    delete node.dtypeInferred;
+  }
   if (s.stored !== undefined) node.stored = s.stored;
   if (s.h5) {
     node.chunks = s.h5.chunks;
     node.compression = compressionText(s.h5, null);
   } else if (s.method !== undefined) node.compression = s.method === 8 ? 'deflate' : null;
   return node;
+}
+
+/** The numeric dtype in a small .npz member's .npy header (null when it is not one). */
+function npyScalarDtype(m: { fd: number; entry: ZipEntry }): string | null {
+  if (m.entry.uncompressedSize > 4096) return null;
+  try {
+    const descr = parseNpyHeader(runZipSync(readMemberBytes(m.fd, m.entry))).descr;
+    return descr.kind === 'numeric' ? descr.dtype : null;
+  } catch {
+    return null; // get() read it: a header that does not parse here changes nothing
+  }
 }
 
 function addScalarValue(chk: Checkpointer, node: Node): void {

@@ -227,7 +227,8 @@ async function readScalar(src: Checkpointer, node: Node): Promise<unknown> {
   try {
     ds = await src.dataset(node.path);
   } catch {
-    return src.get(node.path);
+    // No handle for 0-d values (npz): the value get() gives, in the dtype the listing read from the file.
+    return asDtype(await src.get(node.path), node.dtype);
   }
   try {
     const a = await ds.read();
@@ -235,6 +236,18 @@ async function readScalar(src: Checkpointer, node: Node): Promise<unknown> {
   } finally {
     await ds.close();
   }
+}
+
+function asDtype(value: unknown, dtype: string | undefined): unknown {
+  if (!dtype || !isDType(dtype) || dtype === 'float16' || dtypeInfo(dtype).lanes !== 1) return value;
+  const Type = dtypeInfo(dtype).ArrayType;
+  if (typeof value === 'boolean' && dtype === 'bool') return new NDArray(Uint8Array.of(value ? 1 : 0), [], 'bool');
+  if (typeof value === 'number' && dtype !== 'bool') {
+    if (dtype === 'int64' || dtype === 'uint64') return Number.isSafeInteger(value) ? new NDArray((Type as BigInt64ArrayConstructor).of(BigInt(value)), [], dtype) : value;
+    return new NDArray((Type as Float64ArrayConstructor).of(value), [], dtype);
+  }
+  if (typeof value === 'bigint' && (dtype === 'int64' || dtype === 'uint64')) return new NDArray((Type as BigInt64ArrayConstructor).of(value), [], dtype);
+  return value;
 }
 
 async function streamArray(

@@ -224,7 +224,8 @@ export async function diffCheckpoints(fileA: string, fileB: string, tol: Toleran
           continue;
         }
       }
-      if ((na.dtype ?? '') !== (nb.dtype ?? '') && na.dtype && nb.dtype) out.push({ key, what: 'dtype', a: na.dtype, b: nb.dtype });
+      // A JSON number has no dtype of its own: only dtypes both files name are compared.
+      if (na.dtype !== nb.dtype && na.dtype && nb.dtype && !na.dtypeInferred && !nb.dtypeInferred) out.push({ key, what: 'dtype', a: na.dtype, b: nb.dtype });
       if (na.kind === nb.kind && na.shape && nb.shape && shapeText(na.shape) !== shapeText(nb.shape)) {
         out.push({ key, what: 'shape', a: shapeText(na.shape), b: shapeText(nb.shape) });
         continue;
