@@ -5,7 +5,7 @@
  */
 import { before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Checkpointer, NDArray, ndarray } from '../lib/index';
@@ -181,6 +181,31 @@ print(json.dumps(0))`, bad);
     const last = Checkpointer.fromFile(at('big.npz')).withSync((c) => c.datasetSync('x').readSync([-1, [-2, null]]));
     assert.deepEqual([...(last as NDArray).data], [rows * cols - 2, rows * cols - 1]);
     for (const f of ['big.h5', 'big.npz', 'big2.h5']) fs.rmSync(at(f));
+  });
+
+  it('Ctrl-C (SIGINT) mid-convert: exit 130, OUT not created, no temporary or spool file left', async () => {
+    const src = at('sigint.h5');
+    Checkpointer.fromFile(src).withSync((c) => {
+      const ds = c.datasetSync('x', { dtype: 'float64', shape: [0, 1024] });
+      const batch = new Float64Array(1024 * 1024).fill(3);
+      for (let i = 0; i < 24; i++) ds.appendSync(batch); // 192 MiB
+    });
+    const out = at('sigint.npz');
+    const child = spawn(process.execPath, [BIN, 'convert', src, out, '--progress'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        // The first piece is through: interrupt now.
+        if (/%/.test(stderr) && child.signalCode === null && !child.killed) child.kill('SIGINT');
+      });
+      child.on('close', (c) => resolve(c));
+    });
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /checkpointer: ERR_INTERRUPTED: .*sigint\.npz: interrupted; the partial output was removed\n$/);
+    assert.equal(fs.existsSync(out), false);
+    assert.deepEqual(leftovers(dir, 'sigint.npz'), []);
+    fs.rmSync(src);
   });
 
   it('a progress bar (bytes, rate, ETA) on stderr under a terminal; none with --no-progress or when piped', () => {

@@ -68,7 +68,11 @@ sys.stdout.write(json.dumps({'status': os.waitstatus_to_exitcode(status), 'termi
   return { status, stdout, stderr: terminal, terminal };
 }
 
-/** Files in `dir` whose names start with `.${base}.` (temporary files beside an output). */
+/**
+ * Files in `dir` other than `base` whose names hold it: the temporary files beside an output
+ * (the convert's own `.<base>.<pid>.<hex>.convert.<ext>`, and the shadows, spools and locks the
+ * package's writers derive from that name).
+ */
 export function leftovers(dir: string, base: string): string[] {
-  return fs.readdirSync(dir).filter((f) => f.startsWith(`.${base}.`));
+  return fs.readdirSync(dir).filter((f) => f !== base && f.includes(base));
 }
