@@ -259,7 +259,9 @@ export async function diffCheckpoints(fileA: string, fileB: string, tol: Toleran
 function numberText(x: number): string {
   if (Number.isNaN(x)) return 'nan';
   if (!Number.isFinite(x)) return 'inf';
-  return Number(x.toPrecision(6)).toString();
+  const v = Number(x.toPrecision(6));
+  // 6 significant digits; exponent form for very small and very large ones (as numpy prints them).
+  return v !== 0 && (Math.abs(v) < 1e-4 || Math.abs(v) >= 1e6) ? v.toExponential() : String(v);
 }
 
 export function differenceText(d: Difference, fileA: string, fileB: string): string {
