@@ -15,6 +15,15 @@ import { BIN, cli, cliUnderPty, leftovers } from './cli-helpers';
 const dir = tempDir('checkpointer-cli-convert-');
 const at = (name: string): string => path.join(dir, name);
 
+/** Runs the real bin and reports the child's own peak RSS (bytes), taken at its exit. */
+function peakRss(args: string[]): { rss: number; status: number | null } {
+  const r = spawnSync(process.execPath, ['-e', `process.on('exit', () => require('fs').writeSync(2, 'maxrss ' + process.resourceUsage().maxRSS + '\\n')); process.argv.splice(1, 0, ${JSON.stringify(BIN)}); require(${JSON.stringify(BIN)})`, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const m = /maxrss (\d+)/.exec(r.stderr);
+  assert.ok(m, r.stderr);
+  if (r.status !== 0) assert.fail(`${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+  return { rss: Number(m[1]) * 1024, status: r.status };
+}
+
 describe('checkpointer convert', () => {
   const h5 = at('src.h5');
   before(() => {
@@ -166,10 +175,9 @@ print(json.dumps(0))`, bad);
       }
     });
     const rss = (args: string[]): number => {
-      // The real bin, with the child's own peak RSS reported at exit.
-      const r = spawnSync(process.execPath, ['-e', `process.on('exit', () => require('fs').writeSync(2, 'maxrss ' + process.resourceUsage().maxRSS + '\\n')); process.argv.splice(1, 0, ${JSON.stringify(BIN)}); require(${JSON.stringify(BIN)})`, ...args], { encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-      return Number(/maxrss (\d+)/.exec(r.stderr)![1]) * 1024;
+      const r = peakRss(args);
+      assert.equal(r.status, 0);
+      return r.rss;
     };
     const toNpz = rss(['convert', big, at('big.npz')]);
     const toH5 = rss(['convert', at('big.npz'), at('big2.h5')]);
@@ -181,6 +189,37 @@ print(json.dumps(0))`, bad);
     const last = Checkpointer.fromFile(at('big.npz')).withSync((c) => c.datasetSync('x').readSync([-1, [-2, null]]));
     assert.deepEqual([...(last as NDArray).data], [rows * cols - 2, rows * cols - 1]);
     for (const f of ['big.h5', 'big.npz', 'big2.h5']) fs.rmSync(at(f));
+  });
+
+  it('a savez_compressed member is inflated as a stream: convert, verify and diff stay far below its size; damage is found', () => {
+    const src = at('deflated.npz');
+    runPython(`
+import numpy as np, sys, json
+np.savez_compressed(sys.argv[1], a=np.arange(24 * 1024 * 1024, dtype=np.float64).reshape(-1, 2048), s=np.float32(1.5))
+print(json.dumps(0))`, src); // 192 MiB of float64, about 28 MB deflated
+    const MiB = 1024 * 1024;
+    const out = at('inflated.h5');
+    for (const args of [['ls', src], ['convert', src, out], ['verify', src], ['diff', src, out], ['show', src, 'a']]) {
+      const { rss, status } = peakRss(args);
+      assert.equal(status, 0, args.join(' '));
+      assert.ok(rss < 160 * MiB, `${args[0]}: peak RSS ${(rss / MiB).toFixed(0)} MiB`);
+    }
+    assert.match(cli(['ls', out]).stdout, /^\/a\s+array\s+float64\s+\(12288, 2048\)\s+192 MiB/m);
+    assert.match(cli(['ls', out]).stdout, /^\/s\s+scalar\s+float32\s+\(\).*= 1\.5$/m);
+    // One byte of the deflate stream changed, well inside the member.
+    const fd = fs.openSync(src, 'r+');
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, 14_000_000);
+    b[0] ^= 0x55;
+    fs.writeSync(fd, b, 0, 1, 14_000_000);
+    fs.closeSync(fd);
+    const v = cli(['verify', src]);
+    assert.equal(v.status, 1);
+    assert.match(v.stderr, /^checkpointer: ERR_CHECKPOINT_CORRUPT: .*deflated\.npz: key "a": member a\.npy: (does not inflate|CRC-32 mismatch|inflates to)/);
+    const c = cli(['convert', src, at('from-damaged.h5')]);
+    assert.equal(c.status, 3, c.stderr);
+    assert.equal(fs.existsSync(at('from-damaged.h5')), false);
+    fs.rmSync(out);
   });
 
   it('Ctrl-C (SIGINT) mid-convert: exit 130, OUT not created, no temporary or spool file left', async () => {

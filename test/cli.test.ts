@@ -26,6 +26,7 @@ cases = {
   'big': np.arange(100000.).reshape(100, 1000), 'wide': np.arange(30.) * 1.1, 's0': np.float64(3.25),
 }
 np.savez(sys.argv[1], **cases)
+np.savez_compressed(sys.argv[2], **cases)
 slices = {'big': ['0:3,::100', '-1', '5:8,990:', '...,0', '::10,::100', '50'], 'i2': ['::7', '1:3,-5:'], 'f6': ['1', ':,1:,::2']}
 def sl(a, text):
     idx = []
@@ -182,25 +183,31 @@ print(json.dumps(0))`, at('one.npy'));
 
 describe('checkpointer show', () => {
   let expected: { repr: Record<string, string>; slices: Record<string, Record<string, string>> };
+  // numpy.savez (members read by slice through a handle) and savez_compressed (inflated as a stream).
   const npz = at('cases.npz');
+  const npzDeflated = at('cases-deflated.npz');
   before(() => {
-    expected = runPython(NUMPY_CASES, npz);
+    expected = runPython(NUMPY_CASES, npz, npzDeflated);
   });
 
   it('prints each array exactly as numpy\'s repr does (floats, ints, bools, complex, empty, summarised with ...)', () => {
-    for (const [key, repr] of Object.entries(expected.repr)) {
-      const r = cli(['show', npz, key]);
-      assert.equal(r.status, 0, `${key}: ${r.stderr}`);
-      assert.equal(r.stdout, `${repr}\n`, key);
+    for (const file of [npz, npzDeflated]) {
+      for (const [key, repr] of Object.entries(expected.repr)) {
+        const r = cli(['show', file, key]);
+        assert.equal(r.status, 0, `${key}: ${r.stderr}`);
+        assert.equal(r.stdout, `${repr}\n`, `${path.basename(file)} ${key}`);
+      }
     }
   });
 
   it('--slice reads numpy\'s slice of the array, printed as numpy prints it', () => {
-    for (const [key, slices] of Object.entries(expected.slices)) {
-      for (const [sel, repr] of Object.entries(slices)) {
-        const r = cli(['show', npz, key, '--slice', sel]);
-        assert.equal(r.status, 0, `${key}[${sel}]: ${r.stderr}`);
-        assert.equal(r.stdout, `${repr}\n`, `${key}[${sel}]`);
+    for (const file of [npz, npzDeflated]) {
+      for (const [key, slices] of Object.entries(expected.slices)) {
+        for (const [sel, repr] of Object.entries(slices)) {
+          const r = cli(['show', file, key, '--slice', sel]);
+          assert.equal(r.status, 0, `${key}[${sel}]: ${r.stderr}`);
+          assert.equal(r.stdout, `${repr}\n`, `${path.basename(file)} ${key}[${sel}]`);
+        }
       }
     }
     const bad = cli(['show', npz, 'big', '--slice', '0:2,::-1']);

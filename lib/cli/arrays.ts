@@ -7,6 +7,9 @@ import type { AxisSelection, Dataset, DatasetSelection } from '../dataset/types'
 import { allocateForRead, DType, dtypeInfo, TypedArray } from '../values/dtype';
 import { EDGE_ITEMS, ShownArray, summarisedAxes } from './format';
 import { usage } from './errors';
+import type { Checkpointer } from '../checkpointer';
+import { inflateRows, streamsRows } from './npz-members';
+import { memberOf, Node } from './tree';
 
 /** Parses numpy's slice syntax: `0:10,:,::2`, `-1`, `...` (the axes not given). */
 export function parseSlice(text: string, rank: number): DatasetSelection {
@@ -74,6 +77,16 @@ function toSelection(axes: readonly ResolvedAxis[], first: readonly number[], co
   });
 }
 
+/** The rows of the first axis that `readShown(ds, selection)` reads, for an array of `shape`. */
+export function rowsShown(shape: readonly number[], selection: DatasetSelection = []): number[] {
+  const axes = resolve(selection, shape);
+  const a0 = axes[0]!;
+  if (a0.drop) return [a0.start];
+  const summarised = summarisedAxes(axes.filter((a) => !a.drop).map((a) => a.count));
+  const ks = summarised[0] ? [0, 1, 2, a0.count - 3, a0.count - 2, a0.count - 1] : [...Array(a0.count).keys()];
+  return ks.map((k) => a0.start + k * a0.step);
+}
+
 /**
  * The elements numpy would show of `ds[selection]`: when the selection is small, all of it; else
  * the first and last EDGE_ITEMS of each long axis, read as 2^k corner blocks.
@@ -128,18 +141,28 @@ export function rowsPerPiece(shape: readonly number[], dtype: DType, alignRows =
 }
 
 /**
- * Calls `fn` with each piece of rows of `ds` in order, read into one reused buffer (so memory is
- * one piece, whatever the array's size). `fn` must be done with the piece when it returns.
+ * The rows of an array leaf, `rows` at a time, in one reused buffer (the caller is done with a
+ * piece when it asks for the next): a deflated .npz member inflated as a stream (CRC-32 checked),
+ * anything else through its dataset handle (`ds`, or one opened here and closed at the end).
  */
-export function forEachPiece(ds: Dataset, rows: number, fn: (piece: TypedArray, firstRow: number, rowCount: number) => void): void {
-  const n = ds.shape[0] ?? 0;
-  const lanes = dtypeInfo(ds.dtype).lanes;
-  const rowElems = ds.shape.slice(1).reduce((x, y) => x * y, 1) * lanes;
-  const buffer = allocateForRead(ds.dtype, Math.min(rows, n) * rowElems);
-  for (let r = 0; r < n; r += rows) {
-    const count = Math.min(rows, n - r);
-    const piece = count === rows ? buffer : buffer.subarray(0, count * rowElems);
-    ds.readIntoSync([[r, r + count]], piece);
-    fn(piece, r, count);
+export async function* pieces(chk: Checkpointer, node: Node, rows: number, ds?: Dataset): AsyncGenerator<{ data: TypedArray; first: number; count: number }> {
+  const member = memberOf(node);
+  if (!ds && streamsRows(member)) {
+    yield* inflateRows(member, rows);
+    return;
+  }
+  const handle = ds ?? await chk.dataset(node.path);
+  try {
+    const n = handle.shape[0] ?? 0;
+    const rowElems = handle.shape.slice(1).reduce((x, y) => x * y, 1) * dtypeInfo(handle.dtype).lanes;
+    const buffer = allocateForRead(handle.dtype, Math.min(rows, n) * rowElems);
+    for (let r = 0; r < n; r += rows) {
+      const count = Math.min(rows, n - r);
+      const piece = count === rows ? buffer : buffer.subarray(0, count * rowElems);
+      await handle.readInto([[r, r + count]], piece);
+      yield { data: piece, first: r, count };
+    }
+  } finally {
+    if (!ds) await handle.close();
   }
 }

@@ -13,8 +13,8 @@ import { Checkpointer } from '../checkpointer';
 import { CheckpointerError } from '../errors';
 import type { Dataset } from '../dataset/types';
 import type { DatasetInfo, H5File, WalkNode } from '../native';
-import { parseNpyHeader } from '../formats/npy';
-import { readMemberBytes, runSync as runZipSync, ZipEntry } from '../formats/zip';
+import type { ZipEntry } from '../formats/zip';
+import { NpzMember, readMemberHeader } from './npz-members';
 import { DType, dtypeInfo, isDType, isTypedArray, dtypeOfTypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { EnumArray, RecordArray, RecordField, FieldType } from '../values/records';
@@ -86,8 +86,16 @@ interface Skeleton {
   h5?: DatasetInfo;
   stored?: number;
   method?: number;
-  /** The one npz member of a leaf, and the file's descriptor (to read a scalar's .npy header). */
-  npz?: { fd: number; entry: ZipEntry };
+  /** The one npz member of a leaf, its .npy header read (no data). */
+  member?: NpzMember;
+}
+
+/** Leaves' npz members (kept off the Node objects, which `ls --json` prints). */
+const members = new WeakMap<Node, NpzMember>();
+
+/** The npz member a leaf is, when it is one whose header was read. */
+export function memberOf(n: Node): NpzMember | undefined {
+  return members.get(n);
 }
 
 function hdf5File(chk: Checkpointer): H5File | null {
@@ -120,14 +128,22 @@ function hdf5Skeleton(file: H5File, keys: readonly string[]): Skeleton[] {
   return keys.map((k) => byName.get(k) ?? { name: k, path: [k], children: null });
 }
 
-interface NpzMember { path: string[]; zipName: string; source: { kind: string; entry?: ZipEntry; header?: Uint8Array; fileSize?: number } }
+interface NpzMemberRef { path: string[]; zipName: string; source: { kind: string; entry?: ZipEntry; header?: Uint8Array; fileSize?: number } }
 
 function npzSkeleton(chk: Checkpointer, keys: readonly string[]): Skeleton[] | null {
-  const stream = chk.stream as { groups?: Map<string, NpzMember[]>; fd?: number | null } | undefined;
+  const stream = chk.stream as { groups?: Map<string, NpzMemberRef[]>; fd?: number | null } | undefined;
   const groups = stream?.groups;
   if (!(groups instanceof Map)) return null;
   const fd = typeof stream?.fd === 'number' ? stream.fd : null;
-  const npzOf = (m: NpzMember): Skeleton['npz'] => (fd !== null && m.source.kind === 'zip' && m.source.entry ? { fd, entry: m.source.entry } : undefined);
+  const file = chk.checkpointFile ?? '';
+  const memberOfEntry = (m: NpzMemberRef): NpzMember | undefined => {
+    if (fd === null || m.source.kind !== 'zip' || !m.source.entry) return undefined;
+    try {
+      return readMemberHeader(file, fd, m.source.entry);
+    } catch {
+      return undefined; // described through get(), which reports what is wrong with it
+    }
+  };
   const out: Skeleton[] = [];
   for (const key of keys) {
     const members = groups.get(key);
@@ -151,10 +167,10 @@ function npzSkeleton(chk: Checkpointer, keys: readonly string[]): Skeleton[] | n
       if (m.path.length === 1) {
         root.children = null; // the key is one member: an array or a scalar
         root.method = m.source.entry?.method;
-        root.npz = npzOf(m);
+        root.member = memberOfEntry(m);
       } else if (node.children === null) {
         node.method = m.source.entry?.method;
-        node.npz = npzOf(m);
+        node.member = memberOfEntry(m);
       }
     }
     // A group whose children spell a list or an object is one value.
@@ -174,7 +190,7 @@ function npzSkeleton(chk: Checkpointer, keys: readonly string[]): Skeleton[] | n
   return out;
 }
 
-function memberStored(m: NpzMember): number {
+function memberStored(m: NpzMemberRef): number {
   if (m.source.kind === 'zip' && m.source.entry) return m.source.entry.compressedSize;
   if (m.source.kind === 'npy' && m.source.header && m.source.fileSize !== undefined) return m.source.fileSize - m.source.header.length;
   return 0;
@@ -299,6 +315,16 @@ function h5Numeric(info: DatasetInfo | undefined): boolean {
 const INLINE_LIMIT = 64 * 1024;
 
 function describeLeaf(chk: Checkpointer, s: Skeleton): Node {
+  const h = s.member?.header;
+  if (h && h.descr.kind === 'numeric' && h.shape.length > 0) {
+    // An npz array described from its .npy header: no handle (which would inflate a deflated member whole).
+    const node: Node = {
+      path: s.path, name: s.name, kind: 'array', dtype: h.descr.dtype, shape: [...h.shape], nbytes: h.dataLength, stored: s.stored,
+      chunks: null, compression: s.method === 8 ? 'deflate' : null, streamable: true,
+    };
+    members.set(node, s.member!);
+    return node;
+  }
   if (h5Numeric(s.h5)) {
     let ds: Dataset | null = null;
     try {
@@ -327,9 +353,9 @@ function describeLeaf(chk: Checkpointer, s: Skeleton): Node {
   }
   const node = describeValue(value, s.name, s.path);
   // get() gives a 0-d npz array as a JS number: its stored dtype is in the member's .npy header.
-  const stored = node.kind === 'scalar' && s.npz ? npyScalarDtype(s.npz) : null;
-  if (stored) {
-    node.dtype = stored;
+  const descr = s.member?.header.descr;
+  if (node.kind === 'scalar' && descr?.kind === 'numeric') {
+    node.dtype = descr.dtype;
     delete node.dtypeInferred;
   }
   if (s.stored !== undefined) node.stored = s.stored;
@@ -338,17 +364,6 @@ function describeLeaf(chk: Checkpointer, s: Skeleton): Node {
     node.compression = compressionText(s.h5, null);
   } else if (s.method !== undefined) node.compression = s.method === 8 ? 'deflate' : null;
   return node;
-}
-
-/** The numeric dtype in a small .npz member's .npy header (null when it is not one). */
-function npyScalarDtype(m: { fd: number; entry: ZipEntry }): string | null {
-  if (m.entry.uncompressedSize > 4096) return null;
-  try {
-    const descr = parseNpyHeader(runZipSync(readMemberBytes(m.fd, m.entry))).descr;
-    return descr.kind === 'numeric' ? descr.dtype : null;
-  } catch {
-    return null; // get() read it: a header that does not parse here changes nothing
-  }
 }
 
 function addScalarValue(chk: Checkpointer, node: Node): void {

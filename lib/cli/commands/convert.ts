@@ -16,16 +16,17 @@ import { NumPyCheckpointer } from '../../backends/numpy';
 import { fsyncDirSync } from '../../io/atomic';
 import { hdf5Info } from '../../native';
 import type { DatasetOptions } from '../../dataset/types';
-import { allocateForRead, dtypeInfo, isDType } from '../../values/dtype';
+import { DType, dtypeInfo, isDType } from '../../values/dtype';
 import { NDArray } from '../../values/ndarray';
-import { rowsPerPiece } from '../arrays';
+import { pieces, rowsPerPiece } from '../arrays';
+import { streamsRows } from '../npz-members';
 
 /** Bytes per chunk of a new HDF5 dataset when the input has no chunk shape to keep (the package's own target). */
 const TARGET_CHUNK_BYTES = 4 * 1024 * 1024;
 import { CliError, EXIT, usage } from '../errors';
 import { openInput } from '../open';
 import { progressBar } from '../progress';
-import { inspectCheckpoint, keyText, leaves, Node } from '../tree';
+import { inspectCheckpoint, keyText, leaves, memberOf, Node } from '../tree';
 
 export const CONVERT_HELP = `Usage: checkpointer convert IN OUT [--compression C] [--force] [--progress|--no-progress]
 
@@ -254,28 +255,24 @@ async function streamArray(
   src: Checkpointer, dst: Checkpointer, node: Node, outKey: string[], compression: Compression, outIsH5: boolean,
   add: (n: number) => void, check: () => void,
 ): Promise<void> {
-  const from = await src.dataset(node.path);
+  // A deflated npz member is inflated as a stream (no handle: it would inflate the member whole).
+  const member = memberOf(node);
+  const from = streamsRows(member) ? null : await src.dataset(node.path);
   try {
-    const to = await dst.dataset(outKey, datasetOptions(from, compression, outIsH5));
+    const meta = from ?? { dtype: node.dtype as DType, shape: node.shape!, chunks: null, compression: null, compressionLevel: null, shuffle: false };
+    const to = await dst.dataset(outKey, datasetOptions(meta, compression, outIsH5));
     try {
-      const rows = rowsPerPiece(from.shape, from.dtype, to.chunks?.[0] ?? 1);
-      const n = from.shape[0]!;
-      const rowElems = from.shape.slice(1).reduce((x, y) => x * y, 1) * dtypeInfo(from.dtype).lanes;
-      const rowBytes = from.shape.slice(1).reduce((x, y) => x * y, 1) * dtypeInfo(from.dtype).itemSize;
-      const buffer = allocateForRead(from.dtype, Math.min(rows, n) * rowElems);
-      for (let r = 0; r < n; r += rows) {
+      const rowBytes = meta.shape.slice(1).reduce((x, y) => x * y, 1) * dtypeInfo(meta.dtype).itemSize;
+      for await (const piece of pieces(src, node, rowsPerPiece(meta.shape, meta.dtype, to.chunks?.[0] ?? 1), from ?? undefined)) {
         check();
-        const count = Math.min(rows, n - r);
-        const piece = count === rows ? buffer : buffer.subarray(0, count * rowElems);
-        await from.readInto([[r, r + count]], piece);
         // Awaited before the buffer is refilled: a whole-chunk append is written straight from it.
-        await to.append(piece);
-        add(count * rowBytes);
+        await to.append(piece.data);
+        add(piece.count * rowBytes);
       }
     } finally {
       await to.close();
     }
   } finally {
-    await from.close();
+    await from?.close();
   }
 }

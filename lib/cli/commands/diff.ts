@@ -5,12 +5,11 @@
  * |a - b| <= atol + rtol * |b| elementwise (numpy.isclose; NaN equals NaN).
  */
 import { Checkpointer } from '../../checkpointer';
-import type { Dataset } from '../../dataset/types';
-import { allocateForRead, dtypeInfo, isDType, FLOAT16_AS_BITS, float16ToNumber, TypedArray } from '../../values/dtype';
+import { DType, dtypeInfo, isDType, FLOAT16_AS_BITS, float16ToNumber, TypedArray } from '../../values/dtype';
 import { NDArray } from '../../values/ndarray';
 import { RecordArray } from '../../values/records';
 import { UnregisteredObject } from '../../values/registry';
-import { rowsPerPiece } from '../arrays';
+import { pieces, rowsPerPiece } from '../arrays';
 import { CliError, EXIT, usage } from '../errors';
 import { formatValue, shapeText } from '../format';
 import { openInput } from '../open';
@@ -138,21 +137,28 @@ function unravel(flat: number, shape: readonly number[]): number[] {
   return out;
 }
 
-async function compareDatasets(x: Dataset, y: Dataset, tol: Tolerance): Promise<Stats> {
+/** Compares two array leaves of one shape piece by piece (the same rows of both at a time). */
+async function compareArrays(a: Checkpointer, na: Node, b: Checkpointer, nb: Node, tol: Tolerance): Promise<Stats> {
   const stats = new Stats(tol);
-  const lanes = dtypeInfo(x.dtype).lanes;
-  if (lanes !== dtypeInfo(y.dtype).lanes) throw new CliError('complex against real', 'ERR_INTERNAL', EXIT.INTERNAL);
-  const n = x.shape[0]!;
-  const rowElems = x.shape.slice(1).reduce((p, q) => p * q, 1);
-  const rows = Math.min(rowsPerPiece(x.shape, x.dtype), rowsPerPiece(y.shape, y.dtype));
-  const bx = allocateForRead(x.dtype, Math.min(rows, n) * rowElems * lanes);
-  const by = allocateForRead(y.dtype, Math.min(rows, n) * rowElems * lanes);
-  for (let r = 0; r < n; r += rows) {
-    const count = Math.min(rows, n - r);
-    const px = count === rows ? bx : bx.subarray(0, count * rowElems * lanes);
-    const py = count === rows ? by : by.subarray(0, count * rowElems * lanes);
-    await Promise.all([x.readInto([[r, r + count]], px), y.readInto([[r, r + count]], py)]);
-    stats.add(px, x.dtype, py, y.dtype, count * rowElems, lanes, r * rowElems);
+  const dtA = na.dtype as DType;
+  const dtB = nb.dtype as DType;
+  const lanes = dtypeInfo(dtA).lanes;
+  const shape = na.shape!;
+  const rowElems = shape.slice(1).reduce((p, q) => p * q, 1);
+  const rows = Math.min(rowsPerPiece(shape, dtA), rowsPerPiece(shape, dtB));
+  const ga = pieces(a, na, rows);
+  const gb = pieces(b, nb, rows);
+  try {
+    for (;;) {
+      const [pa, pb] = await Promise.all([ga.next(), gb.next()]);
+      if (pa.done || pb.done) {
+        if (pa.done !== pb.done) throw new CliError(`key ${JSON.stringify(keyText(na.path))}: one file holds fewer rows than its shape says`, 'ERR_CHECKPOINT_CORRUPT', EXIT.CORRUPT);
+        break;
+      }
+      stats.add(pa.value.data, dtA, pb.value.data, dtB, pa.value.count * rowElems, lanes, pa.value.first * rowElems);
+    }
+  } finally {
+    await Promise.all([ga.return(undefined), gb.return(undefined)]);
   }
   return stats;
 }
@@ -232,13 +238,8 @@ export async function diffCheckpoints(fileA: string, fileB: string, tol: Toleran
       }
       const numeric = isDType(na.dtype) && isDType(nb.dtype);
       if (na.streamable && nb.streamable && numeric && dtypeInfo(na.dtype as never).lanes === dtypeInfo(nb.dtype as never).lanes) {
-        const [x, y] = await Promise.all([a.dataset(na.path), b.dataset(nb.path)]);
-        try {
-          const s = await compareDatasets(x, y, tol);
-          if (s.count > 0) out.push({ key, what: 'values', count: s.count, of: s.of, maxAbs: s.maxAbs, maxAbsAt: unravel(s.maxAbsAt, x.shape), maxRel: s.maxRel });
-        } finally {
-          await Promise.all([x.close(), y.close()]);
-        }
+        const s = await compareArrays(a, na, b, nb, tol);
+        if (s.count > 0) out.push({ key, what: 'values', count: s.count, of: s.of, maxAbs: s.maxAbs, maxAbsAt: unravel(s.maxAbsAt, na.shape!), maxRel: s.maxRel });
         continue;
       }
       const [va, vb] = await Promise.all([a.get(na.path), b.get(nb.path)]);
