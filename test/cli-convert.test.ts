@@ -134,6 +134,9 @@ a = np.load(sys.argv[1]); print(json.dumps([str(a.dtype), a.tolist()]))`, back),
       assert.equal(fs.existsSync(at(target)), false);
     }
     assert.equal(cli(['convert', h5, at('z.h5'), '--compression', 'gzip:12']).status, 2);
+    const nodir = cli(['convert', h5, at('no/such/dir/out.npz')]);
+    assert.equal(nodir.status, 5);
+    assert.equal(nodir.stderr, `checkpointer: ERR_NOT_WRITABLE: ${at('no/such/dir/out.npz')}: its directory does not exist\n`);
     assert.equal(cli(['convert', h5, at('z.txt')]).status, 6);
     assert.equal(cli(['convert', h5, h5, '--force']).status, 2, 'IN and OUT the same file');
   });

@@ -150,6 +150,13 @@ export async function runConvert(input: string, output: string, options: Convert
   const src = openInput(input);
   if (sameFile(input, output)) throw usage(`convert: IN and OUT are the same file (${output})`);
   if (fs.existsSync(output) && !options.force) throw new CliError('exists; --force replaces it', 'ERR_EXISTS', EXIT.CANNOT_WRITE, output);
+  // Said about OUT here, before the temporary file beside it would be the one named.
+  try {
+    fs.accessSync(path.dirname(output), fs.constants.W_OK);
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new CliError(missing ? 'its directory does not exist' : 'its directory is not writable', 'ERR_NOT_WRITABLE', EXIT.CANNOT_WRITE, output);
+  }
 
   const inspection = inspectCheckpoint(src, input);
   const items = leaves(inspection.nodes);
