@@ -407,3 +407,33 @@ describe('checkpointer verify', () => {
     assert.equal(cli(['verify', at('empty')]).status, 1);
   });
 });
+
+describe('checkpointer ls/show: value kinds described by what they are (as the value model grows)', () => {
+  it('RecordArray: its fields and dtypes; EnumArray: its members; Buffer: bytes; a class instance: its class', async () => {
+    const { describeValue } = await import('../lib/cli/tree');
+    const { formatValue } = await import('../lib/cli/format');
+    const { EnumArray, recordArray } = await import('../lib/index');
+    const table = recordArray({ a: ndarray(new Float64Array([1, 2.5]), [2]), i: ndarray(new Int32Array([3, 4]), [2]), name: ['x', 'yy'] });
+    const r = describeValue(table, 't', ['t']);
+    assert.equal(r.kind, 'records');
+    assert.deepEqual(r.shape, [2]);
+    assert.deepEqual(r.fields, [{ name: 'a', dtype: 'float64', shape: [] }, { name: 'i', dtype: 'int32', shape: [] }, { name: 'name', dtype: 'S2', shape: [] }]);
+    assert.equal(formatValue(table), "array([(1., 3, b'x'), (2.5, 4, b'yy')],\n      dtype=[('a', '<f8'), ('i', '<i4'), ('name', 'S2')])");
+    const colours = new EnumArray(new Int8Array([0, 1, 1]), [3], 'int8', { RED: 0, GREEN: 1 });
+    assert.deepEqual(describeValue(colours, 'c', ['c']), { path: ['c'], name: 'c', kind: 'enum', dtype: 'int8', shape: [3], nbytes: 3, members: { RED: '0', GREEN: '1' } });
+    assert.equal(formatValue(colours), 'array([0, 1, 1], dtype=int8)  # enum {RED=0, GREEN=1}');
+    assert.deepEqual(describeValue(Buffer.from('ab\0'), 'b', ['b']), { path: ['b'], name: 'b', kind: 'bytes', nbytes: 3, shape: [3] });
+    assert.equal(formatValue(Buffer.from("a'\0\xff", 'latin1')), "b'a\\'\\x00\\xff'");
+    class Particle {
+      toState(): unknown {
+        return { mass: 2 };
+      }
+    }
+    assert.equal(describeValue(new Particle(), 'p', ['p']).kind, 'object');
+    assert.equal(describeValue(new Particle(), 'p', ['p']).className, 'Particle');
+    assert.equal(formatValue(new Particle()), "<Particle {'mass': 2}>");
+    // A kind nobody taught the tool: shown by its constructor's name, not an error.
+    assert.equal(describeValue(new Date(0), 'd', ['d']).kind, 'Date');
+    assert.equal(formatValue({ when: new Date(0) }), "{'when': <Date>}");
+  });
+});

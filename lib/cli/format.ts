@@ -356,31 +356,64 @@ function dtypeOfView(a: TypedArray): DType {
   return names[a.constructor.name] ?? 'float64';
 }
 
+/** numpy's descr of a dtype ('<f8', '|b1', ...): how a structured dtype's repr names its fields' types. */
+const DESCR: Record<DType, string> = {
+  bool: '?', int8: 'i1', int16: '<i2', int32: '<i4', int64: '<i8', uint8: 'u1', uint16: '<u2', uint32: '<u4', uint64: '<u8',
+  float16: '<f2', float32: '<f4', float64: '<f8', complex64: '<c8', complex128: '<c16',
+};
+
+type Field = RecordArray['fields'][number];
+
+function fieldDescr(f: Field): string {
+  const t = f.type;
+  let d: string;
+  switch (t.kind) {
+    case 'number': d = pyString(DESCR[t.dtype]); break;
+    case 'enum': d = pyString(DESCR[t.dtype]); break;
+    case 'string': d = pyString(t.variable || t.length === 0 ? 'O' : t.encoding === 'utf32' ? `<U${t.length}` : `S${t.length}`); break;
+    case 'bytes': d = pyString(`V${t.length}`); break;
+    case 'record': d = `[${t.fields.map(fieldEntry).join(', ')}]`; break;
+    default: d = "'?'";
+  }
+  return d;
+}
+
+function fieldEntry(f: Field): string {
+  return `(${pyString(f.name)}, ${fieldDescr(f)}${f.shape.length ? `, (${f.shape.join(', ')}${f.shape.length === 1 ? ',' : ''})` : ''})`;
+}
+
+/** One field's value in a record tuple, as numpy prints it (floats as `1.`, fixed-length S text as b'...'). */
+function fieldValue(v: unknown, f: Field): string {
+  const t = f.type;
+  if (f.shape.length > 0 && Array.isArray(v)) {
+    const inner = { ...f, shape: f.shape.slice(1) };
+    return `[${(v as unknown[]).map((x) => fieldValue(x, inner)).join(', ')}]`;
+  }
+  if (t.kind === 'record' && v !== null && typeof v === 'object') return tupleText(v as Record<string, unknown>, t.fields);
+  if (t.kind === 'number' && typeof v === 'number' && dtypeInfo(t.dtype).kind === 'f') return Number.isFinite(v) ? positional(v, t.dtype) : pyFloat(v);
+  if (t.kind === 'number' && Array.isArray(v) && dtypeInfo(t.dtype).kind === 'c') {
+    const [re, im] = v as [number, number];
+    return `(${positional(re, t.dtype)}${im < 0 || Object.is(im, -0) ? '' : '+'}${positional(im, t.dtype)}j)`;
+  }
+  if (t.kind === 'string' && typeof v === 'string' && t.encoding !== 'utf32' && !t.variable && t.length > 0) return pyBytes(Buffer.from(v, 'utf8'));
+  if (v instanceof Uint8Array) return pyBytes(v);
+  return formatValue(v);
+}
+
+function tupleText(row: Record<string, unknown>, fields: readonly Field[]): string {
+  const items = fields.map((f) => fieldValue(row[f.name], f));
+  return `(${items.join(', ')}${items.length === 1 ? ',' : ''})`;
+}
+
 /** A record table as numpy prints a structured array: rows as tuples, then the fields' dtypes. */
 function formatRecords(r: RecordArray): string {
   const n = r.size;
   const summarise = n > THRESHOLD;
   const idx = summarise ? [...Array(EDGE_ITEMS).keys(), -1, ...Array.from({ length: EDGE_ITEMS }, (_, k) => n - EDGE_ITEMS + k)] : [...Array(n).keys()];
-  const rows = idx.map((i) => (i < 0 ? '...' : tupleText(r.row(i))));
-  const dtype = `dtype=[${r.fields.map((f) => `(${pyString(f.name)}, ${pyString(fieldDtype(f.type))}${f.shape.length ? `, (${f.shape.join(', ')}${f.shape.length === 1 ? ',' : ''})` : ''})`).join(', ')}]`;
-  const body = joinItems('[', rows, ']', '      ');
-  return `array(${r.shape.length === 0 ? rows[0] : body},\n      ${dtype})`;
-}
-
-function tupleText(row: Record<string, unknown>): string {
-  const items = Object.values(row).map((v) => (v instanceof Uint8Array && !Buffer.isBuffer(v) ? pyBytes(v) : v !== null && typeof v === 'object' && !Array.isArray(v) ? tupleText(v as Record<string, unknown>) : Array.isArray(v) ? JSON.stringify(v) : formatValue(v)));
-  return `(${items.join(', ')}${items.length === 1 ? ',' : ''})`;
-}
-
-function fieldDtype(t: RecordArray['fields'][number]['type']): string {
-  switch (t.kind) {
-    case 'number': return t.dtype;
-    case 'enum': return t.dtype;
-    case 'string': return t.encoding === 'utf32' ? `<U${t.length}` : `S${t.length}`;
-    case 'bytes': return `V${t.length}`;
-    case 'record': return 'record';
-    default: return '?';
-  }
+  const rows = idx.map((i) => (i < 0 ? '...' : tupleText(r.row(i), r.fields)));
+  const dtype = `dtype=[${r.fields.map(fieldEntry).join(', ')}]`;
+  const body = r.shape.length === 0 ? rows[0]! : joinItems('[', rows, ']', '      ');
+  return `array(${body},\n      ${dtype})`;
 }
 
 // ---------------------------------------------------------------------------------- sizes, shapes

@@ -192,7 +192,7 @@ export async function runConvert(input: string, output: string, options: Convert
           await dst.set(outKey, {}); // an empty dict (groups with children are their leaves)
         } else if (node.streamable && outStreams) {
           await streamArray(src, dst, node, outKey, compression, outIsH5, progress.add, check);
-        } else if (node.kind === 'scalar' && node.dtype && isDType(node.dtype)) {
+        } else if (node.kind === 'scalar' && node.dtype && isDType(node.dtype) && !node.dtypeInferred) {
           // A 0-d array keeps its dtype (get() gives a JS number, which would be stored as int64/float64).
           await dst.set(outKey, await readScalar(src, node));
           progress.add(node.nbytes ?? 0);
