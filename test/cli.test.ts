@@ -7,7 +7,9 @@ import { before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CheckpointManager, Checkpointer, ndarray } from '../lib/index';
+import { CheckpointManager, Checkpointer, EnumArray, ndarray, recordArray } from '../lib/index';
+import { describeValue } from '../lib/cli/tree';
+import { formatValue } from '../lib/cli/format';
 import { MCUTILS_FIXTURES, runPython, tempDir } from './helpers/python';
 import { cli } from './cli-helpers';
 
@@ -409,10 +411,7 @@ describe('checkpointer verify', () => {
 });
 
 describe('checkpointer ls/show: value kinds described by what they are (as the value model grows)', () => {
-  it('RecordArray: its fields and dtypes; EnumArray: its members; Buffer: bytes; a class instance: its class', async () => {
-    const { describeValue } = await import('../lib/cli/tree');
-    const { formatValue } = await import('../lib/cli/format');
-    const { EnumArray, recordArray } = await import('../lib/index');
+  it('RecordArray: its fields and dtypes; EnumArray: its members; Buffer: bytes; a class instance: its class', () => {
     const table = recordArray({ a: ndarray(new Float64Array([1, 2.5]), [2]), i: ndarray(new Int32Array([3, 4]), [2]), name: ['x', 'yy'] });
     const r = describeValue(table, 't', ['t']);
     assert.equal(r.kind, 'records');
