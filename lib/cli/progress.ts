@@ -7,10 +7,12 @@ import { formatBytes } from './format';
 
 export interface Progress {
   add(bytes: number): void;
+  /** A step after the bytes (the output's commit): shown in place of the ETA until done(). */
+  phase(what: string): void;
   done(): void;
 }
 
-const NO_PROGRESS: Progress = { add() {}, done() {} };
+const NO_PROGRESS: Progress = { add() {}, phase() {}, done() {} };
 
 function duration(s: number): string {
   if (!Number.isFinite(s)) return '--:--';
@@ -26,6 +28,7 @@ export function progressBar(total: number, stream: NodeJS.WriteStream, enabled: 
   const started = Date.now();
   let done = 0;
   let last = 0;
+  let step: string | null = null;
   const draw = (final: boolean): void => {
     const now = Date.now();
     if (!final && now - last < 100) return;
@@ -37,13 +40,18 @@ export function progressBar(total: number, stream: NodeJS.WriteStream, enabled: 
     const filled = Math.round(fraction * width);
     const eta = rate > 0 ? (total - done) / rate : Infinity;
     const line = `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.floor(fraction * 100)).padStart(3)}% `
-      + `${formatBytes(done)}/${formatBytes(total)} ${formatBytes(Math.round(rate))}/s ETA ${final ? duration(0) : duration(eta)}`;
+      + `${formatBytes(done)}/${formatBytes(total)} ${formatBytes(Math.round(rate))}/s ${step && !final ? `${step}...` : `ETA ${final ? duration(0) : duration(eta)}`}`;
     const columns = stream.columns || 80;
     stream.write(`\r${line.slice(0, columns - 1)}\x1b[K`);
   };
   return {
     add(bytes: number) {
       done += bytes;
+      draw(false);
+    },
+    phase(what: string) {
+      step = what;
+      last = 0;
       draw(false);
     },
     done() {

@@ -266,9 +266,8 @@ export function describeValue(value: unknown, name: string, path: string[]): Nod
     const dtype = dtypeOfTypedArray(value);
     return { ...node, kind: 'array', dtype, shape: [value.length], nbytes: value.byteLength };
   }
-  if (Array.isArray(value)) {
-    return { ...node, kind: 'list', shape: [value.length], children: value.map((v, i) => ({ ...describeValue(v, `[${i}]`, path), path })) };
-  }
+  // A list is one value (McUtils' _list_item_N layout is not addressable by key): its length, not its items.
+  if (Array.isArray(value)) return { ...node, kind: 'list', shape: [value.length] };
   if (value instanceof Map) {
     return { ...node, kind: 'group', children: [...value].map(([k, v]) => describeValue(v, String(k), [...path, String(k)])) };
   }

@@ -206,6 +206,7 @@ export async function runConvert(input: string, output: string, options: Convert
       await src.close();
     }
     // The output's own commit (shadow rename for HDF5, atomic rewrite for npz/json) into the temp file.
+    progress.phase('writing');
     await dst.close();
     check();
     fs.renameSync(temp, output);
