@@ -15,20 +15,16 @@ import type { Dataset } from '../dataset/types';
 import type { DatasetInfo, H5File, WalkNode } from '../native';
 import type { ZipEntry } from '../formats/zip';
 import { NpzMember, readMemberHeader } from './npz-members';
-import { DType, dtypeInfo, isDType, isTypedArray, dtypeOfTypedArray } from '../values/dtype';
-import { NDArray } from '../values/ndarray';
+import { dtypeOfTypedArray, isDType, isTypedArray } from '../values/dtype';
+import { isNDArrayLike, NDArray, toNDArray } from '../values/ndarray';
 import { EnumArray, RecordArray, RecordField, FieldType } from '../values/records';
 import { UnregisteredObject } from '../values/registry';
-import { isNDArrayLike, toNDArray } from '../values/ndarray';
 
 /** McUtils' layout names (lists and pseudo-pickled objects): the same in HDF5 and .npz. */
 const LIST_COUNT = '_list_numitems';
-const LIST_ITEM = /^_list_item_(\d+)$/;
 const PICKLE_PROTOCOL = 'pseudopickle_protocol';
 /** The package's temporary links in HDF5 files: never keys. */
 const RESERVED = '.checkpointer-';
-/** The npz member-name joiner of nested keys. */
-const NPZ_SEP = '::>|<::';
 
 export interface FieldInfo {
   name: string;
@@ -310,9 +306,6 @@ function h5Numeric(info: DatasetInfo | undefined): boolean {
   return info === undefined || (info.dtype !== null && info.dtype !== 'string' && !info.isNull && isDType(info.dtype));
 }
 
-/** Whether a small dataset's value belongs in the listing (scalars and short strings are shown). */
-const INLINE_LIMIT = 64 * 1024;
-
 function describeLeaf(chk: Checkpointer, s: Skeleton): Node {
   const h = s.member?.header;
   if (h && h.descr.kind === 'numeric' && h.shape.length > 0) {
@@ -430,10 +423,3 @@ export function leaves(nodes: readonly Node[]): Node[] {
   nodes.forEach(visit);
   return out;
 }
-
-/** The item size of a dtype name (0 for what is not a numeric dtype). */
-export function itemSizeOf(dtype: string | undefined): number {
-  return dtype && isDType(dtype) ? dtypeInfo(dtype as DType).itemSize : 0;
-}
-
-export { NPZ_SEP };

@@ -201,11 +201,6 @@ function short(v: unknown): string {
 /** Kinds whose values compare across formats element by element (an array and the list JSON makes of it). */
 const VALUE_KINDS = new Set(['array', 'list', 'scalar']);
 
-/** How a node reads for a kind comparison: a 0-d array and a scalar are one kind. */
-function kindOf(n: Node): string {
-  return n.kind;
-}
-
 export async function diffCheckpoints(fileA: string, fileB: string, tol: Tolerance): Promise<Difference[]> {
   const a = openInput(fileA);
   const b = openInput(fileB);
@@ -223,7 +218,7 @@ export async function diffCheckpoints(fileA: string, fileB: string, tol: Toleran
       for (const [n, file] of [[na, fileA], [nb, fileB]] as const) {
         if (n.error) throw new CliError(`key ${JSON.stringify(key)}: ${n.error.message}`, n.error.code, n.error.code === 'ERR_CHECKPOINT_CORRUPT' ? EXIT.CORRUPT : EXIT.UNSUPPORTED, file);
       }
-      if (kindOf(na) !== kindOf(nb)) {
+      if (na.kind !== nb.kind) {
         // An array against a list (JSON holds arrays as lists) or a scalar: compared by value below.
         if (!(VALUE_KINDS.has(na.kind) && VALUE_KINDS.has(nb.kind))) {
           out.push({ key, what: 'kind', a: na.kind, b: nb.kind });
@@ -287,4 +282,3 @@ export async function runDiff(fileA: string, fileB: string, opts: { rtol?: strin
   return diffs.length ? EXIT.FOUND : EXIT.OK;
 }
 
-export type { Checkpointer };
