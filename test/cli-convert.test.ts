@@ -165,6 +165,19 @@ print(json.dumps(0))`, bad);
     assert.deepEqual(leftovers(dir, 'keep.npz'), []);
   });
 
+  it('a full disk: ERR_NO_SPACE naming OUT (exit 5), the old OUT intact, no temporary file left (tiny tmpfs in a mount namespace)', (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root: mount -t tmpfs inside unshare -m');
+    const mnt = at('tiny');
+    fs.mkdirSync(mnt);
+    const out = path.join(mnt, 'out.npz');
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
+      'mount -t tmpfs -o size=300k tmpfs "$1" && echo old > "$2" && "$3" "$4" convert "$5" "$2" --force; echo "exit $?"; cat "$2"; ls -a "$1"',
+      'sh', mnt, out, process.execPath, BIN, h5], { encoding: 'utf8' });
+    if (r.error || (/unshare|mount:/.test(r.stderr) && !/exit/.test(r.stdout))) return t.skip(`no mount namespace here: ${r.error?.message ?? r.stderr.trim()}`);
+    assert.equal(r.stderr, `checkpointer: ERR_NO_SPACE: ${out}: cannot write ${out}: no space left on the device (ENOSPC)\n`);
+    assert.deepEqual(r.stdout.split('\n'), ['exit 5', 'old', '.', '..', 'out.npz', '']);
+  });
+
   it('large arrays stream: converting a 384 MiB array h5 → npz → h5 keeps the peak RSS far below the array', () => {
     const big = at('big.h5');
     const rows = 49152;

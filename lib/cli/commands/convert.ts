@@ -23,7 +23,8 @@ import { streamsRows } from '../npz-members';
 
 /** Bytes per chunk of a new HDF5 dataset when the input has no chunk shape to keep (the package's own target). */
 const TARGET_CHUNK_BYTES = 4 * 1024 * 1024;
-import { CliError, EXIT, usage } from '../errors';
+import { CliError, EXIT, exitCodeOf, usage } from '../errors';
+import { CheckpointerError } from '../../errors';
 import { openInput } from '../open';
 import { progressBar } from '../progress';
 import { inspectCheckpoint, keyText, leaves, memberOf, Node } from '../tree';
@@ -219,6 +220,10 @@ export async function runConvert(input: string, output: string, options: Convert
       try {
         await dst.close();
       } catch { /* the temporary file is removed below */ }
+    }
+    // A failure of the output's writer names the temporary file, which is about to go: say OUT.
+    if (err instanceof CheckpointerError && (err.file === temp || err.message.includes(temp))) {
+      throw new CliError(err.message.split(temp).join(output), err.code, exitCodeOf(err), output);
     }
     throw err;
   } finally {
