@@ -8,6 +8,7 @@ import { allocateForRead, DType, dtypeInfo, TypedArray } from '../values/dtype';
 import { EDGE_ITEMS, ShownArray, summarisedAxes } from './format';
 import { usage } from './errors';
 import type { Checkpointer } from '../checkpointer';
+import { CheckpointerError } from '../errors';
 import { inflateRows, streamsRows } from './npz-members';
 import { memberOf, Node } from './tree';
 
@@ -91,16 +92,23 @@ export function rowsShown(shape: readonly number[], selection: DatasetSelection 
  * The elements numpy would show of `ds[selection]`: when the selection is small, all of it; else
  * the first and last EDGE_ITEMS of each long axis, read as 2^k corner blocks.
  */
+/** A handle's dtype when it holds numbers (record datasets are read whole, as values). */
+function numericDtype(ds: Dataset): DType {
+  if (ds.dtype === 'records') throw new CheckpointerError(`${ds.key.join('/')} is a record dataset, read as a value, not in pieces`, { code: 'ERR_UNSUPPORTED_DTYPE' });
+  return ds.dtype;
+}
+
 export function readShown(ds: Dataset, selection: DatasetSelection = []): ShownArray {
+  const dtype = numericDtype(ds);
   const axes = resolve(selection, ds.shape);
   const kept = axes.filter((a) => !a.drop);
   const fullShape = kept.map((a) => a.count);
   const summarised = summarisedAxes(fullShape);
   const shape = fullShape.map((n, i) => (summarised[i] ? 2 * EDGE_ITEMS : n));
-  const lanes = dtypeInfo(ds.dtype).lanes;
+  const lanes = dtypeInfo(dtype).lanes;
   const total = shape.reduce((x, y) => x * y, 1);
-  const data = allocateForRead(ds.dtype, total * lanes);
-  if (total === 0) return { dtype: ds.dtype, shape, data, summarised, fullShape };
+  const data = allocateForRead(dtype, total * lanes);
+  if (total === 0) return { dtype: dtype, shape, data, summarised, fullShape };
   // Per kept axis: the blocks to read (head and tail when summarised, else the whole axis).
   const blocks = fullShape.map((n, i) => (summarised[i] ? [[0, 0], [n - EDGE_ITEMS, EDGE_ITEMS]] : [[0, 0]]));
   const keptIndex = axes.map((a, i) => (a.drop ? -1 : axes.slice(0, i).filter((b) => !b.drop).length));
@@ -126,7 +134,7 @@ export function readShown(ds: Dataset, selection: DatasetSelection = []): ShownA
       }
     }
   }
-  return { dtype: ds.dtype, shape, data, summarised, fullShape };
+  return { dtype: dtype, shape, data, summarised, fullShape };
 }
 
 /** Bytes per piece when an array is streamed: large enough for disk speed, small against the RSS budget. */
@@ -154,8 +162,9 @@ export async function* pieces(chk: Checkpointer, node: Node, rows: number, ds?: 
   const handle = ds ?? await chk.dataset(node.path);
   try {
     const n = handle.shape[0] ?? 0;
-    const rowElems = handle.shape.slice(1).reduce((x, y) => x * y, 1) * dtypeInfo(handle.dtype).lanes;
-    const buffer = allocateForRead(handle.dtype, Math.min(rows, n) * rowElems);
+    const dtype = numericDtype(handle);
+    const rowElems = handle.shape.slice(1).reduce((x, y) => x * y, 1) * dtypeInfo(dtype).lanes;
+    const buffer = allocateForRead(dtype, Math.min(rows, n) * rowElems);
     for (let r = 0; r < n; r += rows) {
       const count = Math.min(rows, n - r);
       const piece = count === rows ? buffer : buffer.subarray(0, count * rowElems);

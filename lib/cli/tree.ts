@@ -294,7 +294,7 @@ function recordBytes(r: RecordArray): number {
 function fromDataset(s: Skeleton, ds: Dataset): Node {
   const node: Node = {
     path: s.path, name: s.name, kind: ds.shape.length === 0 ? 'scalar' : 'array', dtype: ds.dtype, shape: [...ds.shape], nbytes: ds.nbytes,
-    chunks: s.h5 ? s.h5.chunks : ds.chunks ? [...ds.chunks] : null, compression: compressionText(s.h5, ds), streamable: ds.shape.length > 0,
+    chunks: s.h5 ? s.h5.chunks : ds.chunks ? [...ds.chunks] : null, compression: compressionText(s.h5, ds), streamable: ds.shape.length > 0 && ds.dtype !== 'records',
   };
   if (s.stored !== undefined) node.stored = s.stored;
   if (s.method !== undefined) node.compression = s.method === 8 ? 'deflate' : s.method === 0 ? null : `zip method ${s.method}`;

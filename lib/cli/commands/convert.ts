@@ -272,7 +272,10 @@ async function streamArray(
   const member = memberOf(node);
   const from = streamsRows(member) ? null : await src.dataset(node.path);
   try {
-    const meta = from ?? { dtype: node.dtype as DType, shape: node.shape!, chunks: null, compression: null, compressionLevel: null, shuffle: false };
+    const m = from ?? { dtype: node.dtype as DType, shape: node.shape!, chunks: null, compression: null, compressionLevel: null, shuffle: false };
+    // Only numeric leaves are streamed (tree.ts marks record datasets not streamable: they convert as values).
+    if (m.dtype === 'records') throw new CheckpointerError(`${node.path.join('/')}: a record dataset is converted as a value`, { code: 'ERR_UNSUPPORTED_DTYPE' });
+    const meta = { ...m, dtype: m.dtype, shape: m.shape, chunks: m.chunks, compression: m.compression, compressionLevel: m.compressionLevel, shuffle: m.shuffle };
     const to = await dst.dataset(outKey, datasetOptions(meta, compression, outIsH5));
     try {
       const rowBytes = meta.shape.slice(1).reduce((x, y) => x * y, 1) * dtypeInfo(meta.dtype).itemSize;
