@@ -56,6 +56,7 @@ Napi::Value newTypedArray(Napi::Env env, DType t, const std::vector<uint8_t>& by
     case DType::Float64: out = Napi::Float64Array::New(env, n); break;
     case DType::Complex64: out = Napi::Float32Array::New(env, 2 * n); break;
     case DType::Complex128: out = Napi::Float64Array::New(env, 2 * n); break;
+    case DType::Float16: out = Napi::Uint16Array::New(env, n); break;  // binary16 bits; lib/ wraps them
     case DType::String: return env.Null();
   }
   if (!bytes.empty()) {
@@ -65,6 +66,177 @@ Napi::Value newTypedArray(Napi::Env env, DType t, const std::vector<uint8_t>& by
   return out;
 }
 
+// Text as a JS string; bytes that are not UTF-8 (numpy S data, h5py bytes) as a Buffer, unchanged.
+Napi::Value textOrBytes(Napi::Env env, const std::string& s) {
+  if (validUtf8(s)) return Napi::String::New(env, s);
+  return Napi::Buffer<char>::Copy(env, s.data(), s.size());
+}
+
+Napi::Array textArray(Napi::Env env, const std::vector<std::string>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (uint32_t i = 0; i < v.size(); ++i) a.Set(i, textOrBytes(env, v[i]));
+  return a;
+}
+
+Napi::Value bytesArray(Napi::Env env, const std::vector<uint8_t>& b) {
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, b.size());
+  if (!b.empty()) std::memcpy(static_cast<uint8_t*>(out.ArrayBuffer().Data()) + out.ByteOffset(), b.data(), b.size());
+  return out;
+}
+
+Napi::Value sideArray(Napi::Env env, const std::vector<SideValue>& side) {
+  Napi::Array a = Napi::Array::New(env, side.size());
+  for (uint32_t i = 0; i < side.size(); ++i) {
+    const SideValue& v = side[i];
+    switch (v.kind) {
+      case SideValue::Kind::Text: a.Set(i, textOrBytes(env, v.text)); break;
+      case SideValue::Kind::Ref: a.Set(i, Napi::String::New(env, v.text)); break;
+      case SideValue::Kind::Seq: a.Set(i, newTypedArray(env, v.dtype, v.bytes)); break;
+      case SideValue::Kind::Null: a.Set(i, env.Null()); break;
+    }
+  }
+  return a;
+}
+
+const char* padName(H5T_str_t p) { return p == H5T_STR_NULLTERM ? "nullterm" : p == H5T_STR_SPACEPAD ? "spacepad" : "nullpad"; }
+
+Napi::Value fromType(Napi::Env env, const TypeNode& n) {
+  Napi::Object o = Napi::Object::New(env);
+  static const char* const kClass[] = {"number", "enum", "string", "opaque", "compound", "vlen", "reference"};
+  o.Set("class", kClass[static_cast<int>(n.kind)]);
+  o.Set("size", Napi::Number::New(env, static_cast<double>(n.size)));
+  Napi::Array dims = Napi::Array::New(env, n.dims.size());
+  for (uint32_t i = 0; i < n.dims.size(); ++i) dims.Set(i, Napi::Number::New(env, static_cast<double>(n.dims[i])));
+  o.Set("dims", dims);
+  switch (n.kind) {
+    case TypeNode::Kind::Number:
+      o.Set("dtype", dtypeName(n.dtype));
+      if (n.bitfield) o.Set("bitfield", true);
+      if (!n.converted.empty()) o.Set("converted", n.converted);
+      break;
+    case TypeNode::Kind::Enum: {
+      o.Set("dtype", dtypeName(n.dtype));
+      Napi::Array m = Napi::Array::New(env, n.memberNames.size());
+      bool u64 = n.dtype == DType::Uint64;
+      for (uint32_t i = 0; i < n.memberNames.size(); ++i) {
+        Napi::Array pair = Napi::Array::New(env, 2);
+        pair.Set(0u, Napi::String::New(env, n.memberNames[i]));
+        int64_t v = n.memberValues[i];
+        bool exact = v >= -9007199254740991LL && v <= 9007199254740991LL && !(u64 && v < 0);
+        pair.Set(1u, exact ? Napi::Value(Napi::Number::New(env, static_cast<double>(v)))
+                           : u64 ? Napi::Value(Napi::BigInt::New(env, static_cast<uint64_t>(v))) : Napi::Value(Napi::BigInt::New(env, v)));
+        m.Set(i, pair);
+      }
+      o.Set("members", m);
+      break;
+    }
+    case TypeNode::Kind::String:
+      o.Set("variable", n.str.variable);
+      o.Set("length", Napi::Number::New(env, static_cast<double>(n.str.length)));
+      o.Set("utf8", n.str.utf8);
+      o.Set("pad", padName(n.pad));
+      break;
+    case TypeNode::Kind::Opaque: o.Set("tag", n.tag); break;
+    case TypeNode::Kind::Compound: {
+      Napi::Array f = Napi::Array::New(env, n.children.size());
+      for (uint32_t i = 0; i < n.children.size(); ++i) {
+        Napi::Object field = Napi::Object::New(env);
+        field.Set("name", n.names[i]);
+        field.Set("offset", Napi::Number::New(env, static_cast<double>(n.offsets[i])));
+        field.Set("type", fromType(env, n.children[i]));
+        f.Set(i, field);
+      }
+      o.Set("fields", f);
+      break;
+    }
+    case TypeNode::Kind::Vlen: o.Set("base", fromType(env, n.children[0])); break;
+    case TypeNode::Kind::Reference: break;
+  }
+  return o;
+}
+
+// A type to create, from lib/'s description (the form fromType gives); sizes and packed offsets
+// are computed here, so what TypeScript packs must follow the same rules (lib/backends/hdf5-types.ts).
+TypeNode toType(Napi::Env env, Napi::Value v, int depth) {
+  if (depth > 32) jsRangeError(env, "a type is nested deeper than 32 levels");
+  if (!v.IsObject()) jsTypeError(env, "a type is an object with a class");
+  Napi::Object o = v.As<Napi::Object>();
+  TypeNode n;
+  std::string cls = getString(o, "class", "type");
+  Napi::Value dims = o.Get("dims");
+  if (!dims.IsUndefined() && !dims.IsNull()) n.dims = toShape(env, dims, "type.dims");
+  for (hsize_t d : n.dims)
+    if (d == 0) jsRangeError(env, "array type dimensions must be positive");
+  if (cls == "number" || cls == "enum") {
+    if (!parseDType(getString(o, "dtype", "type"), &n.dtype)) jsTypeError(env, "type.dtype must be a numeric dtype name");
+    n.size = dtypeSize(n.dtype);
+    if (cls == "enum") {
+      n.kind = TypeNode::Kind::Enum;
+      Napi::Value m = o.Get("members");
+      if (!m.IsArray()) jsTypeError(env, "an enum type needs members: [name, value][]");
+      Napi::Array arr = m.As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        Napi::Value pv = arr.Get(i);
+        if (!pv.IsArray() || pv.As<Napi::Array>().Length() != 2) jsTypeError(env, "enum members are [name, value] pairs");
+        Napi::Array pair = pv.As<Napi::Array>();
+        Napi::Value name = pair.Get(0u), value = pair.Get(1u);
+        if (!name.IsString()) jsTypeError(env, "enum member names are strings");
+        int64_t x = 0;
+        if (value.IsNumber()) {
+          double d = value.As<Napi::Number>().DoubleValue();
+          if (std::floor(d) != d || std::fabs(d) > 9007199254740991.0) jsRangeError(env, "enum member values are integers");
+          x = static_cast<int64_t>(d);
+        } else if (value.IsBigInt()) {
+          bool lossless = false;
+          x = value.As<Napi::BigInt>().Int64Value(&lossless);
+          if (!lossless) x = static_cast<int64_t>(value.As<Napi::BigInt>().Uint64Value(&lossless));
+          if (!lossless) jsRangeError(env, "an enum member value does not fit 64 bits");
+        } else {
+          jsTypeError(env, "enum member values are numbers or bigints");
+        }
+        n.memberNames.push_back(name.As<Napi::String>().Utf8Value());
+        n.memberValues.push_back(x);
+      }
+    }
+  } else if (cls == "string") {
+    n.kind = TypeNode::Kind::String;
+    n.dtype = DType::String;
+    n.str.variable = o.Get("variable").StrictEquals(Napi::Boolean::New(env, true));
+    n.str.utf8 = o.Get("utf8").StrictEquals(Napi::Boolean::New(env, true));
+    n.str.length = n.str.variable ? 0 : static_cast<size_t>(std::max<uint64_t>(1, toIndex(env, o.Get("length"), "type.length")));
+    Napi::Value pad = o.Get("pad");
+    std::string p = pad.IsString() ? pad.As<Napi::String>().Utf8Value() : "nullpad";
+    n.pad = p == "nullterm" ? H5T_STR_NULLTERM : p == "spacepad" ? H5T_STR_SPACEPAD : H5T_STR_NULLPAD;
+    n.size = n.str.variable ? sizeof(char*) : n.str.length;
+  } else if (cls == "opaque") {
+    n.kind = TypeNode::Kind::Opaque;
+    n.size = static_cast<size_t>(toIndex(env, o.Get("size"), "type.size"));
+    if (n.size == 0) jsRangeError(env, "an opaque type holds at least one byte");
+    Napi::Value tag = o.Get("tag");
+    if (tag.IsString()) n.tag = tag.As<Napi::String>().Utf8Value();
+  } else if (cls == "compound") {
+    n.kind = TypeNode::Kind::Compound;
+    Napi::Value f = o.Get("fields");
+    if (!f.IsArray() || f.As<Napi::Array>().Length() == 0) jsTypeError(env, "a compound type needs fields");
+    Napi::Array arr = f.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value fv = arr.Get(i);
+      if (!fv.IsObject()) jsTypeError(env, "compound fields are objects {name, type}");
+      Napi::Object field = fv.As<Napi::Object>();
+      std::string name = getString(field, "name", "field");
+      if (name.empty() || name.find('\0') != std::string::npos) jsTypeError(env, "compound field names are non-empty and hold no NUL");
+      TypeNode c = toType(env, field.Get("type"), depth + 1);
+      n.names.push_back(name);
+      n.offsets.push_back(n.size);
+      n.size += static_cast<size_t>(c.totalSize());
+      n.children.push_back(std::move(c));
+    }
+  } else {
+    jsTypeError(env, "type.class must be number, enum, string, opaque or compound");
+  }
+  return n;
+}
+
 Napi::Value fromAttrValue(Napi::Env env, const AttrValue& a) {
   switch (a.kind) {
     case AttrValue::Kind::Null: return env.Null();
@@ -72,9 +244,17 @@ Napi::Value fromAttrValue(Napi::Env env, const AttrValue& a) {
     case AttrValue::Kind::Int64: return Napi::BigInt::New(env, a.i64);
     case AttrValue::Kind::Uint64: return Napi::BigInt::New(env, a.u64);
     case AttrValue::Kind::Bool: return Napi::Boolean::New(env, a.boolean);
-    case AttrValue::Kind::String: return Napi::String::New(env, a.str);
-    case AttrValue::Kind::Strings: return stringArray(env, a.strs);
+    case AttrValue::Kind::String: return textOrBytes(env, a.str);
+    case AttrValue::Kind::Strings: return textArray(env, a.strs);
     case AttrValue::Kind::Array: return newTypedArray(env, a.dtype, a.bytes);
+    case AttrValue::Kind::Packed: {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("type", fromType(env, a.type));
+      o.Set("shape", fromShape(env, a.shape));
+      o.Set("data", bytesArray(env, a.bytes));
+      o.Set("side", sideArray(env, a.side));
+      return o;
+    }
     case AttrValue::Kind::Unsupported: {
       Napi::Object o = Napi::Object::New(env);
       o.Set("unsupported", a.str);
@@ -100,14 +280,18 @@ Napi::Value fromNode(Napi::Env env, WalkNode& n, const std::string& file, int de
       Napi::Object o = Napi::Object::New(env);
       o.Set("kind", "dataset");
       o.Set("info", fromInfo(env, n.info));
-      if (n.data == WalkNode::Data::Numeric) o.Set("data", newTypedArray(env, n.info.dtype, n.bytes));
-      if (n.data == WalkNode::Data::Strings) o.Set("strings", stringArray(env, n.strings));
+      if (n.data == WalkNode::Data::Numeric) o.Set("data", n.info.packed ? bytesArray(env, n.bytes) : newTypedArray(env, n.info.dtype, n.bytes));
+      if (n.data == WalkNode::Data::Numeric && n.info.packed && n.info.type.hasSide()) o.Set("side", sideArray(env, n.side));
+      if (n.data == WalkNode::Data::Strings) o.Set("strings", textArray(env, n.strings));
       return o;
     }
     case WalkNode::Kind::Link: {
       Napi::Object o = Napi::Object::New(env);
       o.Set("kind", "link");
       o.Set("linkType", n.linkType);
+      if (!n.link.empty()) o.Set("link", n.link);
+      if (!n.target.empty() || n.linkType == "external") o.Set("target", n.target);
+      if (n.linkType == "external") o.Set("file", n.targetFile);
       return o;
     }
     case WalkNode::Kind::Error: {
@@ -239,8 +423,18 @@ DatasetSpec toSpec(Napi::Env env, Napi::Value v) {
   Napi::Object o = v.As<Napi::Object>();
   DatasetSpec c;
   Napi::Value dt = o.Get("dtype");
-  if (!dt.IsString() || !parseDType(dt.As<Napi::String>().Utf8Value(), &c.dtype))
-    jsTypeError(env, "spec.dtype must be a numeric dtype name (bool, int8, ..., complex128)");
+  Napi::Value type = o.Get("type");
+  if (dt.IsString() && dt.As<Napi::String>().Utf8Value() == "packed") {
+    c.hasType = true;
+    c.type = toType(env, type, 0);
+    c.dtype = DType::Uint8;  // elements are packed bytes of the type
+  } else if (!dt.IsString() || !parseDType(dt.As<Napi::String>().Utf8Value(), &c.dtype)) {
+    jsTypeError(env, "spec.dtype must be a numeric dtype name (bool, int8, ..., complex128, float16) or 'packed'");
+  } else if (!type.IsUndefined() && !type.IsNull()) {
+    c.hasType = true;
+    c.type = toType(env, type, 0);
+    if (!c.type.plainNumber() || c.type.dtype != c.dtype) jsTypeError(env, "spec.type must be a number or enum of spec.dtype (or spec.dtype 'packed')");
+  }
   c.shape = toShape(env, o.Get("shape"), "spec.shape");
   Napi::Value ms = o.Get("maxshape");
   if (!ms.IsUndefined() && !ms.IsNull()) {
@@ -303,6 +497,17 @@ AttrValue toAttrValue(Napi::Env env, Napi::Value v) {
   } else if (v.IsArray()) {
     a.kind = AttrValue::Kind::Strings;
     a.strs = toStrings(env, v, "value");
+  } else if (v.IsObject() && !v.IsTypedArray() && v.As<Napi::Object>().Has("type")) {
+    // Packed elements of a described type (lib/backends/hdf5-types.ts encodes them).
+    Napi::Object o = v.As<Napi::Object>();
+    a.kind = AttrValue::Kind::Packed;
+    a.type = toType(env, o.Get("type"), 0);
+    a.shape = toShape(env, o.Get("shape"), "value.shape");
+    ArrayRef arr = toArray(env, o.Get("data"), "value.data", false);
+    if (arr.kind != ArrayKind::Uint8) jsTypeError(env, "value.data must be a Uint8Array");
+    a.bytes.assign(static_cast<uint8_t*>(arr.data), static_cast<uint8_t*>(arr.data) + arr.bytes);
+    Napi::Value strs = o.Get("strings");
+    if (!strs.IsUndefined()) a.strs = toStrings(env, strs, "value.strings");
   } else if (v.IsTypedArray()) {
     ArrayRef arr = toArray(env, v, "value", false);
     a.kind = AttrValue::Kind::Array;
@@ -337,8 +542,27 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
       Napi::Value ib = o.Get("inlineBytes"), it = o.Get("inlineTotal");
       op.walk.inlineBytes = ib.IsUndefined() ? 0 : toIndex(env, ib, "inlineBytes");
       op.walk.inlineTotal = it.IsUndefined() ? 0 : toIndex(env, it, "inlineTotal");
+      if (!o.Get("skip").IsUndefined()) op.walk.skip = toStrings(env, o.Get("skip"), "skip");
     } else if (kind == "lookup") {
       op.kind = Op::Kind::Lookup;
+    } else if (kind == "resolve") {
+      op.kind = Op::Kind::Resolve;
+    } else if (kind == "entries") {
+      op.kind = Op::Kind::Entries;
+      if (!o.Get("skip").IsUndefined()) op.walk.skip = toStrings(env, o.Get("skip"), "skip");
+    } else if (kind == "updateAttrs") {
+      op.kind = Op::Kind::UpdateAttrs;
+      Napi::Value set = o.Get("set");
+      if (!set.IsArray()) jsTypeError(env, "updateAttrs.set must be an array of [name, value] pairs");
+      Napi::Array pairs = set.As<Napi::Array>();
+      for (uint32_t k = 0; k < pairs.Length(); ++k) {
+        Napi::Value pv = pairs.Get(k);
+        if (!pv.IsArray() || pv.As<Napi::Array>().Length() != 2 || !pv.As<Napi::Array>().Get(0u).IsString())
+          jsTypeError(env, "updateAttrs.set must be an array of [name, value] pairs");
+        Napi::Array pair = pv.As<Napi::Array>();
+        op.attrSets.emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), toAttrValue(env, pair.Get(1u)));
+      }
+      op.names = toStrings(env, o.Get("delete"), "updateAttrs.delete");
     } else if (kind == "list") {
       op.kind = Op::Kind::List;
     } else if (kind == "createGroup") {
@@ -354,9 +578,13 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
           jsTypeError(env, std::string("a ") + arrayKindName(op.array.kind) + " cannot hold " + dtypeName(op.spec.dtype) + " data (" + op.path + ")");
         uint64_t n = 1;
         for (hsize_t d : op.spec.shape) n = d != 0 && n > UINT64_MAX / d ? UINT64_MAX : n * d;
-        if (n == UINT64_MAX || n > UINT64_MAX / dtypeSize(op.spec.dtype) || n * dtypeSize(op.spec.dtype) != op.array.bytes)
+        uint64_t esize = op.spec.hasType ? op.spec.type.totalSize() : dtypeSize(op.spec.dtype);
+        if (n == UINT64_MAX || n > UINT64_MAX / esize || n * esize != op.array.bytes)
           jsRangeError(env, "the data holds " + std::to_string(op.array.bytes) + " bytes; shape " + shapeText(op.spec.shape) + " of " +
-                                dtypeName(op.spec.dtype) + " needs " + std::to_string(n * dtypeSize(op.spec.dtype)) + " (" + op.path + ")");
+                                (op.spec.hasType ? std::to_string(esize) + "-byte elements" : std::string(dtypeName(op.spec.dtype))) + " needs " +
+                                std::to_string(n * esize) + " (" + op.path + ")");
+        Napi::Value strs = o.Get("strings");
+        if (!strs.IsUndefined()) op.strings = toStrings(env, strs, "strings");
       }
     } else if (kind == "createStrings") {
       op.kind = Op::Kind::CreateStrings;
@@ -416,7 +644,7 @@ Napi::Value fromStrings(Napi::Env env, const std::vector<std::string>& v) { retu
 
 Napi::Value fromInfo(Napi::Env env, const DatasetInfo& i) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("dtype", i.supported ? Napi::Value(Napi::String::New(env, dtypeName(i.dtype))) : env.Null());
+  o.Set("dtype", i.supported ? Napi::Value(Napi::String::New(env, i.packed ? "packed" : dtypeName(i.dtype))) : env.Null());
   if (!i.supported) o.Set("unsupported", i.unsupported);
   o.Set("opaque", i.opaque);
   o.Set("shape", fromShape(env, i.shape));
@@ -424,6 +652,8 @@ Napi::Value fromInfo(Napi::Env env, const DatasetInfo& i) {
   o.Set("chunks", i.chunked ? fromShape(env, i.chunks) : env.Null());
   o.Set("isNull", i.isNull);
   o.Set("isScalar", i.isScalar);
+  o.Set("packed", i.packed);
+  if (i.supported) o.Set("type", fromType(env, i.type));
   if (i.supported && i.dtype == DType::String) {
     Napi::Object st = Napi::Object::New(env);
     st.Set("variable", i.str.variable);
@@ -460,6 +690,27 @@ Napi::Value fromResults(Napi::Env env, const std::vector<Op>& ops, std::vector<O
       case Op::Kind::Lookup:
       case Op::Kind::List: v = stringArray(env, results[i].names); break;
       case Op::Kind::Attrs: v = fromAttrs(env, results[i].attrs); break;
+      case Op::Kind::Resolve: {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("kinds", stringArray(env, results[i].names));
+        o.Set("link", fromNode(env, results[i].node, file, 0));
+        v = o;
+        break;
+      }
+      case Op::Kind::Entries: {
+        const auto& es = results[i].entries;
+        Napi::Array arr = Napi::Array::New(env, es.size());
+        for (uint32_t k = 0; k < es.size(); ++k) {
+          Napi::Object e = Napi::Object::New(env);
+          e.Set("name", es[k].name);
+          e.Set("kind", es[k].kind);
+          if (!es[k].target.empty() || es[k].kind == "external") e.Set("target", es[k].target);
+          if (es[k].kind == "external") e.Set("file", es[k].file);
+          arr.Set(k, e);
+        }
+        v = arr;
+        break;
+      }
       default: break;
     }
     a.Set(i, v);

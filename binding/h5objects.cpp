@@ -273,10 +273,14 @@ bool wholeChunkRun(const std::vector<hsize_t>& c, const std::vector<hsize_t>& st
 NumericLayout numericLayout(hid_t dset, const std::string& p) {
   NumericLayout l;
   Hid ftype = ownType(H5Dget_type(dset), "H5Dget_type");
-  l.dtype = classify(ftype.get(), nullptr, p);
-  if (l.dtype == DType::String) typeError(p + " holds strings, not numbers");
-  l.esize = dtypeSize(l.dtype);
-  l.memType = memType(l.dtype);
+  TypeNode node = describeStored(ftype.get(), p);
+  if (node.kind == TypeNode::Kind::String && node.dims.empty()) typeError(p + " holds strings, not numbers");
+  if (node.hasSide())
+    throw Failure("ERR_UNSUPPORTED_DTYPE", p + " holds variable-length data or references, which are read whole, not in selections");
+  // Numbers straight into their TypedArray; other fixed-size types as packed bytes of their elements.
+  l.dtype = node.plainNumber() ? node.dtype : DType::Uint8;
+  l.esize = static_cast<size_t>(node.totalSize());
+  l.memType = buildMemType(node);
   Hid space = ownSpace(H5Dget_space(dset), "H5Dget_space");
   int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank < 0) throwHdf5("H5Sget_simple_extent_ndims");
@@ -403,13 +407,14 @@ Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
   std::vector<hsize_t> maxdims = o.hasMaxshape ? o.maxshape : o.shape;
   if (maxdims.size() != rank) rangeError("maxshape must have the same length as shape");
   uint64_t elements = productChecked(o.shape, "shape");
-  mulChecked(elements, dtypeSize(o.dtype), "shape");
+  const uint64_t esize = o.hasType ? o.type.totalSize() : dtypeSize(o.dtype);
+  mulChecked(elements, esize, "shape");
   for (size_t i = 0; i < rank; ++i) {
     if (maxdims[i] != H5S_UNLIMITED && maxdims[i] < o.shape[i]) rangeError("maxshape is smaller than shape on axis " + std::to_string(i));
   }
   if (!o.chunks.empty()) {
     if (o.chunks.size() != rank || rank == 0) rangeError("chunks must have the same length as shape (and a 0-d dataset has none)");
-    uint64_t bytes = dtypeSize(o.dtype);
+    uint64_t bytes = esize;
     for (size_t i = 0; i < rank; ++i) {
       if (o.chunks[i] == 0) rangeError("chunk dimensions must be positive");
       if (maxdims[i] != H5S_UNLIMITED && o.chunks[i] > maxdims[i]) rangeError("a chunk dimension exceeds maxshape");
@@ -436,11 +441,12 @@ Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
     check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(o.level)), "H5Pset_deflate");
   }
   if (o.fill.kind != ScalarValue::Kind::None) {
-    Hid mtype = memType(o.dtype);
+    if (o.hasType && !o.type.plainNumber()) typeError("a fill value needs a dataset of numbers");
+    Hid mtype = o.hasType ? buildMemType(o.type) : memType(o.dtype);
     std::vector<uint8_t> fill = encodeScalar(o.dtype, o.fill);
     check(H5Pset_fill_value(dcpl.get(), mtype.get(), fill.data()), "H5Pset_fill_value");
   }
-  Hid ftype = fileType(o.dtype);
+  Hid ftype = o.hasType ? buildFileType(o.type) : fileType(o.dtype);
   Hid lcpl = linkCreatePlist();
   return own(H5Dcreate2(file, p.c_str(), ftype.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + p);
 }

@@ -43,6 +43,10 @@ struct DatasetSpec {
   int level = 4;
   bool shuffle = false;
   ScalarValue fill;
+  // A described element type (compound, enum, array, ...): `dtype` is then its plain number's
+  // dtype, or Uint8 when elements are packed bytes of `type`.
+  bool hasType = false;
+  TypeNode type;
 };
 
 // A group or dataset opened from a File.
@@ -79,8 +83,8 @@ class Group : public Child {
 // What reading and writing numbers needs to know of a dataset, fixed when it is created: the
 // stored dtype, its in-memory type, and the chunk shape when whole chunks can be written directly.
 struct NumericLayout {
-  DType dtype = DType::Float64;
-  size_t esize = 0;
+  DType dtype = DType::Float64;  // Uint8 for packed elements
+  size_t esize = 0;              // bytes of one element (a packed record's size)
   Hid memType;
   std::vector<hsize_t> directChunks;  // empty unless chunked, unfiltered and stored as in memory
 };

@@ -15,7 +15,7 @@ namespace ckpt {
 
 // A small attribute value.
 struct AttrValue {
-  enum class Kind { Null, Number, Int64, Uint64, Bool, String, Strings, Array, Unsupported } kind = Kind::Null;
+  enum class Kind { Null, Number, Int64, Uint64, Bool, String, Strings, Array, Packed, Unsupported } kind = Kind::Null;
   double number = 0;
   int64_t i64 = 0;
   uint64_t u64 = 0;
@@ -25,6 +25,11 @@ struct AttrValue {
   DType dtype = DType::Float64;  // Array
   std::vector<uint8_t> bytes;    // Array: native memory, C order
   uint64_t length = 0;           // Array: elements
+  // Packed: elements of `type` (bytes), over `shape` ([] for a scalar); `side` holds what is read
+  // of their variable-length parts, `strs` what is written into their variable-length strings.
+  TypeNode type;
+  std::vector<hsize_t> shape;
+  std::vector<SideValue> side;
 };
 
 using Attrs = std::vector<std::pair<std::string, AttrValue>>;
@@ -33,6 +38,17 @@ Attrs readAttrs(hid_t obj, const std::string& where);
 // write leaves the old attribute as it was.
 void setAttr(hid_t obj, const std::string& name, const AttrValue& v, const std::string& where);
 void deleteAttr(hid_t obj, const std::string& name, const std::string& where);
+// Sets and deletes several attributes as one change: the new values are written under temporary
+// names first, so a failure leaves every attribute as it was. Deleting a missing one is ERR_KEY.
+void updateAttrs(hid_t obj, const Attrs& sets, const std::vector<std::string>& removes, const std::string& where);
+
+// A child of a group and what it leads to (the "entries" op).
+struct LinkEntry {
+  std::string name;
+  std::string kind;    // "group", "dataset", "datatype", "external", "dangling", "link", "error"
+  std::string target;  // external: the object path in the other file; dangling: the soft link's value; error: why
+  std::string file;    // external: the file name as stored
+};
 
 // One node of a walked tree.
 struct WalkNode {
@@ -43,11 +59,15 @@ struct WalkNode {
   // Dataset: metadata, and its whole data when small (numbers as native bytes; strings).
   DatasetInfo info;
   enum class Data { None, Numeric, Strings } data = Data::None;
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> bytes;  // numbers, or packed elements (info.packed)
   std::vector<std::string> strings;
-  // Link: something that is not a readable object ("external", "soft" when dangling,
-  // "datatype" for a committed datatype, "user-defined").
+  std::vector<SideValue> side;  // packed elements' variable-length parts
+  // Link: something that is not an object of this file ("external", "soft" when dangling,
+  // "datatype" for a committed datatype, "cycle" for soft links that loop, "user-defined"), the
+  // link's path, its target (a soft link's value; an external link's object path with the rest of
+  // the path below it) and an external link's file name as stored.
   std::string linkType;
+  std::string link, target, targetFile;
   // Error: why this node could not be read (its siblings still were).
   Failure error{"", ""};
 };
@@ -55,6 +75,7 @@ struct WalkNode {
 struct WalkOptions {
   uint64_t inlineBytes = 0;  // numeric datasets up to this size come with their data
   uint64_t inlineTotal = 0;  // ... until this many bytes were inlined
+  std::vector<std::string> skip;  // paths reported as damaged without being opened
 };
 
 enum class BytesLayout { Void, FixedString, Uint8 };
@@ -62,7 +83,7 @@ enum class BytesLayout { Void, FixedString, Uint8 };
 struct Op {
   enum class Kind {
     Walk, Lookup, List, CreateGroup, CreateDataset, CreateStrings, CreateBytes, CreateNull, Read, Move, Delete,
-    Attrs, SetAttr, DeleteAttr, Reserve
+    Attrs, SetAttr, DeleteAttr, Reserve, Resolve, Entries, UpdateAttrs
   } kind = Kind::Lookup;
   std::string path, to, name;
   WalkOptions walk;
@@ -70,16 +91,19 @@ struct Op {
   bool hasData = false;
   ArrayRef array;  // CreateDataset data, Read target, CreateBytes bytes
   Hyperslab sel;
-  std::vector<std::string> strings;
+  std::vector<std::string> strings;  // CreateStrings; CreateDataset: variable-length strings of packed data
   std::vector<hsize_t> shape;
   BytesLayout layout = BytesLayout::Void;
   AttrValue attr;
+  Attrs attrSets;                  // UpdateAttrs
+  std::vector<std::string> names;  // UpdateAttrs: the attributes to delete
   uint64_t bytes = 0;  // Reserve
 };
 
 struct OpResult {
-  WalkNode node;                   // Walk
-  std::vector<std::string> names;  // Lookup: the kind of each prefix; List: the names
+  WalkNode node;                   // Walk; Resolve: the link where resolution stopped
+  std::vector<std::string> names;  // Lookup, Resolve: the kind of each prefix; List: the names
+  std::vector<LinkEntry> entries;  // Entries
   Attrs attrs;                     // Attrs
 };
 

@@ -1,5 +1,6 @@
 #include "h5types.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -18,7 +19,7 @@ const DTypeRow kDTypes[] = {
     {DType::Int32, "int32", 4},       {DType::Int64, "int64", 8},        {DType::Uint8, "uint8", 1},
     {DType::Uint16, "uint16", 2},     {DType::Uint32, "uint32", 4},      {DType::Uint64, "uint64", 8},
     {DType::Float32, "float32", 4},   {DType::Float64, "float64", 8},    {DType::Complex64, "complex64", 8},
-    {DType::Complex128, "complex128", 16}, {DType::String, "string", 0},
+    {DType::Complex128, "complex128", 16}, {DType::Float16, "float16", 2}, {DType::String, "string", 0},
 };
 
 Hid copyType(hid_t predefined) { return ownType(H5Tcopy(predefined), "H5Tcopy"); }
@@ -51,6 +52,7 @@ size_t ieeeFloatSize(hid_t t) {
     clearErrorStack();
     return 0;
   }
+  if (size == 2 && spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10) return 2;
   if (size == 4 && spos == 31 && epos == 23 && esize == 8 && mpos == 0 && msize == 23) return 4;
   if (size == 8 && spos == 63 && epos == 52 && esize == 11 && mpos == 0 && msize == 52) return 8;
   return 0;
@@ -96,7 +98,7 @@ bool isH5pyComplex(hid_t t, DType* out) {
     Hid m = ownType(H5Tget_member_type(t, i), "H5Tget_member_type");
     sizes[i] = ieeeFloatSize(m.get());
   }
-  if (sizes[0] != sizes[1] || sizes[0] == 0) return false;
+  if (sizes[0] != sizes[1] || (sizes[0] != 4 && sizes[0] != 8)) return false;
   *out = sizes[0] == 4 ? DType::Complex64 : DType::Complex128;
   return true;
 }
@@ -107,8 +109,10 @@ std::string trimFixed(const char* p, size_t size, H5T_str_t pad) {
     const void* z = std::memchr(p, 0, size);
     if (z) n = static_cast<size_t>(static_cast<const char*>(z) - p);
   } else {
-    char padChar = pad == H5T_STR_SPACEPAD ? ' ' : '\0';
-    while (n > 0 && p[n - 1] == padChar) --n;
+    // numpy strips trailing NULs; space padding goes first (an all-NUL space-padded string is '').
+    if (pad == H5T_STR_SPACEPAD)
+      while (n > 0 && p[n - 1] == ' ') --n;
+    while (n > 0 && p[n - 1] == '\0') --n;
   }
   return std::string(p, n);
 }
@@ -182,6 +186,7 @@ bool arrayFits(DType t, ArrayKind k) {
     case DType::Uint16: return k == ArrayKind::Uint16;
     case DType::Uint32: return k == ArrayKind::Uint32;
     case DType::Uint64: return k == ArrayKind::BigUint64;
+    case DType::Float16: return k == ArrayKind::Uint16;  // binary16 bits (lib/values/dtype float16Bits)
     case DType::Float32:
     case DType::Complex64: return k == ArrayKind::Float32;
     case DType::Float64:
@@ -215,6 +220,16 @@ Hid vlenUtf8Type() {
   return t;
 }
 
+// IEEE binary16 in the given byte order (h5py's float16: HDF5 has no predefined one).
+Hid halfType(H5T_order_t order) {
+  Hid t = copyType(H5T_IEEE_F32LE);
+  check(H5Tset_fields(t.get(), 15, 10, 5, 0, 10), "cannot create the float16 type");
+  check(H5Tset_size(t.get(), 2), "cannot create the float16 type");
+  check(H5Tset_ebias(t.get(), 15), "cannot create the float16 type");
+  check(H5Tset_order(t.get(), order), "cannot create the float16 type");
+  return t;
+}
+
 Hid fileType(DType t) {
   switch (t) {
     case DType::Bool: return boolType(H5T_STD_I8LE);
@@ -230,6 +245,7 @@ Hid fileType(DType t) {
     case DType::Float64: return copyType(H5T_IEEE_F64LE);
     case DType::Complex64: return complexType(H5T_IEEE_F32LE, 4);
     case DType::Complex128: return complexType(H5T_IEEE_F64LE, 8);
+    case DType::Float16: return halfType(H5T_ORDER_LE);
     case DType::String: return vlenUtf8Type();
   }
   typeError("unknown dtype");
@@ -250,6 +266,7 @@ Hid memType(DType t) {
     case DType::Float64: return copyType(H5T_NATIVE_DOUBLE);
     case DType::Complex64: return complexType(H5T_NATIVE_FLOAT, 4);
     case DType::Complex128: return complexType(H5T_NATIVE_DOUBLE, 8);
+    case DType::Float16: return halfType(H5Tget_order(H5T_NATIVE_FLOAT));
     case DType::String: return vlenUtf8Type();
   }
   typeError("unknown dtype");
@@ -262,7 +279,7 @@ std::string describeType(hid_t t) {
   switch (cls) {
     case H5T_INTEGER:
       return bits + " " + (H5Tget_sign(t) == H5T_SGN_NONE ? "unsigned" : "signed") + " " + orderName(t) + " integer";
-    case H5T_FLOAT: return bits + " " + orderName(t) + " float" + (ieeeFloatSize(t) ? "" : " (not IEEE binary32/64)");
+    case H5T_FLOAT: return bits + " " + orderName(t) + " float" + (ieeeFloatSize(t) ? "" : " (not IEEE binary16/32/64)");
     case H5T_TIME: return "time type";
     case H5T_STRING: return "string";
     case H5T_BITFIELD: return bits + " bitfield";
@@ -319,6 +336,7 @@ DType classify(hid_t t, StringType* str, const std::string& where) {
     }
     case H5T_FLOAT: {
       size_t s = ieeeFloatSize(t);
+      if (s == 2) return DType::Float16;
       if (s == 4) return DType::Float32;
       if (s == 8) return DType::Float64;
       break;
@@ -382,7 +400,17 @@ DatasetInfo datasetInfo(hid_t dset, const std::string& where) {
   DatasetInfo out;
   Hid t = ownType(H5Dget_type(dset), "H5Dget_type");
   try {
-    out.dtype = classify(t.get(), &out.str, where);
+    out.type = describeStored(t.get(), where);
+    if (out.type.kind == TypeNode::Kind::String && out.type.dims.empty()) {
+      out.dtype = DType::String;
+      out.str = out.type.str;
+    } else if (out.type.plainNumber()) {
+      out.dtype = out.type.dtype;
+    } else {
+      out.packed = true;
+      out.dtype = DType::Uint8;
+    }
+    out.opaque = out.type.kind == TypeNode::Kind::Opaque;
   } catch (const Failure& f) {
     if (f.code() != "ERR_UNSUPPORTED_DTYPE") throw;
     out.supported = false;
@@ -492,9 +520,531 @@ std::vector<uint8_t> encodeScalar(DType t, const ScalarValue& v) {
     case DType::Float64: std::memcpy(p, &d, 8); break;
     case DType::Complex64: { float x = static_cast<float>(d); std::memcpy(p, &x, 4); break; }
     case DType::Complex128: std::memcpy(p, &d, 8); break;
+    case DType::Float16: { uint16_t x = doubleToHalf(d); std::memcpy(p, &x, 2); break; }
     case DType::String: typeError("strings have no numeric fill value");
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Type trees
+
+namespace {
+
+constexpr int kMaxTypeDepth = 32;
+
+#if H5_VERSION_GE(1, 12, 0)
+using MemRef = H5R_ref_t;  // object references are converted to 1.12's H5R_ref_t in memory
+#else
+using MemRef = hobj_ref_t;
+#endif
+
+[[noreturn]] void unsupportedType(const std::string& where, const std::string& what) {
+  throw Failure("ERR_UNSUPPORTED_DTYPE", where + " holds " + what);
+}
+
+DType intDType(size_t size, bool sign) {
+  switch (size) {
+    case 1: return sign ? DType::Int8 : DType::Uint8;
+    case 2: return sign ? DType::Int16 : DType::Uint16;
+    case 4: return sign ? DType::Int32 : DType::Uint32;
+    default: return sign ? DType::Int64 : DType::Uint64;
+  }
+}
+
+bool isIntDType(DType t) {
+  switch (t) {
+    case DType::Int8: case DType::Int16: case DType::Int32: case DType::Int64:
+    case DType::Uint8: case DType::Uint16: case DType::Uint32: case DType::Uint64: return true;
+    default: return false;
+  }
+}
+
+bool isSigned(DType t) { return t == DType::Int8 || t == DType::Int16 || t == DType::Int32 || t == DType::Int64; }
+
+hid_t nativeInt(DType t) {
+  switch (t) {
+    case DType::Int8: return H5T_NATIVE_INT8;
+    case DType::Int16: return H5T_NATIVE_INT16;
+    case DType::Int32: return H5T_NATIVE_INT32;
+    case DType::Int64: return H5T_NATIVE_INT64;
+    case DType::Uint8: return H5T_NATIVE_UINT8;
+    case DType::Uint16: return H5T_NATIVE_UINT16;
+    case DType::Uint32: return H5T_NATIVE_UINT32;
+    default: return H5T_NATIVE_UINT64;
+  }
+}
+
+hid_t leInt(DType t) {
+  switch (t) {
+    case DType::Int8: return H5T_STD_I8LE;
+    case DType::Int16: return H5T_STD_I16LE;
+    case DType::Int32: return H5T_STD_I32LE;
+    case DType::Int64: return H5T_STD_I64LE;
+    case DType::Uint8: return H5T_STD_U8LE;
+    case DType::Uint16: return H5T_STD_U16LE;
+    case DType::Uint32: return H5T_STD_U32LE;
+    default: return H5T_STD_U64LE;
+  }
+}
+
+hid_t nativeBitfield(size_t size) {
+  switch (size) {
+    case 1: return H5T_NATIVE_B8;
+    case 2: return H5T_NATIVE_B16;
+    case 4: return H5T_NATIVE_B32;
+    default: return H5T_NATIVE_B64;
+  }
+}
+
+uint64_t dimsProduct(const std::vector<hsize_t>& d) {
+  uint64_t n = 1;
+  for (hsize_t x : d) n = mulChecked(n, x, "array type");
+  return n;
+}
+
+TypeNode describeAt(hid_t t, const std::string& where, int depth);
+
+void describeEnum(hid_t t, TypeNode& n, const std::string& where) {
+  Hid base = ownType(H5Tget_super(t), "H5Tget_super");
+  size_t size = H5Tget_size(base.get());
+  if (size != 1 && size != 2 && size != 4 && size != 8) unsupportedType(where, "an enum of " + describeType(base.get()));
+  n.kind = TypeNode::Kind::Enum;
+  n.dtype = intDType(size, H5Tget_sign(base.get()) != H5T_SGN_NONE);
+  n.size = size;
+  // Member values in native order: the enum converted to its native form holds them so.
+  Hid native = ownType(H5Tget_native_type(t, H5T_DIR_ASCEND), "H5Tget_native_type");
+  int count = H5Tget_nmembers(native.get());
+  if (count < 0) throwHdf5("H5Tget_nmembers");
+  for (int i = 0; i < count; ++i) {
+    uint8_t raw[8] = {0};
+    check(H5Tget_member_value(native.get(), static_cast<unsigned>(i), raw), "H5Tget_member_value");
+    int64_t v = 0;
+    switch (size) {
+      case 1: v = isSigned(n.dtype) ? int64_t(*reinterpret_cast<int8_t*>(raw)) : int64_t(raw[0]); break;
+      case 2: { int16_t a; uint16_t b; std::memcpy(&a, raw, 2); std::memcpy(&b, raw, 2); v = isSigned(n.dtype) ? a : b; break; }
+      case 4: { int32_t a; uint32_t b; std::memcpy(&a, raw, 4); std::memcpy(&b, raw, 4); v = isSigned(n.dtype) ? a : int64_t(b); break; }
+      default: std::memcpy(&v, raw, 8); break;
+    }
+    n.memberNames.push_back(memberName(native.get(), static_cast<unsigned>(i)));
+    n.memberValues.push_back(v);
+  }
+}
+
+TypeNode describeAt(hid_t t, const std::string& where, int depth) {
+  if (depth > kMaxTypeDepth) unsupportedType(where, "a datatype nested deeper than " + std::to_string(kMaxTypeDepth) + " levels");
+  H5T_class_t cls = H5Tget_class(t);
+  if (cls == H5T_NO_CLASS) throwHdf5("cannot inspect the datatype of " + where);
+  size_t size = H5Tget_size(t);
+  if (size == 0) throwHdf5("H5Tget_size");
+  TypeNode n;
+  switch (cls) {
+    case H5T_INTEGER:
+    case H5T_BITFIELD:
+      if (size != 1 && size != 2 && size != 4 && size != 8) unsupportedType(where, "a " + describeType(t));
+      n.dtype = intDType(size, cls == H5T_INTEGER && H5Tget_sign(t) != H5T_SGN_NONE);
+      n.bitfield = cls == H5T_BITFIELD;
+      n.size = size;
+      return n;
+    case H5T_FLOAT: {
+      size_t s = ieeeFloatSize(t);
+      n.dtype = s == 2 ? DType::Float16 : s == 4 ? DType::Float32 : DType::Float64;
+      // Any other float format (x87 long double, VAX, ...): HDF5 converts it to float64, which
+      // rounds the mantissa and overflows to inf beyond float64's range (documented).
+      if (s == 0) n.converted = describeType(t);
+      n.size = dtypeSize(n.dtype);
+      return n;
+    }
+    case H5T_ENUM:
+      if (isH5pyBool(t)) {
+        n.dtype = DType::Bool;
+        n.size = 1;
+        return n;
+      }
+      describeEnum(t, n, where);
+      return n;
+    case H5T_STRING: {
+      n.kind = TypeNode::Kind::String;
+      n.dtype = DType::String;
+      htri_t v = checkTri(H5Tis_variable_str(t), "H5Tis_variable_str");
+      n.str.variable = v > 0;
+      n.str.length = n.str.variable ? 0 : size;
+      n.str.utf8 = H5Tget_cset(t) == H5T_CSET_UTF8;
+      n.pad = H5Tget_strpad(t);
+      n.size = n.str.variable ? sizeof(char*) : size;
+      return n;
+    }
+    case H5T_OPAQUE: {
+      n.kind = TypeNode::Kind::Opaque;
+      n.size = size;
+      char* tag = H5Tget_tag(t);
+      if (tag) {
+        n.tag = tag;
+        H5free_memory(tag);
+      } else {
+        clearErrorStack();
+      }
+      return n;
+    }
+    case H5T_COMPOUND: {
+      DType c;
+      if (isH5pyComplex(t, &c)) {
+        n.dtype = c;
+        n.size = dtypeSize(c);
+        return n;
+      }
+      int count = H5Tget_nmembers(t);
+      if (count < 0) throwHdf5("H5Tget_nmembers");
+      if (count == 0) unsupportedType(where, "a compound datatype without fields");
+      n.kind = TypeNode::Kind::Compound;
+      for (int i = 0; i < count; ++i) {
+        std::string name = memberName(t, static_cast<unsigned>(i));
+        Hid m = ownType(H5Tget_member_type(t, static_cast<unsigned>(i)), "H5Tget_member_type");
+        TypeNode child = describeAt(m.get(), where + " field " + name, depth + 1);
+        n.names.push_back(name);
+        n.offsets.push_back(n.size);
+        n.size = static_cast<size_t>(n.size + child.totalSize());
+        n.children.push_back(std::move(child));
+      }
+      return n;
+    }
+    case H5T_ARRAY: {
+      int rank = H5Tget_array_ndims(t);
+      if (rank < 0) throwHdf5("H5Tget_array_ndims");
+      std::vector<hsize_t> dims(static_cast<size_t>(rank));
+      if (rank > 0 && H5Tget_array_dims2(t, dims.data()) < 0) throwHdf5("H5Tget_array_dims2");
+      Hid base = ownType(H5Tget_super(t), "H5Tget_super");
+      n = describeAt(base.get(), where, depth + 1);
+      dims.insert(dims.end(), n.dims.begin(), n.dims.end());
+      n.dims = std::move(dims);
+      if (n.dims.size() > 32) unsupportedType(where, "an array datatype of more than 32 axes");
+      n.totalSize();  // checks the size fits
+      return n;
+    }
+    case H5T_VLEN: {
+      Hid base = ownType(H5Tget_super(t), "H5Tget_super");
+      TypeNode elem = describeAt(base.get(), where, depth + 1);
+      bool fixedBytes = (elem.kind == TypeNode::Kind::String && !elem.str.variable) || elem.kind == TypeNode::Kind::Opaque;
+      if (elem.kind != TypeNode::Kind::Number && elem.kind != TypeNode::Kind::Enum && !fixedBytes)
+        unsupportedType(where, "a variable-length sequence of " + describeType(base.get()) +
+                                   " (sequences of numbers, fixed-length strings and opaque data are read)");
+      n.kind = TypeNode::Kind::Vlen;
+      n.size = sizeof(hvl_t);
+      n.children.push_back(std::move(elem));
+      return n;
+    }
+    case H5T_REFERENCE:
+      if (checkTri(H5Tequal(t, H5T_STD_REF_OBJ), "H5Tequal") > 0) {
+        n.kind = TypeNode::Kind::Reference;
+        n.size = sizeof(MemRef);
+        return n;
+      }
+      if (checkTri(H5Tequal(t, H5T_STD_REF_DSETREG), "H5Tequal") > 0)
+        unsupportedType(where, "HDF5 region references (a selection of another dataset; object references are read as paths)");
+      unsupportedType(where, "HDF5 references of the 1.12 format (object references of the 1.8/1.10 format are read as paths)");
+    case H5T_TIME: unsupportedType(where, "an HDF5 time datatype (H5T_TIME)");
+    default: unsupportedType(where, "a datatype of unknown class");
+  }
+}
+
+// Where a depth-first walk of `n`'s elements meets the variable-length parts, in order.
+void collectSide(const TypeNode& n, uint8_t* p, hid_t loc, std::vector<SideValue>& out) {
+  uint64_t count = dimsProduct(n.dims);
+  for (uint64_t k = 0; k < count; ++k) {
+    uint8_t* e = p + k * n.size;
+    switch (n.kind) {
+      case TypeNode::Kind::Compound:
+        for (size_t i = 0; i < n.children.size(); ++i)
+          if (n.children[i].hasSide()) collectSide(n.children[i], e + n.offsets[i], loc, out);
+        break;
+      case TypeNode::Kind::String: {
+        if (!n.str.variable) break;
+        char* s = nullptr;
+        std::memcpy(&s, e, sizeof s);
+        SideValue v;
+        v.kind = SideValue::Kind::Text;
+        if (s) v.text = s;
+        out.push_back(std::move(v));
+        break;
+      }
+      case TypeNode::Kind::Vlen: {
+        hvl_t h;
+        std::memcpy(&h, e, sizeof h);
+        const TypeNode& elem = n.children[0];
+        SideValue v;
+        v.kind = SideValue::Kind::Seq;
+        // Fixed-length strings and opaque items come as their bytes (lib/ splits them).
+        v.dtype = elem.kind == TypeNode::Kind::Number || elem.kind == TypeNode::Kind::Enum ? elem.dtype : DType::Uint8;
+        uint64_t bytes = mulChecked(h.len, elem.totalSize(), "variable-length sequence");
+        if (bytes > kMaxAllocation) tooLarge("a variable-length sequence is larger than the binding reads");
+        if (bytes && h.p) v.bytes.assign(static_cast<uint8_t*>(h.p), static_cast<uint8_t*>(h.p) + bytes);
+        out.push_back(std::move(v));
+        break;
+      }
+      case TypeNode::Kind::Reference: {
+        SideValue v;
+#if H5_VERSION_GE(1, 12, 0)
+        H5R_ref_t* ref = reinterpret_cast<H5R_ref_t*>(e);
+        ssize_t len = H5Rget_obj_name(ref, H5P_DEFAULT, nullptr, 0);
+        if (len > 0) {
+          std::string name(static_cast<size_t>(len) + 1, '\0');
+          if (H5Rget_obj_name(ref, H5P_DEFAULT, &name[0], name.size()) >= 0) {
+            name.resize(static_cast<size_t>(len));
+            v.kind = SideValue::Kind::Ref;
+            v.text = std::move(name);
+          }
+        }
+#else
+        hobj_ref_t ref;
+        std::memcpy(&ref, e, sizeof ref);
+        if (ref != 0) {
+          ssize_t len = H5Rget_name(loc, H5R_OBJECT, &ref, nullptr, 0);
+          if (len > 0) {
+            std::string name(static_cast<size_t>(len) + 1, '\0');
+            if (H5Rget_name(loc, H5R_OBJECT, &ref, &name[0], name.size()) >= 0) {
+              name.resize(static_cast<size_t>(len));
+              v.kind = SideValue::Kind::Ref;
+              v.text = std::move(name);
+            }
+          }
+        }
+#endif
+        // A null or dangling reference (its object was deleted) reads as null.
+        clearErrorStack();
+        out.push_back(std::move(v));
+        break;
+      }
+      default: break;
+    }
+  }
+}
+
+// Zeroes the pointer slots of what collectSide took out (no addresses reach JS).
+void zeroSide(const TypeNode& n, uint8_t* p) {
+  uint64_t count = dimsProduct(n.dims);
+  for (uint64_t k = 0; k < count; ++k) {
+    uint8_t* e = p + k * n.size;
+    if (n.kind == TypeNode::Kind::Compound) {
+      for (size_t i = 0; i < n.children.size(); ++i)
+        if (n.children[i].hasSide()) zeroSide(n.children[i], e + n.offsets[i]);
+    } else if (n.hasSide()) {
+      std::memset(e, 0, n.size);
+    }
+  }
+}
+
+// Puts `strings` (depth-first order) into the variable-length string slots; false when a node has
+// other variable-length parts (those are not written).
+void fillStrings(const TypeNode& n, uint8_t* p, const std::vector<std::string>& strings, size_t* next) {
+  uint64_t count = dimsProduct(n.dims);
+  for (uint64_t k = 0; k < count; ++k) {
+    uint8_t* e = p + k * n.size;
+    if (n.kind == TypeNode::Kind::Compound) {
+      for (size_t i = 0; i < n.children.size(); ++i)
+        if (n.children[i].hasSide()) fillStrings(n.children[i], e + n.offsets[i], strings, next);
+    } else if (n.kind == TypeNode::Kind::String && n.str.variable) {
+      if (*next >= strings.size()) rangeError("fewer strings than the variable-length string slots of the data");
+      const std::string& s = strings[(*next)++];
+      if (s.find('\0') != std::string::npos) throw Failure("ERR_UNSUPPORTED_VALUE", "HDF5 variable-length strings cannot hold NUL characters");
+      const char* c = s.c_str();
+      std::memcpy(e, &c, sizeof c);
+    } else if (n.hasSide()) {
+      typeError("only variable-length strings are written as variable-length data");
+    }
+  }
+}
+
+Hid enumType(const TypeNode& n, hid_t base) {
+  Hid t = ownType(H5Tenum_create(base), "cannot create the enum type");
+  size_t size = dtypeSize(n.dtype);
+  for (size_t i = 0; i < n.memberNames.size(); ++i) {
+    // Values in the base type's order: native, which is also little-endian on the machines built for.
+    uint8_t raw[8];
+    int64_t v = n.memberValues[i];
+    switch (size) {
+      case 1: { int8_t x = static_cast<int8_t>(v); std::memcpy(raw, &x, 1); break; }
+      case 2: { int16_t x = static_cast<int16_t>(v); std::memcpy(raw, &x, 2); break; }
+      case 4: { int32_t x = static_cast<int32_t>(v); std::memcpy(raw, &x, 4); break; }
+      default: std::memcpy(raw, &v, 8); break;
+    }
+    check(H5Tenum_insert(t.get(), n.memberNames[i].c_str(), raw), ("cannot add enum member " + n.memberNames[i]).c_str());
+  }
+  return t;
+}
+
+Hid stringType(const TypeNode& n) {
+  Hid t = copyType(H5T_C_S1);
+  check(H5Tset_size(t.get(), n.str.variable ? H5T_VARIABLE : std::max<size_t>(n.str.length, 1)), "H5Tset_size");
+  check(H5Tset_cset(t.get(), n.str.utf8 ? H5T_CSET_UTF8 : H5T_CSET_ASCII), "H5Tset_cset");
+  if (!n.str.variable) check(H5Tset_strpad(t.get(), n.pad), "H5Tset_strpad");
+  return t;
+}
+
+Hid withDims(Hid elem, const TypeNode& n) {
+  if (n.dims.empty()) return elem;
+  return ownType(H5Tarray_create2(elem.get(), static_cast<unsigned>(n.dims.size()), n.dims.data()), "cannot create the array type");
+}
+
+Hid buildType(const TypeNode& n, bool file) {
+  Hid elem;
+  switch (n.kind) {
+    case TypeNode::Kind::Number:
+      if (n.bitfield) elem = copyType(file ? (n.size == 1 ? H5T_STD_B8LE : n.size == 2 ? H5T_STD_B16LE : n.size == 4 ? H5T_STD_B32LE : H5T_STD_B64LE)
+                                           : nativeBitfield(n.size));
+      else elem = file ? fileType(n.dtype) : memType(n.dtype);
+      break;
+    case TypeNode::Kind::Enum:
+      if (!isIntDType(n.dtype)) typeError("an enum is stored in an integer dtype");
+      elem = enumType(n, file ? leInt(n.dtype) : nativeInt(n.dtype));
+      break;
+    case TypeNode::Kind::String: elem = stringType(n); break;
+    case TypeNode::Kind::Opaque:
+      if (n.size == 0) typeError("an opaque type holds at least one byte");
+      elem = ownType(H5Tcreate(H5T_OPAQUE, n.size), "cannot create the opaque type");
+      check(H5Tset_tag(elem.get(), n.tag.c_str()), "H5Tset_tag");
+      break;
+    case TypeNode::Kind::Compound: {
+      if (n.children.empty() || n.children.size() != n.names.size()) typeError("a compound type needs fields");
+      // Members packed in field order; in a file the variable-length members take their stored size.
+      std::vector<Hid> members;
+      size_t total = 0;
+      for (const TypeNode& c : n.children) {
+        members.push_back(buildType(c, file));
+        size_t s = H5Tget_size(members.back().get());
+        if (s == 0) throwHdf5("H5Tget_size");
+        total += s;
+      }
+      elem = ownType(H5Tcreate(H5T_COMPOUND, total), "cannot create the compound type");
+      size_t offset = 0;
+      for (size_t i = 0; i < members.size(); ++i) {
+        if (!file && offset != n.offsets[i]) typeError("compound field offsets must be packed in field order");
+        check(H5Tinsert(elem.get(), n.names[i].c_str(), offset, members[i].get()), ("cannot add compound field " + n.names[i]).c_str());
+        offset += H5Tget_size(members[i].get());
+      }
+      break;
+    }
+    case TypeNode::Kind::Vlen: {
+      if (n.children.size() != 1) typeError("a variable-length type needs its element type");
+      Hid base = buildType(n.children[0], file);
+      elem = ownType(H5Tvlen_create(base.get()), "cannot create the variable-length type");
+      break;
+    }
+    case TypeNode::Kind::Reference:
+      if (file) typeError("references are not written");
+#if H5_VERSION_GE(1, 12, 0)
+      elem = copyType(H5T_STD_REF);
+#else
+      elem = copyType(H5T_STD_REF_OBJ);
+#endif
+      break;
+  }
+  return withDims(std::move(elem), n);
+}
+
+}  // namespace
+
+uint64_t TypeNode::totalSize() const { return mulChecked(size, dimsProduct(dims), "datatype size"); }
+
+bool TypeNode::hasSide() const {
+  switch (kind) {
+    case Kind::String: return str.variable;
+    case Kind::Vlen:
+    case Kind::Reference: return true;
+    case Kind::Compound:
+      for (const TypeNode& c : children)
+        if (c.hasSide()) return true;
+      return false;
+    default: return false;
+  }
+}
+
+TypeNode describeStored(hid_t t, const std::string& where) { return describeAt(t, where, 0); }
+Hid buildMemType(const TypeNode& n) { return buildType(n, false); }
+Hid buildFileType(const TypeNode& n) { return buildType(n, true); }
+
+PackedData readPacked(hid_t obj, bool isAttr, const TypeNode& n, const std::string& where) {
+  PackedData out;
+  Hid space = ownSpace(isAttr ? H5Aget_space(obj) : H5Dget_space(obj), "cannot get the dataspace");
+  Extent e = extentOf(space.get());
+  if (e.cls == H5S_NULL) return out;
+  uint64_t count = extentElements(e.dims, where);
+  uint64_t bytes = mulChecked(count, n.totalSize(), "packed data");
+  if (bytes > kMaxAllocation) tooLarge(where + " holds more bytes than the binding reads whole");
+  if (bytes == 0) return out;
+  Hid mtype = buildMemType(n);
+  out.bytes.assign(static_cast<size_t>(bytes), 0);
+  herr_t rc = isAttr ? H5Aread(obj, mtype.get(), out.bytes.data())
+                     : H5Dread(obj, mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.bytes.data());
+  if (rc < 0) throwHdf5("cannot read " + where);
+  if (!n.hasSide()) return out;
+  TypeNode whole = n;  // the extent as one array of elements, walked in C order
+  whole.dims.insert(whole.dims.begin(), static_cast<hsize_t>(count));
+  try {
+    collectSide(whole, out.bytes.data(), obj, out.side);
+  } catch (...) {
+    h5::reclaim(mtype.get(), space.get(), out.bytes.data());
+    throw;
+  }
+  h5::reclaim(mtype.get(), space.get(), out.bytes.data());
+  zeroSide(whole, out.bytes.data());
+  return out;
+}
+
+void writePacked(hid_t obj, bool isAttr, const TypeNode& n, const uint8_t* bytes, size_t nbytes, const std::vector<std::string>& strings,
+                 hid_t mspace, hid_t fspace, const std::string& where) {
+  Hid mtype = buildMemType(n);
+  uint64_t esize = n.totalSize();
+  if (esize == 0 || nbytes % esize != 0) rangeError("the data of " + where + " is not a whole number of elements");
+  std::vector<uint8_t> copy;
+  const void* src = bytes;
+  if (n.hasSide()) {
+    copy.assign(bytes, bytes + nbytes);
+    TypeNode whole = n;
+    whole.dims.insert(whole.dims.begin(), static_cast<hsize_t>(nbytes / esize));
+    size_t next = 0;
+    fillStrings(whole, copy.data(), strings, &next);
+    if (next != strings.size()) rangeError("more strings than the variable-length string slots of the data");
+    src = copy.data();
+  }
+  herr_t rc = isAttr ? H5Awrite(obj, mtype.get(), src) : H5Dwrite(obj, mtype.get(), mspace, fspace, H5P_DEFAULT, src);
+  if (rc < 0) throwHdf5("cannot write " + where);
+}
+
+uint16_t doubleToHalf(double d) {
+  uint16_t sign = std::signbit(d) ? 0x8000 : 0;
+  if (std::isnan(d)) return 0x7e00;
+  double a = std::fabs(d);
+  if (std::isinf(a)) return sign | 0x7c00;
+  if (a < std::ldexp(1.0, -14)) return sign | static_cast<uint16_t>(std::nearbyint(a * std::ldexp(1.0, 24)));  // subnormal (0x400 is the least normal)
+  int e = 0;
+  double m = std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+  e -= 1;
+  double r = std::nearbyint((m * 2 - 1) * 1024);  // ties to even (the default rounding mode)
+  if (r == 1024) {
+    r = 0;
+    ++e;
+  }
+  if (e + 15 >= 0x1f) return sign | 0x7c00;
+  return sign | static_cast<uint16_t>((e + 15) << 10) | static_cast<uint16_t>(r);
+}
+
+bool validUtf8(const std::string& s) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    if (c < 0x80) { ++i; continue; }
+    size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (len == 0 || i + len > n) return false;
+    uint32_t cp = c & (len == 2 ? 0x1f : len == 3 ? 0x0f : 0x07);
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += len;
+  }
+  return true;
 }
 
 }  // namespace ckpt

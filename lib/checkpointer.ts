@@ -10,6 +10,22 @@ import { inspect } from 'node:util';
 import { CheckpointerError, CheckpointerKeyError } from './errors';
 import { assertStorable, describeKey, Key, keyPath, stableValue } from './values/model';
 import type { Dataset, DatasetHost, DatasetLifecycle, DatasetOptions } from './dataset/types';
+import type { TypedArray } from './values/dtype';
+import type { NDArray } from './values/ndarray';
+import type { RecordArray } from './values/records';
+
+/**
+ * What an attribute can be set to: number (float64), bigint (int64/uint64), boolean, string,
+ * string[], a TypedArray, an NDArray of any dtype and shape (EnumArray → an HDF5 enum), a
+ * RecordArray (a compound) or a Buffer (bytes, a 0-d opaque).
+ */
+export type AttributeValue = number | bigint | boolean | string | readonly string[] | TypedArray | NDArray | RecordArray | Buffer;
+/**
+ * An attribute as read: the value with h5py's types (numbers, bigints for 64-bit integers beyond
+ * 2^53, booleans, strings, string arrays, TypedArrays/NDArrays, RecordArrays, EnumArrays,
+ * Buffers); null for an empty attribute; `{ unsupported }` saying what a type not read is.
+ */
+export type AttributeRead = unknown;
 import * as fs from 'node:fs';
 import { acquireWriteLock, acquireWriteLockSync, LockMode, LockOptions, removeStaleSideFiles, WriteLock } from './io/lock';
 
@@ -25,6 +41,32 @@ export interface CheckpointerOptions {
   lock?: LockMode;
   /** With `lock: 'wait'`: ERR_LOCKED after waiting this many ms (default: no limit). */
   timeoutMs?: number;
+  /**
+   * What a read of a dict (a group) does with a member that cannot be read (a type not read, a
+   * damaged object, a dangling link): false (default) leaves it out, lists it in `chk.skipped` and
+   * emits a CHECKPOINTER_SKIPPED warning; true throws its error.
+   */
+  strict?: boolean;
+}
+
+/** A member a non-strict `get` left out of the dict it read, and why (`chk.skipped`). */
+export interface SkippedMember {
+  /** The key of the `get` that left it out. */
+  key: string[];
+  /** Where it is: its path in `file` (an external link's file when one led there). */
+  path: string;
+  file: string;
+  error: CheckpointerError;
+}
+
+/** Members reported by a CHECKPOINTER_SKIPPED warning already (each is reported once per process). */
+const warnedSkipped = new Set<string>();
+
+/** Attribute names: non-empty strings without NUL (HDF5 names are C strings). */
+function checkAttrName(name: unknown, where: string): asserts name is string {
+  if (typeof name !== 'string' || name === '' || name.includes('\0')) {
+    throw new TypeError(`${where}: attribute names are non-empty strings without NUL, got ${JSON.stringify(name)}`);
+  }
 }
 
 /** What `Checkpointer.buildCanonical` accepts for a file with key filters. */
@@ -42,6 +84,32 @@ export interface CheckpointerClass {
 }
 
 const NO_DEFAULT: unique symbol = Symbol('no default');
+
+/** Attributes as a plain object in stored order (any name, `__proto__` included, is an own property). */
+function attrObject(entries: readonly [string, AttributeRead][]): Record<string, AttributeRead> {
+  const out: Record<string, AttributeRead> = {};
+  for (const [name, value] of entries) Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
+function attrEntries(attrs: unknown, where: string): [string, AttributeValue][] {
+  let entries: [unknown, unknown][];
+  if (attrs instanceof Map) entries = [...attrs.entries()];
+  else if (attrs !== null && typeof attrs === 'object' && !Array.isArray(attrs)) entries = Object.entries(attrs);
+  else throw new TypeError(`${where}: attributes must be an object or a Map of name → value`);
+  for (const [name, value] of entries) {
+    checkAttrName(name, where);
+    if (value === null || value === undefined) throw new TypeError(`${where}: attribute ${name} has no value (${value}); delete it with deleteAttrs`);
+  }
+  return entries as [string, AttributeValue][];
+}
+
+function attrNames(names: unknown, where: string): string[] {
+  const list = typeof names === 'string' ? [names] : Array.isArray(names) ? [...names] : null;
+  if (list === null) throw new TypeError(`${where}: names must be a string or an array of strings`);
+  for (const n of list) checkAttrName(n, where);
+  return list as string[];
+}
 
 /**
  * Flushes of checkpointers that have dataset handles open: run if the process exits without
@@ -80,6 +148,9 @@ export abstract class Checkpointer<Stream = unknown> {
   readonly checkpointFile: string | null;
   readonly allowedKeys: ReadonlySet<string> | null;
   readonly omittedKeys: ReadonlySet<string> | null;
+  /** Reads of dicts throw on a member that cannot be read instead of leaving it out (see CheckpointerOptions.strict). */
+  strict: boolean;
+  #skipped: readonly SkippedMember[] = [];
 
   /** The scopes open()/with opened, innermost last, each with the dataset handles opened inside it. */
   readonly #scopes: Set<Dataset & DatasetLifecycle>[] = [];
@@ -128,6 +199,8 @@ export abstract class Checkpointer<Stream = unknown> {
     this.checkpointFile = checkpointFile;
     this.allowedKeys = opts.allowedKeys == null ? null : new Set(opts.allowedKeys);
     this.omittedKeys = opts.omittedKeys == null ? null : new Set(opts.omittedKeys);
+    if (opts.strict !== undefined && typeof opts.strict !== 'boolean') throw new TypeError(`strict must be a boolean, got ${JSON.stringify(opts.strict)}`);
+    this.strict = opts.strict ?? false;
     if (opts.lock !== undefined && opts.lock !== 'fail' && opts.lock !== 'wait') {
       throw new TypeError(`lock must be 'fail' or 'wait', got ${JSON.stringify(opts.lock)}`);
     }
@@ -199,6 +272,27 @@ export abstract class Checkpointer<Stream = unknown> {
   }
   async openDataset(key: string[], options: DatasetOptions | null, host: DatasetHost): Promise<Dataset & DatasetLifecycle> {
     return this.openDatasetSync(key, options, host);
+  }
+
+  /** The attributes of the group or dataset at `key` (null: the root group), in stored order. */
+  readAttrsSync(_key: string[] | null): [string, AttributeRead][] {
+    throw this.#noAttributes();
+  }
+  async readAttrs(key: string[] | null): Promise<[string, AttributeRead][]> {
+    return this.readAttrsSync(key);
+  }
+  /** Sets and deletes attributes of `key` (null: the root group) as one change. */
+  writeAttrsSync(_key: string[] | null, _set: [string, AttributeValue][], _remove: string[]): void {
+    throw this.#noAttributes();
+  }
+  async writeAttrs(key: string[] | null, set: [string, AttributeValue][], remove: string[]): Promise<void> {
+    this.writeAttrsSync(key, set, remove);
+  }
+
+  #noAttributes(): CheckpointerError {
+    return new CheckpointerError(`${this}: this format has no attributes (only HDF5 checkpoints do)`, {
+      code: 'ERR_UNSUPPORTED_VALUE', file: this.checkpointFile ?? undefined,
+    });
   }
 
   /**
@@ -567,6 +661,7 @@ export abstract class Checkpointer<Stream = unknown> {
     const dflt = fallback.length > 0 ? fallback[0] : NO_DEFAULT;
     return this.#scoped(async () => {
       this.#noteRead();
+      this.#skipped = [];
       if (dflt !== NO_DEFAULT && !(await this.hasParameter(path))) return dflt as T;
       return (await this.loadParameter(path)) as T;
     });
@@ -578,9 +673,114 @@ export abstract class Checkpointer<Stream = unknown> {
     const dflt = fallback.length > 0 ? fallback[0] : NO_DEFAULT;
     return this.#scopedSync(() => {
       this.#noteRead();
+      this.#skipped = [];
       if (dflt !== NO_DEFAULT && !this.hasParameterSync(path)) return dflt as T;
       return this.loadParameterSync(path) as T;
     });
+  }
+
+  /**
+   * The members the last `get` left out of the dicts it read because they cannot be read (empty
+   * when it left out nothing; with `strict` the first one's error is thrown instead).
+   */
+  get skipped(): readonly SkippedMember[] {
+    return this.#skipped;
+  }
+
+  /**
+   * A backend's non-strict read left members out: kept for `skipped`, and reported by a
+   * CHECKPOINTER_SKIPPED warning (once per member and process, so a loop of reads warns once).
+   */
+  protected noteSkipped(key: string[], members: readonly { path: string; file: string; error: CheckpointerError }[]): void {
+    if (members.length === 0) return;
+    this.#skipped = members.map((m) => ({ key: [...key], path: m.path, file: m.file, error: m.error }));
+    const fresh = members.filter((m) => {
+      const id = `${m.file}\0${m.path}`;
+      if (warnedSkipped.has(id)) return false;
+      warnedSkipped.add(id);
+      return true;
+    });
+    if (fresh.length === 0) return;
+    const list = fresh.slice(0, 5).map((m) => `${m.path} (${m.error.code}: ${m.error.message})`).join('; ');
+    process.emitWarning(
+      `${this}: get(${describeKey(key.length === 1 ? key[0]! : key)}) left out ${members.length} member(s) that cannot be read: ${list}`
+      + `${fresh.length > 5 ? `; and ${fresh.length - 5} more` : ''}. chk.skipped lists them; { strict: true } throws instead`,
+      { code: 'CHECKPOINTER_SKIPPED' },
+    );
+  }
+
+  // ---------------------------------------------------------------- attributes
+
+  /**
+   * The attributes of the group or dataset at `key` — the root group without a key — as a plain
+   * object in stored order, with h5py's types (AttributeRead: numbers, bigints for 64-bit integers,
+   * booleans, strings, string arrays, TypedArrays/NDArrays, RecordArrays, EnumArrays, Buffers;
+   * null for an empty attribute, `{ unsupported }` for a type not read). A snapshot: change attributes with setAttrs/deleteAttrs. HDF5 checkpoints only.
+   */
+  async attrs(key?: Key | null): Promise<Record<string, AttributeRead>> {
+    const path = this.#attrKey(key);
+    return this.#scoped(async () => {
+      this.#noteRead();
+      return attrObject(await this.readAttrs(path));
+    });
+  }
+
+  attrsSync(key?: Key | null): Record<string, AttributeRead> {
+    const path = this.#attrKey(key);
+    return this.#scopedSync(() => {
+      this.#noteRead();
+      return attrObject(this.readAttrsSync(path));
+    });
+  }
+
+  /**
+   * Sets attributes of `key` (null or undefined: the root group) from an object or Map of name →
+   * value (AttributeValue: number → float64, bigint → int64/uint64, boolean, string, string[],
+   * TypedArray, NDArray, EnumArray, RecordArray, Buffer), adding
+   * or replacing each. Every name and value is checked before anything is written, and all of
+   * them are written as one change: a failure leaves the old attributes.
+   */
+  async setAttrs(key: Key | null | undefined, attrs: Record<string, AttributeValue> | Map<string, AttributeValue>): Promise<void> {
+    const path = this.#attrKey(key);
+    const set = attrEntries(attrs, 'setAttrs');
+    return this.#scoped(async () => {
+      await this.acquireWriteLock();
+      await this.writeAttrs(path, set, []);
+    });
+  }
+
+  setAttrsSync(key: Key | null | undefined, attrs: Record<string, AttributeValue> | Map<string, AttributeValue>): void {
+    const path = this.#attrKey(key);
+    const set = attrEntries(attrs, 'setAttrsSync');
+    this.#scopedSync(() => {
+      this.acquireWriteLockSync();
+      this.writeAttrsSync(path, set, []);
+    });
+  }
+
+  /** Deletes attributes of `key` (null or undefined: the root group); a name that is not there is CheckpointerKeyError and nothing is deleted. */
+  async deleteAttrs(key: Key | null | undefined, names: string | readonly string[]): Promise<void> {
+    const path = this.#attrKey(key);
+    const list = attrNames(names, 'deleteAttrs');
+    return this.#scoped(async () => {
+      await this.acquireWriteLock();
+      await this.writeAttrs(path, [], list);
+    });
+  }
+
+  deleteAttrsSync(key: Key | null | undefined, names: string | readonly string[]): void {
+    const path = this.#attrKey(key);
+    const list = attrNames(names, 'deleteAttrsSync');
+    this.#scopedSync(() => {
+      this.acquireWriteLockSync();
+      this.writeAttrsSync(path, [], list);
+    });
+  }
+
+  #attrKey(key: Key | null | undefined): string[] | null {
+    if (key === null || key === undefined) return null;
+    this.checkAllowedKey(key);
+    return keyPath(key);
   }
 
   async set(key: Key, value: unknown): Promise<void> {

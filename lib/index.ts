@@ -5,7 +5,7 @@
 import './factory';
 
 export { Checkpointer } from './checkpointer';
-export type { CheckpointerOptions, CheckpointerClass, CanonicalSpec } from './checkpointer';
+export type { AttributeRead, AttributeValue, CheckpointerOptions, CheckpointerClass, CanonicalSpec } from './checkpointer';
 export { buildCanonical, extensionMap, fromFile, registerExtension } from './factory';
 export { JSONCheckpointer } from './backends/json';
 export type { JSONCheckpointerOptions } from './backends/json';

@@ -427,7 +427,8 @@ export class CheckpointManager extends EventEmitter<CheckpointManagerEvents> {
   async #read(step: number): Promise<RestoredStep> {
     const file = this.stepFile(step);
     try {
-      return await fromFile(file, this.#checkpointerOptions).with(async (c) => {
+      // Strict: a step restores whole or counts as damaged (a member left out would pass unnoticed).
+      return await fromFile(file, { ...this.#checkpointerOptions, strict: true }).with(async (c) => {
         const keys = await c.keys();
         if (keys.length === 0) {
           throw new CheckpointerError(`${file} holds no keys: not a step checkpoint, or damaged`, { code: 'ERR_CHECKPOINT_CORRUPT', file });

@@ -23,6 +23,7 @@ import * as path from 'node:path';
 import { CheckpointerError } from './errors';
 import { isUnstableView } from './values/dtype';
 import type { DType, TypedArray } from './values/dtype';
+import type { IntDType } from './values/records';
 
 // ------------------------------------------------------------------------------------ the surface
 
@@ -67,9 +68,38 @@ export interface DatasetFilters {
   other: number;
 }
 
+/**
+ * A stored element type as the addon describes it (binding/h5types.h TypeNode), and the form a type
+ * to create takes (`size` and field `offset`s are then recomputed by the addon, packed in field
+ * order). `size` is the bytes of one element in memory (native byte order), `dims` the H5T_ARRAY
+ * axes folded into the node (outermost first; [] when none).
+ */
+export type H5Type =
+  /** bitfield: an HDF5 bitfield read as unsigned integers (h5py's dtype); converted: a float that is not IEEE binary16/32/64 (long double), read as float64. */
+  | { class: 'number'; dtype: DType; size: number; dims: number[]; bitfield?: true; converted?: string }
+  | { class: 'enum'; dtype: IntDType; size: number; dims: number[]; members: [string, number | bigint][] }
+  /** length: bytes of a fixed-length string (0 when variable). */
+  | { class: 'string'; variable: boolean; length: number; utf8: boolean; pad: 'nullterm' | 'nullpad' | 'spacepad'; size: number; dims: number[] }
+  | { class: 'opaque'; size: number; dims: number[]; tag: string }
+  | { class: 'compound'; size: number; dims: number[]; fields: { name: string; offset: number; type: H5Type }[] }
+  /** A variable-length sequence of numbers. */
+  | { class: 'vlen'; size: number; dims: number[]; base: H5Type }
+  /** An object reference (1.8/1.10 format): read as the object's path, null for a null or dangling one. */
+  | { class: 'reference'; size: number; dims: number[] };
+
+/** One variable-length part of packed data: a string (a Buffer when not UTF-8), a sequence's numbers, a reference's path, or null. */
+export type SideItem = string | Buffer | TypedArray | null;
+
 export interface DatasetInfo {
-  /** numpy's name of the element type, 'string' for strings; null when the type is not read (see `unsupported`). */
-  dtype: DType | 'string' | null;
+  /**
+   * numpy's name of the element type, 'string' for strings, 'packed' for other types (their
+   * elements are read as packed bytes of `type`); null when the type is not read (see `unsupported`).
+   */
+  dtype: DType | 'string' | 'packed' | null;
+  /** The stored type (set for every supported dataset): an enum's members, array axes, compound fields. */
+  type?: H5Type;
+  /** dtype is 'packed'. */
+  packed?: boolean;
   /** What the stored type is, when `dtype` is null. */
   unsupported?: string;
   /** An opaque type (np.void). */
@@ -90,7 +120,10 @@ export interface DatasetInfo {
 
 /** What `createDataset` makes; validated by lib/dataset/hdf5-dataset.ts and the layout writer. */
 export interface DatasetSpec {
-  dtype: DType;
+  /** 'packed': elements of `type` given as packed bytes (a Uint8Array). */
+  dtype: DType | 'packed';
+  /** The element type: needed for 'packed'; with a numeric dtype, an enum of it. */
+  type?: H5Type;
   /** [] makes a scalar dataspace (no chunks, no filters). */
   shape: readonly number[];
   /** Same length as shape; null = unlimited. Differing from shape needs `chunks`. */
@@ -109,25 +142,73 @@ export interface DatasetSpec {
  */
 export type BytesLayout = 'void' | 'S' | 'uint8';
 
+/** Packed elements of a described type (lib/backends/hdf5-types.ts makes them from RecordArrays, EnumArrays, float16). */
+export interface PackedAttr {
+  type: H5Type;
+  /** [] for a scalar attribute. */
+  shape: number[];
+  data: Uint8Array;
+  /** The variable-length strings of the elements, depth-first (writing). */
+  strings?: string[];
+}
 /** An attribute value: numbers are stored as float64, bigints as int64 (uint64 above 2^63-1). */
-export type AttrValue = number | bigint | boolean | string | string[] | TypedArray;
-/** How an attribute reads back: as set, null for an empty one, `{unsupported}` for a type not read. */
-export type AttrRead = AttrValue | null | { unsupported: string };
+export type AttrValue = number | bigint | boolean | string | string[] | TypedArray | PackedAttr;
+/**
+ * How an attribute reads back: as set, null for an empty one, `{unsupported}` for a type not read;
+ * text that is not UTF-8 as a Buffer; types other than plain numbers and strings (compound, enum,
+ * array, float16, opaque, vlen, references) as packed elements with their variable-length parts
+ * in `side` (decodePacked in lib/backends/hdf5-types.ts makes the value).
+ */
+export type AttrRead =
+  | number | bigint | boolean | string | Buffer | (string | Buffer)[] | TypedArray
+  | null
+  | { unsupported: string }
+  | { type: H5Type; shape: number[]; data: Uint8Array; side: SideItem[] };
 export type AttrEntry = [name: string, value: AttrRead];
 
-/** The kinds `lookup` reports for each prefix of a path, down to the first missing one or non-group. */
-export type LookupKind = 'group' | 'dataset' | 'datatype' | 'link';
+/**
+ * The kinds `lookup` reports for each prefix of a path, down to the first missing one or non-group,
+ * soft links followed: 'external' an external link (not followed: its file is opened by
+ * TypeScript), 'dangling' a soft link to nothing, 'link' a soft-link cycle or a user-defined link.
+ */
+export type LookupKind = 'group' | 'dataset' | 'datatype' | 'external' | 'dangling' | 'link';
+
+/** A link that does not lead to an object of its file (a `WalkNode` of kind 'link'). */
+export type LinkNode = Extract<WalkNode, { kind: 'link' }>;
+
+/** What `resolve` gives: the kinds `lookup` gives, and the link where resolution stopped (null at an object or a missing name). */
+export interface ResolveResult {
+  kinds: LookupKind[];
+  link: LinkNode | null;
+}
+
+/** A child of a group (`entries`) and what it leads to. */
+export interface LinkEntry {
+  name: string;
+  kind: LookupKind | 'error';
+  /** external: the object path in the other file (with the path below it); dangling: the soft link's value; error: why. */
+  target?: string;
+  /** external: the file name as stored in the link. */
+  file?: string;
+}
 
 /** One op of `H5File.exec`; paths are absolute ("/why/_list_item_0"). */
 export type FileOp =
   /** The tree at `path` (null when missing); numeric datasets up to `inlineBytes` come with their data. */
-  | { op: 'walk'; path: string; inlineBytes?: number; inlineTotal?: number }
+  | { op: 'walk'; path: string; inlineBytes?: number; inlineTotal?: number; skip?: readonly string[] }
   | { op: 'lookup'; path: string }
+  /** `lookup`, and the link where resolution stopped (an external link: its file and target). */
+  | { op: 'resolve'; path: string }
+  /** The children of a group and what each leads to; those in `skip` (damaged) are 'error' entries, not opened. */
+  | { op: 'entries'; path: string; skip?: readonly string[] }
+  /** Sets and deletes attributes as one change: a failure leaves every attribute as it was; deleting a missing one is ERR_KEY. */
+  | { op: 'updateAttrs'; path: string; set: readonly (readonly [string, AttrValue])[]; delete: readonly string[] }
   /** Child names: creation order when the group tracks it, else name order. */
   | { op: 'list'; path: string }
   /** Links and attributes tracked in creation order; the parent must exist. */
   | { op: 'createGroup'; path: string }
-  | { op: 'createDataset'; path: string; spec: DatasetSpec; data?: TypedArray }
+  /** strings: the variable-length strings of packed data, depth-first. */
+  | { op: 'createDataset'; path: string; spec: DatasetSpec; data?: TypedArray; strings?: readonly string[] }
   /** Variable-length UTF-8 strings; shape [] for a scalar. */
   | { op: 'createStrings'; path: string; strings: readonly string[]; shape: readonly number[] }
   | { op: 'createBytes'; path: string; bytes: Uint8Array; layout: BytesLayout }
@@ -146,14 +227,24 @@ export type FileOp =
 
 export type WalkNode =
   | { kind: 'group'; names: string[]; children: (WalkNode | null)[] }
-  | { kind: 'dataset'; info: DatasetInfo; data?: TypedArray; strings?: string[] }
-  /** Not a readable object: an external link, a dangling soft link, a committed datatype. */
-  | { kind: 'link'; linkType: 'external' | 'soft' | 'datatype' | 'user-defined' }
+  /** data: numbers, or packed elements (a Uint8Array) with their variable-length parts in `side`; strings: a Buffer where not UTF-8. */
+  | { kind: 'dataset'; info: DatasetInfo; data?: TypedArray; side?: SideItem[]; strings?: (string | Buffer)[] }
+  /**
+   * Not an object of this file: an external link (`file` as stored, `target` the object path in it
+   * with the path below), a dangling soft link (`target` its value), a committed datatype, soft
+   * links in a cycle, a user-defined link. `link` is where the link is.
+   */
+  | { kind: 'link'; linkType: 'external' | 'soft' | 'datatype' | 'cycle' | 'user-defined'; link?: string; target?: string; file?: string }
   /** This node could not be read (its siblings were). */
-  | { kind: 'error'; error: NativeError };
+  | { kind: 'error'; error: NativeError }
+  /**
+   * Never made by the addon: the backend splices an external link's target in as the tree of its
+   * own file (`file`, named `fileName`), walked at `path` there.
+   */
+  | { kind: 'mounted'; file: H5File; fileName: string; path: string; node: WalkNode | null };
 
 /** What each op gives back: walk → WalkNode | null, lookup → LookupKind[], list → names, attrs → entries. */
-export type OpResult = WalkNode | null | string[] | AttrEntry[] | undefined;
+export type OpResult = WalkNode | null | string[] | AttrEntry[] | ResolveResult | LinkEntry[] | undefined;
 
 export declare class H5File {
   private constructor();

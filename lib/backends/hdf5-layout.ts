@@ -16,14 +16,16 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 import * as os from 'node:os';
-import { CheckpointerError } from '../errors';
-import type { BytesLayout, DatasetInfo, DatasetSpec, FileOp, WalkNode } from '../native';
+import { CheckpointerError, CheckpointerKeyError } from '../errors';
+import type { BytesLayout, DatasetInfo, DatasetSpec, FileOp, H5File, H5Type, WalkNode } from '../native';
 import {
   classPickleBase64, classNameFromPickleBase64, decodePickleData, displayClassName, isNumpyScalarClass, PSEUDOPICKLE_PROTOCOL,
 } from '../formats/pseudo-pickle';
-import { allocateForRead, DType, dtypeInfo, dtypeOfTypedArray, shapeSize, TypedArray } from '../values/dtype';
+import { allocateForRead, DType, dtypeInfo, dtypeOfTypedArray, float16Values, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
 import { classify } from '../values/model';
+import { EnumArray, RecordArray } from '../values/records';
+import { decodePacked, encodeRecords, enumH5Type, fromNativeArray, toNativeArray, wrapNumbers } from './hdf5-types';
 import { checkName, RESERVED_PREFIX } from '../values/names';
 import { reviveObject } from '../values/registry';
 import { readFailure } from './hdf5-verify';
@@ -76,7 +78,8 @@ export function chunkShapeFor(shape: readonly number[], itemSize: number, target
 /** A value's HDF5 form, checked in full. */
 export type PlannedNode =
   | { kind: 'group'; children: [string, PlannedNode][] }
-  | { kind: 'array'; spec: DatasetSpec; data: TypedArray | null }
+  /** strings: the variable-length strings of packed records, depth-first. */
+  | { kind: 'array'; spec: DatasetSpec; data: TypedArray | null; strings?: string[] }
   | { kind: 'strings'; strings: string[]; shape: number[] }
   | { kind: 'bytes'; bytes: Uint8Array; layout: BytesLayout }
   | { kind: 'null' };
@@ -112,28 +115,51 @@ function scalarNode(value: boolean | number | bigint, where: string): PlannedNod
 }
 
 /**
- * ASCII text as McUtils writes it (fixed-length NUL-padded `S`, which McUtils reads back as str);
- * other text (and '') as h5py writes `str`: variable-length UTF-8, which cannot hold NUL.
+ * Text as McUtils writes it: ASCII, '' and text holding NUL as fixed-length NUL-padded `S` of its
+ * UTF-8 bytes (McUtils reads `S` back as str; '' is `|S1` holding b''); other text as h5py
+ * writes `str`, variable-length UTF-8. Text ending in NUL is refused: numpy strips trailing NULs.
  */
 function stringNode(text: string, where: string): PlannedNode {
-  if (text.length > 0 && /^[\x01-\x7f]*$/.test(text)) return { kind: 'bytes', bytes: Buffer.from(text, 'latin1'), layout: 'S' };
-  if (text.includes('\0')) throw unsupported(`${where}: HDF5 variable-length strings cannot hold NUL characters`);
+  if (text.length === 0 || text.includes('\0') || /^[\x00-\x7f]*$/.test(text)) {
+    if (text.endsWith('\0')) throw unsupported(`${where}: text ending in NUL cannot be stored in HDF5 (numpy strips trailing NULs from S data)`);
+    return { kind: 'bytes', bytes: Buffer.from(text, 'utf8'), layout: 'S' };
+  }
   return { kind: 'strings', strings: [text], shape: [] };
 }
 
-function arrayNode(dtype: DType, shape: readonly number[], data: TypedArray): PlannedNode {
-  if (shape.length === 0) return { kind: 'array', spec: { dtype, shape: [] }, data };
-  return {
-    kind: 'array',
-    spec: {
+/** A dataset of `shape` (chunked and growable along axis 0 when rank >= 1) of elements `itemSize` bytes each. */
+function datasetSpec(dtype: DatasetSpec['dtype'], shape: readonly number[], itemSize: number, type?: DatasetSpec['type']): DatasetSpec {
+  const spec: DatasetSpec = shape.length === 0
+    ? { dtype, shape: [] }
+    : {
       dtype,
       shape,
       // A zero-length fixed axis cannot hold a chunk of 1: leave such axes unlimited.
       maxshape: [null, ...shape.slice(1).map((d) => (d === 0 ? null : d))],
-      chunks: chunkShapeFor(shape, dtypeInfo(dtype).itemSize),
-    },
-    data,
-  };
+      chunks: chunkShapeFor(shape, Math.max(1, itemSize)),
+    };
+  if (type) spec.type = type;
+  return spec;
+}
+
+function arrayNode(dtype: DType, shape: readonly number[], data: TypedArray, type?: DatasetSpec['type']): PlannedNode {
+  return { kind: 'array', spec: datasetSpec(dtype, shape, dtypeInfo(dtype).itemSize, type), data: toNativeArray(dtype, data) };
+}
+
+/** A RecordArray as a compound dataset of its records (packed, field order kept). */
+function recordsNode(r: RecordArray, where: string): PlannedNode {
+  const { type, data, strings } = encodeRecords(r, where);
+  const node: PlannedNode = { kind: 'array', spec: datasetSpec('packed', r.shape, type.size, type), data };
+  if (strings.length > 0) node.strings = strings;
+  return node;
+}
+
+/**
+ * A Buffer (Python bytes): non-empty as a 0-d opaque (np.void; lossless, read back as a Buffer),
+ * empty as `|S1` holding b'' (HDF5 has no empty opaque; it reads back as '').
+ */
+function bytesNode(b: Buffer): PlannedNode {
+  return { kind: 'bytes', bytes: new Uint8Array(b.buffer, b.byteOffset, b.length), layout: b.length > 0 ? 'void' : 'S' };
 }
 
 /** Plans `value` (already checked storable): every name and value checked, nothing written. */
@@ -145,10 +171,11 @@ export function planValue(value: unknown, where: string): PlannedNode {
     case 'number':
     case 'bigint': return scalarNode(c.value, where);
     case 'string': return stringNode(c.value, where);
-    case 'records': throw unsupported(`${where}: record arrays are not stored in HDF5 checkpoints yet`);
-    case 'bytes':
+    case 'records': return recordsNode(c.value, where);
+    case 'bytes': return bytesNode(c.value);
     case 'typed': return arrayNode(dtypeOfTypedArray(c.value), [c.value.length], c.value);
-    case 'ndarray': return arrayNode(c.value.dtype, c.value.shape, c.value.data);
+    case 'ndarray':
+      return arrayNode(c.value.dtype, c.value.shape, c.value.data, c.value instanceof EnumArray ? enumH5Type(c.value, where) : undefined);
     case 'list': {
       const children: [string, PlannedNode][] = c.value.map((item, i) => [`${LIST_ITEM}${i}`, planValue(item, `${where}[${i}]`)]);
       children.push([LIST_COUNT, scalarNode(c.value.length, where)]);
@@ -189,7 +216,11 @@ export function createOps(path: string, node: PlannedNode, ops: FileOp[] = []): 
       for (const [name, child] of node.children) createOps(joinPath(path, name), child, ops);
       break;
     case 'array':
-      ops.push(node.data && node.data.length > 0 ? { op: 'createDataset', path, spec: node.spec, data: node.data } : { op: 'createDataset', path, spec: node.spec });
+      if (node.data && node.data.length > 0) {
+        ops.push(node.strings ? { op: 'createDataset', path, spec: node.spec, data: node.data, strings: node.strings } : { op: 'createDataset', path, spec: node.spec, data: node.data });
+      } else {
+        ops.push({ op: 'createDataset', path, spec: node.spec });
+      }
       break;
     case 'strings':
       ops.push({ op: 'createStrings', path, strings: node.strings, shape: node.shape });
@@ -210,10 +241,30 @@ export function isReserved(name: string): boolean {
   return name.startsWith(RESERVED_PREFIX);
 }
 
-/** Loads a walked tree; arrays not in the walk are allocated and their reads collected in `reads`. */
+/** A member of a group that a non-strict read left out, and why. */
+export interface SkippedMember {
+  /** Its path in `file`. */
+  path: string;
+  file: string;
+  error: CheckpointerError;
+}
+
+/**
+ * Loads a walked tree; arrays not in the walk are allocated and their reads collected in `reads`
+ * (those of external files spliced into the tree in `otherReads`). Not `strict`: a dict's member
+ * that cannot be read is left out and listed in `skipped`; `strict`: its error is thrown.
+ */
 export class LayoutReader {
   readonly reads: FileOp[] = [];
-  constructor(private readonly file: string) {}
+  readonly otherReads = new Map<H5File, FileOp[]>();
+  readonly skipped: SkippedMember[] = [];
+  #mounted: { file: H5File; fileName: string } | null = null;
+  constructor(private readonly fileName: string, private readonly strict = true) {}
+
+  /** The file the node being loaded is in. */
+  get file(): string {
+    return this.#mounted?.fileName ?? this.fileName;
+  }
 
   /** The value of the node at `path` (placeholders stand for arrays still to be read). */
   load(node: WalkNode | null, path: string): unknown {
@@ -222,16 +273,23 @@ export class LayoutReader {
       case 'group': return this.#group(node, path);
       case 'dataset': return this.#dataset(node.info, node, path);
       case 'error': throw readFailure(node.error, this.file);
-      case 'link':
-        throw new CheckpointerError(`${path} in ${this.file} is a${node.linkType === 'external' ? 'n' : ''} ${node.linkType === 'datatype' ? 'committed datatype' : `${node.linkType} link`}, neither a group nor a dataset`, {
-          code: 'ERR_UNSUPPORTED_DTYPE', file: this.file,
-        });
+      case 'mounted': {
+        const outer = this.#mounted;
+        this.#mounted = { file: node.file, fileName: node.fileName };
+        try {
+          return this.load(node.node, node.path);
+        } finally {
+          this.#mounted = outer;
+        }
+      }
+      case 'link': throw linkError(node, path, this.file);
     }
   }
 
   /** After the reads ran: the value with its placeholders replaced. */
   finish(value: unknown): unknown {
     if (value instanceof PendingScalar) return value.value();
+    if (value instanceof PendingPacked) return decodePacked(value.type, value.shape, value.data, [], value.where);
     if (value instanceof PendingObject) return reviveObject(value.className, this.finish(value.state));
     if (Array.isArray(value)) return value.map((x) => this.finish(x));
     if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
@@ -273,7 +331,16 @@ export class LayoutReader {
     }
     const out: Record<string, unknown> = {};
     for (const [name, n] of child) {
-      Object.defineProperty(out, name, { value: this.load(n, joinPath(path, name)), enumerable: true, writable: true, configurable: true });
+      if (n?.kind === 'link' && n.linkType === 'datatype') continue; // a committed datatype is no value
+      let value: unknown;
+      try {
+        value = this.load(n, joinPath(path, name));
+      } catch (err) {
+        if (this.strict || !(err instanceof CheckpointerError)) throw err;
+        this.skipped.push({ path: joinPath(path, name), file: this.file, error: err });
+        continue;
+      }
+      Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
     }
     return out;
   }
@@ -287,9 +354,10 @@ export class LayoutReader {
       const strings = node.strings ?? [];
       return info.shape.length === 0 ? strings[0] ?? '' : nest(strings, info.shape);
     }
+    if (info.dtype === 'packed') return this.#packed(info, node, path);
     const dtype = info.dtype;
     const d = dtypeInfo(dtype);
-    let data = node.data;
+    let data = node.data && fromNativeArray(dtype, node.data);
     if (!data) {
       const elements = shapeSize(info.shape);
       if (elements * d.itemSize > MAX_ARRAY_BYTES) {
@@ -306,10 +374,50 @@ export class LayoutReader {
           code: 'ERR_TOO_LARGE', file: this.file, cause: err,
         });
       }
-      if (data.length > 0) this.reads.push({ op: 'read', path, out: data });
+      if (data.length > 0) {
+        const op: FileOp = { op: 'read', path, out: toNativeArray(dtype, data) };
+        if (!this.#mounted) this.reads.push(op);
+        else {
+          const list = this.otherReads.get(this.#mounted.file) ?? [];
+          list.push(op);
+          this.otherReads.set(this.#mounted.file, list);
+        }
+      }
     }
     if (info.shape.length === 0 && d.kind !== 'c') return new PendingScalar(data, dtype);
-    return new NDArray(data, info.shape, dtype);
+    return wrapNumbers(info.type, data, info.shape, dtype);
+  }
+
+  /** Compound, array, opaque, variable-length and reference data: decoded from packed elements. */
+  #packed(info: DatasetInfo, node: Extract<WalkNode, { kind: 'dataset' }>, path: string): unknown {
+    const type = info.type!;
+    if (node.data) return decodePacked(type, info.shape, node.data as Uint8Array, node.side ?? [], path);
+    const bytes = shapeSize(info.shape) * shapeSize(type.dims) * type.size;
+    if (bytes > MAX_ARRAY_BYTES) {
+      throw new CheckpointerError(`${path} in ${this.file} holds ${bytes} bytes (shape [${info.shape.join(', ')}]), more than one array here can hold; read it in slices through a dataset handle`, {
+        code: 'ERR_TOO_LARGE', file: this.file,
+      });
+    }
+    const data = allocateForRead('uint8', bytes) as Uint8Array;
+    if (bytes > 0) this.reads.push({ op: 'read', path, out: data });
+    return new PendingPacked(type, info.shape, data, path);
+  }
+}
+
+/** Why a link node is no value: a dangling link is a missing key (ERR_KEY naming the link and its target). */
+export function linkError(node: Extract<WalkNode, { kind: 'link' }>, path: string, file: string): CheckpointerError {
+  const at = node.link && node.link !== path ? ` (through the link ${node.link})` : '';
+  switch (node.linkType) {
+    case 'soft':
+      return new CheckpointerKeyError(`${path} in ${file} is a soft link to ${node.target ?? '?'}${at}, which does not exist (a dangling link)`, path, file);
+    case 'external':
+      return new CheckpointerKeyError(`${path} in ${file} is an external link to ${node.file ?? '?'}:${node.target ?? '/'}${at}, which does not exist (a dangling link)`, path, file);
+    case 'datatype':
+      return new CheckpointerKeyError(`${path} in ${file} is a committed datatype, not a value`, path, file);
+    case 'cycle':
+      return new CheckpointerError(`${path} in ${file} is a soft link in a cycle of soft links${at}`, { code: 'ERR_UNSUPPORTED_VALUE', file });
+    default:
+      return new CheckpointerError(`${path} in ${file} is a user-defined link, neither a group nor a dataset`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
   }
 }
 
@@ -317,6 +425,7 @@ export class LayoutReader {
 class PendingScalar {
   constructor(readonly data: TypedArray, readonly dtype: DType) {}
   value(): unknown {
+    if (this.dtype === 'float16') return float16Values(this.data)[0]!;
     const v = this.data[0]!;
     if (this.dtype === 'bool') return v !== 0;
     if (typeof v === 'bigint') {
@@ -327,11 +436,16 @@ class PendingScalar {
   }
 }
 
+/** Fixed-size packed elements whose data a later read fills. */
+class PendingPacked {
+  constructor(readonly type: H5Type, readonly shape: readonly number[], readonly data: Uint8Array, readonly where: string) {}
+}
+
 class PendingObject {
   constructor(readonly className: string, readonly state: unknown) {}
 }
 
-function nest(flat: readonly string[], shape: readonly number[]): unknown {
+function nest(flat: readonly unknown[], shape: readonly number[]): unknown {
   let index = 0;
   const build = (axis: number): unknown[] => {
     const out: unknown[] = [];

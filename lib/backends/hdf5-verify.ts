@@ -283,6 +283,13 @@ export function guardPath(file: H5File, p: string, subtree = false): void {
   if (at) throw refuse(file.path, at);
 }
 
+/** The damaged paths strictly below `p` in `file` (a walk can report them without opening them). */
+export function damagedBelow(file: H5File, p: string): string[] {
+  const report = reports.get(file);
+  if (!report) return [];
+  return [...report.damaged.keys()].filter((d) => d !== p && under(d, p));
+}
+
 /** The same for a batch: walks, moves and deletes touch everything below their path. */
 export function guardOps(file: H5File, ops: readonly FileOp[]): void {
   const report = reports.get(file);
@@ -293,6 +300,14 @@ export function guardOps(file: H5File, ops: readonly FileOp[]): void {
   if (report.damaged.size === 0) return;
   for (const op of ops) {
     if (op.op === 'reserve') continue;
+    if ((op.op === 'walk' || op.op === 'entries') && op.skip) {
+      // Damage below a walk that names it in `skip` is reported by the walk without being opened.
+      const skip = new Set(op.skip);
+      for (const [d, why] of report.damaged) {
+        if (under(op.path, d) || (under(d, op.path) && !skip.has(d))) throw refuse(file.path, [d, why]);
+      }
+      continue;
+    }
     const subtree = op.op === 'walk' || op.op === 'move' || op.op === 'delete';
     const at = damagedAt(report, op.path, subtree) ?? (op.op === 'move' ? damagedAt(report, op.to, true) : undefined);
     if (at) throw refuse(file.path, at);
@@ -351,7 +366,7 @@ export function guardDatasetRead(ds: H5Dataset, sel?: Float64Array): void {
   if (known) guardSparseRead(known.report, known.fileName, ds.path, sel);
 }
 
-const READ_OPS = new Set<FileOp['op']>(['walk', 'lookup', 'list', 'read', 'attrs']);
+const READ_OPS = new Set<FileOp['op']>(['walk', 'lookup', 'resolve', 'entries', 'list', 'read', 'attrs']);
 
 /** Whether a batch only reads. */
 export function readsOnly(ops: readonly FileOp[]): boolean {

@@ -29,6 +29,9 @@ import {
 import { chunkShapeFor, TARGET_CHUNK_BYTES, toH5Path } from '../backends/hdf5-layout';
 import { allocateForRead, DType, DTypeInfo, dtypeInfo, isDType, shapeSize, TypedArray } from '../values/dtype';
 import { NDArray } from '../values/ndarray';
+import { RecordArray, RecordField } from '../values/records';
+import { attrValueOf, decodePacked, encodeRecords, fieldH5Type, hasVariableParts, nativeAttrValue, toNativeArray, wrapNumbers } from '../backends/hdf5-types';
+import type { H5Type } from '../native';
 import { AxisRange, countsOf, normalizeSelection, rangeEnd, resultShape } from './selection';
 import type {
   AppendData, AttrValue, Dataset, DatasetAttrs, DatasetHost, DatasetLifecycle, DatasetOptions, DatasetSelection,
@@ -119,9 +122,15 @@ function checkFill(fill: number | bigint | boolean, dtype: DType): void {
 /** Native create options from the user's, checked as h5py checks them (TypeError/RangeError). */
 export function createOptions(o: DatasetOptions): DatasetSpec {
   if (o === null || typeof o !== 'object') throw new TypeError(`dataset options must be an object, got ${JSON.stringify(o)}`);
-  if (o.dtype === undefined) throw new TypeError('creating a dataset needs a dtype (options.dtype)');
-  if (!isDType(o.dtype)) throw new TypeError(`unknown dtype ${JSON.stringify(o.dtype)}`);
-  const info = dtypeInfo(o.dtype);
+  let recordType: CompoundType | null = null;
+  if (o.fields !== undefined) {
+    if (o.dtype !== undefined) throw new TypeError('a record dataset is described by its fields; give fields or dtype, not both');
+    recordType = recordTypeOf(o.fields);
+  } else {
+    if (o.dtype === undefined) throw new TypeError('creating a dataset needs a dtype (options.dtype) or record fields (options.fields)');
+    if (!isDType(o.dtype)) throw new TypeError(`unknown dtype ${JSON.stringify(o.dtype)}`);
+  }
+  const info = recordType ? recordInfo(recordType) : dtypeInfo(o.dtype!);
   const shape = checkDims(o.shape ?? [0], 'shape', false) as number[];
   const rank = shape.length;
   // Made for appending: the first axis is unlimited unless said otherwise (or the layout is contiguous).
@@ -185,12 +194,57 @@ export function createOptions(o: DatasetOptions): DatasetSpec {
   if (chunks && shapeSize(chunks) * info.itemSize > MAX_CHUNK_BYTES) {
     throw new RangeError(`chunks ${shapeText(chunks)} hold ${shapeSize(chunks) * info.itemSize} bytes; HDF5 chunks hold less than 4 GiB`);
   }
-  if (o.fillValue !== undefined) checkFill(o.fillValue, o.dtype);
-  const out: DatasetSpec = { dtype: o.dtype, shape, maxshape, compression: gzip ? 'gzip' : null, shuffle };
+  if (o.fillValue !== undefined) {
+    if (recordType) throw new TypeError('a record dataset has no fillValue (unwritten records are zeros)');
+    checkFill(o.fillValue, o.dtype!);
+  }
+  const out: DatasetSpec = recordType
+    ? { dtype: 'packed', type: recordType, shape, maxshape, compression: gzip ? 'gzip' : null, shuffle }
+    : { dtype: o.dtype!, shape, maxshape, compression: gzip ? 'gzip' : null, shuffle };
   if (chunks) out.chunks = chunks;
   if (gzip) out.compressionLevel = level;
   if (o.fillValue !== undefined) out.fillValue = o.fillValue;
   return out;
+}
+
+type CompoundType = Extract<H5Type, { class: 'compound' }>;
+
+/** The compound type of record fields a dataset handle can move as fixed-size rows. */
+function recordTypeOf(fields: readonly RecordField[]): CompoundType {
+  if (!Array.isArray(fields) || fields.length === 0) throw new TypeError('options.fields must be a non-empty array of record fields ({name, type, shape})');
+  const type = fieldH5Type({ kind: 'record', fields }, [], 'options.fields') as CompoundType;
+  if (hasVariableParts(type)) {
+    throw new CheckpointerError('dataset handles move fixed-size records: a field holds variable-length strings (give it a length, or store the table with set)', { code: 'ERR_UNSUPPORTED_VALUE' });
+  }
+  return type;
+}
+
+/**
+ * A record dataset's element, for the buffer and size arithmetic: one uint8 "lane" per byte of a
+ * packed record, so rows are whole records of bytes.
+ */
+function recordInfo(type: CompoundType): DTypeInfo {
+  return { name: 'uint8', itemSize: type.size, lanes: type.size as 1, ArrayType: Uint8Array, kind: 'u' };
+}
+
+/**
+ * Whether two types hold the same packed records: the same fields, types, sizes and enum members
+ * (key order aside, and labels that do not change the bytes: string padding and character set,
+ * opaque tags — a PyTables table's NUL-terminated strings take the records a RecordArray packs).
+ */
+function sameType(a: H5Type, b: H5Type): boolean {
+  const ignored = new Set(['pad', 'utf8', 'tag']);
+  const canon = (x: unknown): unknown => {
+    if (typeof x === 'bigint') return `${x}n`;
+    if (Array.isArray(x)) return x.map(canon);
+    if (x !== null && typeof x === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(x).sort()) if (!ignored.has(k)) out[k] = canon((x as Record<string, unknown>)[k]);
+      return out;
+    }
+    return x;
+  };
+  return JSON.stringify(canon(a)) === JSON.stringify(canon(b));
 }
 
 // ------------------------------------------------------------------------------------- steps
@@ -216,7 +270,13 @@ export class HDF5DatasetCore {
   readonly key: readonly string[];
   /** The dataset's path inside the file. */
   readonly path: string;
+  /** 'uint8' for a record dataset, whose rows are packed records (recordType). */
   readonly dtype: DType;
+  /** A record dataset's compound type (packed, native order), and its fields. */
+  readonly recordType: CompoundType | null;
+  readonly fields: readonly RecordField[] | null;
+  /** An enum dataset's type (reads give EnumArrays). */
+  readonly #numberType: H5Type | undefined;
   readonly chunks: readonly number[] | null;
   readonly compression: 'gzip' | null;
   readonly compressionLevel: number | null;
@@ -268,8 +328,18 @@ export class HDF5DatasetCore {
     this.#host = host;
     this.key = Object.freeze([...key]);
     this.path = path;
-    this.dtype = info.dtype as DType;
-    this.#info = dtypeInfo(this.dtype);
+    if (info.dtype === 'packed') {
+      this.recordType = info.type as CompoundType;
+      this.fields = (decodePacked(info.type!, [0], new Uint8Array(0)) as RecordArray).fields;
+      this.dtype = 'uint8';
+      this.#info = recordInfo(this.recordType);
+    } else {
+      this.recordType = null;
+      this.fields = null;
+      this.dtype = info.dtype as DType;
+      this.#info = dtypeInfo(this.dtype);
+    }
+    this.#numberType = info.type;
     this.#native = native;
     this.#nativeFile = io.file();
     this.#shape = [...info.shape];
@@ -314,7 +384,10 @@ export class HDF5DatasetCore {
 
   /** Whether `options` fit this dataset (a second handle opened with options). */
   checkOptions(options: DatasetOptions | null): void {
-    if (options) checkMatches({ dtype: this.dtype, shape: this.#shape } as DatasetInfo, createOptions(options), JSON.stringify(this.key.length === 1 ? this.key[0]! : this.key));
+    if (options) {
+      const info = this.recordType ? { dtype: 'packed', type: this.recordType, shape: this.#shape } : { dtype: this.dtype, shape: this.#shape };
+      checkMatches(info as DatasetInfo, createOptions(options), JSON.stringify(this.key.length === 1 ? this.key[0]! : this.key));
+    }
     // Handles share the dataset's state: the latest autoFlush asked for applies to all of them.
     if (options?.autoFlush != null) this.#autoFlush.set(options.autoFlush);
   }
@@ -397,7 +470,7 @@ export class HDF5DatasetCore {
         continue;
       }
       const n = Math.min(left, room);
-      const buf = (this.#buf ??= this.#pool.pop() ?? allocateForRead(this.dtype, this.#bandRows * rowLen));
+      const buf = (this.#buf ??= this.#pool.pop() ?? allocateForRead(this.dtype, this.#bandRows * rowLen)); // records: bytes
       if (from === 0 && n * rowLen === data.length) buf.set(data as never, this.#bufRows * rowLen);
       else buf.set(data.subarray(from * rowLen, (from + n) * rowLen) as never, this.#bufRows * rowLen);
       this.#bufRows += n;
@@ -486,14 +559,14 @@ export class HDF5DatasetCore {
       case 'rows':
         if (s.rows === 0) return;
         yield* this.#ensureExtent(ds, s.start + s.rows, s.trailing);
-        yield* writeFrom(ds, s.data, hyperslab([s.start, ...s.trailing.map(() => 0)], [1, ...s.trailing.map(() => 1)], [s.rows, ...s.trailing]));
+        yield* writeFrom(ds, toNativeArray(this.dtype, s.data), hyperslab([s.start, ...s.trailing.map(() => 0)], [1, ...s.trailing.map(() => 1)], [s.rows, ...s.trailing]));
         return;
       case 'extent':
         yield* resizeDataset(ds, s.shape);
         this.#fileShape = [...s.shape];
         return;
       case 'select':
-        yield* writeFrom(ds, s.data, this.#slab(s.ranges));
+        yield* writeFrom(ds, toNativeArray(this.dtype, s.data), this.#slab(s.ranges));
     }
   }
 
@@ -584,10 +657,30 @@ export class HDF5DatasetCore {
 
   // ------------------------------------------------------------------------------ append
 
+  /** Records as packed rows: the RecordArray's fields must be the dataset's. */
+  #packRecords(x: unknown, what: string): { data: Uint8Array; shape: readonly number[] } {
+    if (!(x instanceof RecordArray)) throw new TypeError(`${this}: ${what} of a record dataset takes a RecordArray`);
+    const packed = encodeRecords(x, `${this} ${what}`);
+    if (!sameType(packed.type, this.recordType!)) {
+      throw new TypeError(`${this}: the records' fields (${x.names.join(', ')}) are not the dataset's (${this.fields!.map((f) => f.name).join(', ')}) with the same types and shapes`);
+    }
+    return { data: packed.data, shape: x.shape };
+  }
+
+  #framesOf(frames: AppendData): { data: TypedArray; count: number } {
+    if (this.recordType === null) return framesOf(frames, this.dtype, this.#frame());
+    const frame = this.#frame();
+    const { data, shape } = this.#packRecords(frames, 'append');
+    const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+    if (same(shape, frame)) return { data, count: 1 };
+    if (shape.length === frame.length + 1 && same(shape.slice(1), frame)) return { data, count: shape[0]! };
+    throw new RangeError(`append: records of shape ${shapeText(shape)} are neither a frame ${shapeText(frame)} nor a batch [k, ${frame.join(', ')}]`);
+  }
+
   append(frames: AppendData): Promise<void> {
     // The common case first: one frame of the dataset's own TypedArray that does not fill the band.
     const buf = this.#buf;
-    if (buf !== null && frames instanceof this.#info.ArrayType && frames.length === this.#rowLen && this.#writableOk
+    if (buf !== null && this.recordType === null && frames instanceof this.#info.ArrayType && frames.length === this.#rowLen && this.#writableOk
       && this.#bandEnd - this.#bufStart - this.#bufRows > 1 && this.#broken === null && this.#shape.length > 0) {
       buf.set(frames as never, this.#bufRows * this.#rowLen);
       this.#bufRows++;
@@ -596,7 +689,7 @@ export class HDF5DatasetCore {
     }
     try {
       this.assertUsable();
-      const { data, count } = framesOf(frames, this.dtype, this.#frame());
+      const { data, count } = this.#framesOf(frames);
       this.#checkRoom(count);
       if (count === 0) return this.#upgrade ?? RESOLVED;
       this.#checkWritable();
@@ -611,7 +704,7 @@ export class HDF5DatasetCore {
 
   appendSync(frames: AppendData): void {
     this.#host.assertIdle();
-    const { data, count } = framesOf(frames, this.dtype, this.#frame());
+    const { data, count } = this.#framesOf(frames);
     this.#checkRoom(count);
     if (count === 0) return;
     this.#checkWritableSync();
@@ -636,7 +729,7 @@ export class HDF5DatasetCore {
   *#readSelection(ranges: AxisRange[], out: TypedArray): H5Gen<void> {
     if (out.length === 0) return;
     const ds = yield* this.#dataset();
-    yield* readInto(ds, out, this.#slab(ranges));
+    yield* readInto(ds, toNativeArray(this.dtype, out), this.#slab(ranges));
   }
 
   /** The sync twin's read: straight to the native call when nothing else has to run first. */
@@ -645,7 +738,7 @@ export class HDF5DatasetCore {
     if (ds) {
       const slab = this.#slab(ranges);
       guardDatasetRead(ds, slab); // a WeakMap miss unless the file is a verified one with sparse datasets
-      ds.readSync(result instanceof NDArray ? result.data : result, slab);
+      ds.readSync(toNativeArray(this.dtype, result instanceof NDArray ? result.data : result), slab);
       return result;
     }
     return this.#runSync(steps, () => this.#readAndReturn(ranges, result)) as R;
@@ -662,10 +755,43 @@ export class HDF5DatasetCore {
     }
   }
 
+  #numbersOnly(what: string): void {
+    if (this.recordType) throw new TypeError(`${this} holds records: ${what} reads numbers; use readRecords`);
+  }
+
+  readRecords(selection?: DatasetSelection): Promise<RecordArray> {
+    try {
+      const { ranges, shape, elements, steps, bytes } = this.#planRecordRead(selection);
+      if (elements === 0) return Promise.resolve(decodePacked(this.recordType!, shape, bytes) as RecordArray);
+      return this.#submit(steps, () => this.#readRecordsAndReturn(ranges, shape, bytes)) as Promise<RecordArray>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  readRecordsSync(selection?: DatasetSelection): RecordArray {
+    this.#host.assertIdle();
+    const { ranges, shape, elements, steps, bytes } = this.#planRecordRead(selection);
+    if (elements > 0) this.#readSync(steps, ranges, bytes);
+    return decodePacked(this.recordType!, shape, bytes) as RecordArray;
+  }
+
+  #planRecordRead(selection: DatasetSelection | undefined): { ranges: AxisRange[]; shape: number[]; elements: number; steps: Step[]; bytes: Uint8Array } {
+    if (!this.recordType) throw new TypeError(`${this} holds numbers, not records: use read`);
+    const plan = this.#planRead(selection);
+    return { ...plan, bytes: this.#allocate(plan.elements) as Uint8Array };
+  }
+
+  *#readRecordsAndReturn(ranges: AxisRange[], shape: number[], bytes: Uint8Array): H5Gen<RecordArray> {
+    yield* this.#readSelection(ranges, bytes);
+    return decodePacked(this.recordType!, shape, bytes, [], String(this)) as RecordArray;
+  }
+
   read(selection?: DatasetSelection): Promise<NDArray> {
     try {
+      this.#numbersOnly('read');
       const { ranges, shape, elements, steps } = this.#planRead(selection);
-      const result = new NDArray(this.#allocate(elements), shape, this.dtype);
+      const result = wrapNumbers(this.#numberType, this.#allocate(elements), shape, this.dtype);
       if (elements === 0) return Promise.resolve(result);
       return this.#submit(steps, () => this.#readAndReturn(ranges, result)) as Promise<NDArray>;
     } catch (err) {
@@ -675,14 +801,16 @@ export class HDF5DatasetCore {
 
   readSync(selection?: DatasetSelection): NDArray {
     this.#host.assertIdle();
+    this.#numbersOnly('readSync');
     const { ranges, shape, elements, steps } = this.#planRead(selection);
-    const result = new NDArray(this.#allocate(elements), shape, this.dtype);
+    const result = wrapNumbers(this.#numberType, this.#allocate(elements), shape, this.dtype);
     if (elements === 0) return result;
     return this.#readSync(steps, ranges, result);
   }
 
   readInto<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): Promise<T> {
     try {
+      this.#numbersOnly('readInto');
       const { ranges, elements, steps } = this.#planRead(selection);
       targetOf(target, this.dtype, elements);
       if (elements === 0) return Promise.resolve(target);
@@ -694,6 +822,7 @@ export class HDF5DatasetCore {
 
   readIntoSync<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): T {
     this.#host.assertIdle();
+    this.#numbersOnly('readIntoSync');
     const { ranges, elements, steps } = this.#planRead(selection);
     targetOf(target, this.dtype, elements);
     if (elements === 0) return target;
@@ -711,7 +840,7 @@ export class HDF5DatasetCore {
     if (!Array.isArray(selection)) throw new TypeError(`write needs a selection (an array with one entry per axis; [] for all), got ${JSON.stringify(selection)}`);
     const grow = options?.grow === true;
     const ranges = normalizeSelection(selection, this.#shape, grow ? this.#maxshape : undefined);
-    const block = blockOf(data, this.dtype, resultShape(ranges));
+    const block = this.recordType ? this.#recordBlock(data, resultShape(ranges)) : blockOf(data, this.dtype, resultShape(ranges));
     const steps: Step[] = [];
     if (block.length === 0) return steps;
     const target = this.#shape.map((n, i) => Math.max(n, rangeEnd(ranges[i]!)));
@@ -722,6 +851,14 @@ export class HDF5DatasetCore {
     }
     steps.push({ kind: 'select', ranges, data: block });
     return steps;
+  }
+
+  #recordBlock(data: unknown, counts: readonly number[]): Uint8Array {
+    const { data: bytes, shape } = this.#packRecords(data, 'write');
+    if (shape.length !== counts.length || shape.some((d, i) => d !== counts[i])) {
+      throw new RangeError(`write: records of shape ${shapeText(shape)} do not match the selection's shape ${shapeText(counts)}`);
+    }
+    return bytes;
   }
 
   write(selection: DatasetSelection, data: WriteData, options?: WriteOptions): Promise<void> {
@@ -858,7 +995,7 @@ export class HDF5DatasetCore {
 
   *#setAttr(name: string, value: AttrValue): H5Gen<void> {
     yield* this.#io.writable();
-    yield* setDatasetAttr(yield* this.#dataset(), name, value as never);
+    yield* setDatasetAttr(yield* this.#dataset(), name, nativeAttrValue(value, `attribute ${JSON.stringify(name)} of ${this}`));
   }
 
   deleteAttr(name: string): void {
@@ -877,14 +1014,23 @@ function checkOpenable(info: DatasetInfo, shown: string, file: string): void {
   if (info.dtype === null) throw new CheckpointerError(`key ${shown}: ${info.unsupported ?? 'an unsupported datatype'}`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
   if (info.dtype === 'string') throw new CheckpointerError(`key ${shown} holds strings; dataset handles hold numbers`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
   if (info.isNull) throw new CheckpointerError(`key ${shown} holds None (a null dataspace)`, { code: 'ERR_UNSUPPORTED_VALUE', file });
+  if (info.dtype === 'packed') {
+    const t = info.type!;
+    if (t.class !== 'compound' || t.dims.length > 0 || hasVariableParts(t)) {
+      const what = t.class === 'compound' ? 'records with variable-length parts or array axes' : t.class === 'number' || t.class === 'enum' ? 'an HDF5 array datatype' : `${t.class} data`;
+      throw new CheckpointerError(`key ${shown} holds ${what}; dataset handles hold numbers and fixed-size records (read it whole with get)`, { code: 'ERR_UNSUPPORTED_DTYPE', file });
+    }
+    decodePacked(t, [0], new Uint8Array(0), [], `key ${shown}`); // refuses field types a RecordArray cannot hold
+  }
 }
 
 /**
  * An existing dataset is opened when it can hold what was asked for (h5py's require_dataset, but
  * only the first axis may differ, so a resumed run keeps appending).
  */
-function checkMatches(info: Pick<DatasetInfo, 'dtype' | 'shape'>, spec: DatasetSpec, shown: string): void {
-  if (info.dtype !== spec.dtype) throw new TypeError(`key ${shown} exists with dtype ${info.dtype}, not ${spec.dtype}`);
+function checkMatches(info: Pick<DatasetInfo, 'dtype' | 'shape' | 'type'>, spec: DatasetSpec, shown: string): void {
+  if (info.dtype !== spec.dtype) throw new TypeError(`key ${shown} exists with dtype ${info.dtype === 'packed' ? 'records' : info.dtype}, not ${spec.dtype === 'packed' ? 'records' : spec.dtype}`);
+  if (spec.type && info.type && !sameType(info.type, spec.type)) throw new TypeError(`key ${shown} exists with other record fields than asked for`);
   if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => i > 0 && d !== spec.shape[i])) {
     throw new RangeError(`key ${shown} exists with shape ${shapeText(info.shape)}, whose frames differ from shape ${shapeText(spec.shape)}`);
   }
@@ -909,7 +1055,8 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   get key(): readonly string[] { return this.#core.key; }
   /** The dataset's path inside the file. */
   get path(): string { return this.#core.path; }
-  get dtype(): DType { return this.#core.dtype; }
+  get dtype(): DType | 'records' { return this.#core.recordType ? 'records' : this.#core.dtype; }
+  get fields(): readonly RecordField[] | undefined { return this.#core.fields ?? undefined; }
   get chunks(): readonly number[] | null { return this.#core.chunks; }
   get compression(): 'gzip' | null { return this.#core.compression; }
   get compressionLevel(): number | null { return this.#core.compressionLevel; }
@@ -918,7 +1065,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   get maxshape(): readonly (number | null)[] { return this.#core.maxshape; }
   get size(): number { return shapeSize(this.#core.shape); }
   get ndim(): number { return this.#core.shape.length; }
-  get nbytes(): number { return this.size * dtypeInfo(this.dtype).itemSize; }
+  get nbytes(): number { return this.size * (this.#core.recordType ? this.#core.recordType.size : dtypeInfo(this.#core.dtype).itemSize); }
   get isOpen(): boolean { return !this.#closed && this.#core.isOpen; }
 
   toString(): string {
@@ -965,6 +1112,15 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
 
   readInto<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): Promise<T> {
     return this.#guard(() => this.#core.readInto(selection, target));
+  }
+
+  readRecords(selection?: DatasetSelection): Promise<RecordArray> {
+    return this.#guard(() => this.#core.readRecords(selection));
+  }
+
+  readRecordsSync(selection?: DatasetSelection): RecordArray {
+    this.assertUsable();
+    return this.#core.readRecordsSync(selection);
   }
 
   readIntoSync<T extends TypedArray>(selection: DatasetSelection | undefined, target: T): T {
@@ -1071,10 +1227,7 @@ class HDF5DatasetAttrs implements DatasetAttrs {
     const hit = this.#entries().find(([k]) => k === name);
     if (!hit) return undefined;
     const v = hit[1];
-    if (v !== null && typeof v === 'object' && 'unsupported' in v) {
-      throw new CheckpointerError(`attribute ${JSON.stringify(name)} of ${this.#handle}: ${v.unsupported}`, { code: 'ERR_UNSUPPORTED_DTYPE' });
-    }
-    return v as AttrValue | null;
+    return attrValueOf(v, `attribute ${JSON.stringify(name)} of ${this.#handle}`) as AttrValue | null;
   }
 
   set(name: string, value: AttrValue): void {

@@ -94,7 +94,12 @@ export interface WriteOptions {
 }
 
 /** Small attributes on the dataset (h5py's `ds.attrs`). */
-export type AttrValue = number | bigint | boolean | string | string[] | TypedArray;
+/**
+ * An attribute value. On HDF5 also NDArrays (any dtype and shape), RecordArrays (compound),
+ * EnumArrays and Buffers (opaque bytes); reading gives back what the file holds (a Buffer for text
+ * that is not UTF-8, nested arrays of strings/Buffers/paths for arrays of those types).
+ */
+export type AttrValue = number | bigint | boolean | string | string[] | TypedArray | NDArray | RecordArray | Buffer | readonly unknown[];
 
 export interface DatasetAttrs {
   get(name: string): AttrValue | null | undefined;
