@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { CheckpointerError, NDArray, ndarray, NumPyCheckpointer, RecordArray, recordArray } from '../lib/index';
 import type { RecordField } from '../lib/index';
-import { float16Values, FLOAT16_AS_BITS, numberToFloat16 } from '../lib/values/dtype';
+import { float16Values, FLOAT16_AS_BITS, Float16ArrayType, numberToFloat16 } from '../lib/values/dtype';
 import { runPython, tempDir } from './helpers/python';
 
 const dir = tempDir('npy-record-datasets-');
@@ -127,7 +127,7 @@ print(json.dumps(0))`, theirs);
     it('float16 datasets: appended, sliced, loaded by numpy as float16', async () => {
       const file = fresh(ext);
       const vals = [0.5, -1, 2.5, 65504, -0, 1e-4];
-      const data = FLOAT16_AS_BITS ? Uint16Array.from(vals, numberToFloat16) : new (globalThis as unknown as { Float16Array: Float64ArrayConstructor }).Float16Array(vals);
+      const data = FLOAT16_AS_BITS ? Uint16Array.from(vals, numberToFloat16) : new (Float16ArrayType as Float64ArrayConstructor)(vals);
       await new NumPyCheckpointer(file).with(async (c) => {
         const ds = await c.dataset('h', { dtype: 'float16', shape: [0, 2] });
         await ds.append(ndarray(data, [3, 2], 'float16'));

@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointerError, NDArray, ndarray, NumPyCheckpointer, RecordArray, recordArray } from '../lib/index';
-import { float16Values, FLOAT16_AS_BITS, numberToFloat16 } from '../lib/values/dtype';
+import { float16Values, FLOAT16_AS_BITS, Float16ArrayType, numberToFloat16 } from '../lib/values/dtype';
 import { decodeNpy, encodeNpyHeader, parseNpyHeader } from '../lib/formats/npy';
 import { decodePickleData } from '../lib/formats/pseudo-pickle';
 import { runPython, SHARED, tempDir } from './helpers/python';
@@ -269,7 +269,7 @@ describe('damaged structured headers and pickles', () => {
 describe('float16, long double, datetime64', () => {
   it('float16 round-trips through numpy both ways', async () => {
     const values = [0, -0, 1, -2.5, 65504, 6.1035156e-5, 5.96e-8, Infinity, NaN, 0.1];
-    const data = FLOAT16_AS_BITS ? Uint16Array.from(values, numberToFloat16) : new (globalThis as unknown as { Float16Array: Float64ArrayConstructor }).Float16Array(values);
+    const data = FLOAT16_AS_BITS ? Uint16Array.from(values, numberToFloat16) : new (Float16ArrayType as Float64ArrayConstructor)(values);
     const file = fresh('.npz');
     await new NumPyCheckpointer(file).with(async (c) => {
       await c.set('h', ndarray(data, [2, 5], 'float16'));
