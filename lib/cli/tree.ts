@@ -292,9 +292,18 @@ function recordBytes(r: RecordArray): number {
 }
 
 function fromDataset(s: Skeleton, ds: Dataset): Node {
+  if (ds.dtype === 'records') {
+    // A record dataset is described (and diffed, converted) as the RecordArray a get gives.
+    const node: Node = {
+      path: s.path, name: s.name, kind: 'records', shape: [...ds.shape], fields: (ds.fields ?? []).map(fieldInfo), nbytes: ds.nbytes,
+      chunks: s.h5 ? s.h5.chunks : ds.chunks ? [...ds.chunks] : null, compression: compressionText(s.h5, ds),
+    };
+    if (s.stored !== undefined) node.stored = s.stored;
+    return node;
+  }
   const node: Node = {
     path: s.path, name: s.name, kind: ds.shape.length === 0 ? 'scalar' : 'array', dtype: ds.dtype, shape: [...ds.shape], nbytes: ds.nbytes,
-    chunks: s.h5 ? s.h5.chunks : ds.chunks ? [...ds.chunks] : null, compression: compressionText(s.h5, ds), streamable: ds.shape.length > 0 && ds.dtype !== 'records',
+    chunks: s.h5 ? s.h5.chunks : ds.chunks ? [...ds.chunks] : null, compression: compressionText(s.h5, ds), streamable: ds.shape.length > 0,
   };
   if (s.stored !== undefined) node.stored = s.stored;
   if (s.method !== undefined) node.compression = s.method === 8 ? 'deflate' : s.method === 0 ? null : `zip method ${s.method}`;
