@@ -22,7 +22,7 @@ const GROUP_GAP = 10;
 const KINDS = {
   ours: { color: '#2f6fb3', label: 'checkpointer (ours)' },
   peer: { color: '#e8862a', label: 'other libraries (h5py, numpy, h5wasm)' },
-  plain: { color: '#9a9a9a', label: 'plain fs calls on the same bytes (no format)' },
+  plain: { color: '#9a9a9a', label: 'plain fs calls, no format (fs.writeFileSync, …)' },
 };
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
