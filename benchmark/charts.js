@@ -27,15 +27,15 @@ const KINDS = {
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 /** Width of `s` in px at `size` px: an estimate (no font metrics in a plain SVG), generous so labels do not collide. */
-const textWidth = (s, size) => String(s).length * size * 0.56;
+const textWidth = (s, size, bold = false) => String(s).length * size * (bold ? 0.64 : 0.56);
 
 /** Lines of at most `width` px, broken at spaces. */
-function wrap(s, width, size) {
+function wrap(s, width, size, bold = false) {
   const lines = [];
   let line = '';
   for (const word of String(s).split(/\s+/).filter(Boolean)) {
     const next = line ? `${line} ${word}` : word;
-    if (line && textWidth(next, size) > width) {
+    if (line && textWidth(next, size, bold) > width) {
       lines.push(line);
       line = word;
     } else line = next;
@@ -120,7 +120,7 @@ function renderChart({ id, spec, meta = {}, groups }) {
     `<text x="${x.toFixed(1)}" y="${yy.toFixed(1)}" font-size="${size}"${weight ? ` font-weight="${weight}"` : ''}`
     + `${anchor ? ` text-anchor="${anchor}"` : ''} fill="${fill}"${halo ? ' stroke="#fff" stroke-width="3" paint-order="stroke"' : ''}>${esc(s)}</text>`);
 
-  for (const line of wrap(title, WIDTH - 2 * PAD, 16)) { y += 18; text(PAD, y, line, { size: 16, weight: 'bold' }); }
+  for (const line of wrap(title, WIDTH - 2 * PAD, 16, true)) { y += 18; text(PAD, y, line, { size: 16, weight: 'bold' }); }
   if (subtitle) for (const line of wrap(subtitle, WIDTH - 2 * PAD, 12)) { y += 15; text(PAD, y, line, { fill: '#444' }); }
   // Legend: the kinds of bar this chart has.
   y += 20;
