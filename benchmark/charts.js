@@ -107,11 +107,30 @@ function renderChart({ id, spec, meta = {}, groups }) {
   const lo = log ? tickValues[0] : 0;
   const hi = tickValues[tickValues.length - 1];
 
+  const finite = (v) => v !== null && Number.isFinite(v);
+  // The text at the end of each bar: value, unit, ratio to the group's plain bar, note.
+  const valueText = new Map();
+  for (const g of groups) {
+    const base = better === 'higher' ? g.bars.find((b) => b.kind === 'plain' && b.value > 0) : undefined;
+    for (const b of g.bars) {
+      let t = finite(b.value) ? `${formatValue(b.value)} ${unit}` : 'n/a';
+      if (finite(b.value) && base && b !== base) t += ` (${(b.value / base.value).toFixed(2)}x)`;
+      valueText.set(b, b.note ? `${t}, ${b.note}` : t);
+    }
+  }
+  const fraction = (v) => (log ? (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : v / hi);
   const labelWidth = Math.min(360, Math.max(...groups.flatMap((g) => g.bars.map((b) => textWidth(b.label, 12)))) + 10);
   const x0 = PAD + labelWidth;
-  const valueRoom = 170; // the value text at the end of the longest bar
-  const plotWidth = WIDTH - x0 - PAD - valueRoom;
-  const xOf = (v) => x0 + plotWidth * (log ? (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : v / hi);
+  // As wide as every bar's value text still fits to the right of its bar.
+  let plotWidth = WIDTH - x0 - PAD - 40;
+  for (const g of groups) {
+    for (const b of g.bars) {
+      const f = finite(b.value) ? fraction(b.value) : 0;
+      if (f > 0) plotWidth = Math.min(plotWidth, (WIDTH - PAD - x0 - 5 - textWidth(valueText.get(b), 12)) / f);
+    }
+  }
+  plotWidth = Math.max(plotWidth, 120);
+  const xOf = (v) => x0 + plotWidth * fraction(v);
 
   const out = [];
   let y = PAD;
@@ -139,16 +158,13 @@ function renderChart({ id, spec, meta = {}, groups }) {
     y += 16;
     const headY = y;
     rows.push(() => text(PAD, headY, g.label, { weight: 'bold' }));
-    const base = better === 'higher' ? g.bars.find((b) => b.kind === 'plain' && b.value > 0) : undefined;
     for (const b of g.bars) {
       y += BAR_GAP;
       const top = y;
       const cy = top + BAR / 2 + 4;
-      const ok = b.value !== null && Number.isFinite(b.value);
+      const ok = finite(b.value);
       const w = ok ? Math.max(1, xOf(b.value) - x0) : 0;
-      let label = `${formatValue(b.value)} ${ok ? unit : ''}`.trim();
-      if (ok && base && b !== base) label += ` (${(b.value / base.value).toFixed(2)}x)`;
-      if (b.note) label += `, ${b.note}`;
+      const label = valueText.get(b);
       rows.push(() => {
         text(x0 - 8, cy, b.label, { anchor: 'end' });
         if (ok) out.push(`<rect x="${x0}" y="${top}" width="${w.toFixed(1)}" height="${BAR}" fill="${(KINDS[b.kind] ?? KINDS.ours).color}"><title>${esc(`${g.label} — ${b.label}: ${label}`)}</title></rect>`);
