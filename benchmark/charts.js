@@ -2,7 +2,7 @@
 /**
  * SVG charts of measured benchmark figures: grouped horizontal bars, one SVG per chart a suite
  * declares through common.js `chart()`. Plain SVG (no scripts, no web fonts, a white background so
- * it reads in GitHub's dark theme too), written by hand: ~200 lines, no dependency.
+ * it reads in GitHub's dark theme too), written by hand (~230 lines), no dependency.
  *
  * Results files (JSON lines, see common.js): a `meta` line that run.js writes first
  * ({ machine, date, scale }), then `chart` and `bar` lines from the suite.
