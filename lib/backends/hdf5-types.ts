@@ -13,7 +13,7 @@
 import { CheckpointerError } from '../errors';
 import type { AttrRead, AttrValue as NativeAttrValue, H5Type } from '../native';
 import { DType, dtypeInfo, float16Bits, Float16ArrayType, FLOAT16_AS_BITS, float16Values, shapeSize, TypedArray } from '../values/dtype';
-import { NDArray } from '../values/ndarray';
+import { NDArray, nest } from '../values/ndarray';
 import { Column, EnumArray, FieldType, IntDType, RecordArray, RecordField } from '../values/records';
 
 function unsupportedDtype(message: string, file?: string): CheckpointerError {
@@ -220,16 +220,6 @@ function records(t: Extract<H5Type, { class: 'compound' }>, bytes: Uint8Array, o
   return new RecordArray(columns, { shape, fields });
 }
 
-function nest(flat: readonly unknown[], shape: readonly number[]): unknown {
-  if (shape.length === 0) return flat[0];
-  let index = 0;
-  const build = (axis: number): unknown[] => {
-    const out: unknown[] = new Array(shape[axis]);
-    for (let k = 0; k < shape[axis]!; k++) out[k] = axis === shape.length - 1 ? flat[index++] : build(axis + 1);
-    return out;
-  };
-  return build(0);
-}
 
 /**
  * The value of packed elements of `type` over `shape` (a dataset's or attribute's extent; [] for

@@ -642,6 +642,18 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     return runAsync(this.#save(key, value));
   }
 
+  /** Where `key` leads, links followed: ERR_KEY when it is missing, a typed error when it is not a value. */
+  *#locateValue(key: string[]): H5Gen<Location> {
+    const loc = yield* this.#locate(key);
+    if (loc.kinds.length < key.length) {
+      this.#checkParents(key, loc.kinds);
+      throw CheckpointerKeyError.missing(key, this.#path);
+    }
+    const notAValue = this.#notAValue(key, loc);
+    if (notAValue) throw notAValue;
+    return loc;
+  }
+
   *#load(key: string[]): H5Gen<unknown> {
     const file = this.#s().file;
     if (!file || key.some(isReserved)) throw CheckpointerKeyError.missing(key, this.#path);
@@ -652,13 +664,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
     let node = yield* this.#walk(at, path);
     if (node === null || node.kind === 'link') {
       // Missing, a link to nothing or not a value — or an external link, followed here.
-      const loc = yield* this.#locate(key);
-      if (loc.kinds.length < key.length) {
-        this.#checkParents(key, loc.kinds);
-        throw CheckpointerKeyError.missing(key, this.#path);
-      }
-      const notAValue = this.#notAValue(key, loc);
-      if (notAValue) throw notAValue;
+      const loc = yield* this.#locateValue(key);
       at = loc.at!;
       path = loc.path;
       node = yield* this.#walk(at, path);
@@ -768,13 +774,7 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
         });
       }
     }
-    const loc = yield* this.#locate(key);
-    if (loc.kinds.length < key.length) {
-      this.#checkParents(key, loc.kinds);
-      throw CheckpointerKeyError.missing(key, this.#path);
-    }
-    const notAValue = this.#notAValue(key, loc);
-    if (notAValue) throw notAValue;
+    const loc = yield* this.#locateValue(key);
     return { file: loc.at!.file, path: loc.path };
   }
 

@@ -21,7 +21,7 @@
 import { endianness } from 'node:os';
 import { CheckpointerError } from '../errors';
 import { allocateForRead, DType, dtypeInfo, float16Values, shapeSize, TypedArray } from '../values/dtype';
-import { NDArray } from '../values/ndarray';
+import { NDArray, nest } from '../values/ndarray';
 import { FieldType, RecordArray, RecordField } from '../values/records';
 
 export const NPY_MAGIC = Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59); // \x93NUMPY
@@ -576,7 +576,7 @@ export function planDecode(h: NpyHeader): DecodePlan {
       if (d.kind === 'void') items = splitBytes(bytes, d.itemSize, count, false);
       else if (d.encoding === 'S') items = splitBytes(bytes, d.itemSize, count, true);
       else items = decodeStrings(bytes, d.encoding, d.itemSize, d.swap, count);
-      return h.shape.length === 0 ? items[0] : nestList(items, h.shape);
+      return h.shape.length === 0 ? items[0] : nest(items, h.shape);
     },
   };
 }
@@ -920,15 +920,6 @@ function decodeStrings(bytes: Uint8Array, encoding: 'U' | 'S', itemSize: number,
   return out;
 }
 
-function nestList<T>(flat: readonly T[], shape: readonly number[]): unknown {
-  let index = 0;
-  const build = (axis: number): unknown[] => {
-    const out: unknown[] = new Array(shape[axis]);
-    for (let k = 0; k < shape[axis]!; k++) out[k] = axis === shape.length - 1 ? flat[index++] : build(axis + 1);
-    return out;
-  };
-  return build(0);
-}
 
 // ------------------------------------------------------------------------------------ Python literals
 

@@ -74,6 +74,18 @@ export class NDArray<D extends DType = DType> {
   }
 }
 
+/** A flat C-order list as nested arrays of `shape` (its one element for the empty shape). */
+export function nest(flat: readonly unknown[], shape: readonly number[]): unknown {
+  if (shape.length === 0) return flat[0];
+  let index = 0;
+  const build = (axis: number): unknown[] => {
+    const out: unknown[] = new Array(shape[axis]);
+    for (let k = 0; k < shape[axis]!; k++) out[k] = axis === shape.length - 1 ? flat[index++] : build(axis + 1);
+    return out;
+  };
+  return build(0);
+}
+
 /** Anything with `data` and `shape` that looks like an n-d array (scijs ndarray, another NDArray copy). */
 export interface NDArrayLike {
   data: ArrayLike<number | bigint> | TypedArray;

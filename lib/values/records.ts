@@ -15,7 +15,7 @@
  * Columns are the data; rows are made on demand (`row(i)`, `toList()`).
  */
 import { DType, dtypeInfo, isTypedArray, shapeSize, TypedArray } from './dtype';
-import { ndarray, NDArray } from './ndarray';
+import { ndarray, NDArray, nest } from './ndarray';
 
 export type IntDType = 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'uint16' | 'uint32' | 'uint64';
 
@@ -93,16 +93,6 @@ function columnItem(c: Column, i: number, field: RecordField): unknown {
   return nest(c.slice(i * block, (i + 1) * block) as unknown[], field.shape);
 }
 
-function nest(flat: readonly unknown[], shape: readonly number[]): unknown {
-  if (shape.length === 0) return flat[0];
-  let index = 0;
-  const build = (axis: number): unknown[] => {
-    const out: unknown[] = new Array(shape[axis]);
-    for (let k = 0; k < shape[axis]!; k++) out[k] = axis === shape.length - 1 ? flat[index++] : build(axis + 1);
-    return out;
-  };
-  return build(0);
-}
 
 /** The field type a column stands for, when a RecordArray is made from columns alone. */
 function inferField(name: string, c: Column, recordShape: readonly number[]): RecordField {
