@@ -293,7 +293,8 @@ std::vector<std::string> linkParts(const std::string& p) {
   return out;
 }
 
-std::string softValue(hid_t file, const std::string& p) {
+// A soft or external link's stored value (NUL-terminated; an external link's holds two strings).
+std::vector<char> linkValue(hid_t file, const std::string& p, const std::string& what) {
 #if H5_VERSION_GE(1, 12, 0)
   H5L_info2_t li;
   check(H5Lget_info2(file, p.c_str(), &li, H5P_DEFAULT), "H5Lget_info2");
@@ -301,11 +302,13 @@ std::string softValue(hid_t file, const std::string& p) {
   H5L_info_t li;
   check(H5Lget_info(file, p.c_str(), &li, H5P_DEFAULT), "H5Lget_info");
 #endif
-  if (li.u.val_size > (size_t(1) << 20)) throw Failure("ERR_CHECKPOINT_CORRUPT", "the link " + p + " has a value of " + std::to_string(li.u.val_size) + " bytes");
+  if (li.u.val_size > (size_t(1) << 20)) throw Failure("ERR_CHECKPOINT_CORRUPT", what + " " + p + " has a value of " + std::to_string(li.u.val_size) + " bytes");
   std::vector<char> buf(li.u.val_size + 1, '\0');
-  check(H5Lget_val(file, p.c_str(), buf.data(), buf.size(), H5P_DEFAULT), ("cannot read the link " + p).c_str());
-  return std::string(buf.data());
+  check(H5Lget_val(file, p.c_str(), buf.data(), li.u.val_size, H5P_DEFAULT), ("cannot read " + what + " " + p).c_str());
+  return buf;
 }
+
+std::string softValue(hid_t file, const std::string& p) { return std::string(linkValue(file, p, "the link").data()); }
 
 Resolved resolveFrom(hid_t file, const std::string& dir, const std::vector<std::string>& parts, size_t from, int hops,
                      std::vector<std::string>* kinds);
@@ -339,20 +342,11 @@ Resolved resolveChild(hid_t file, const std::string& dir, const std::string& nam
     return r;
   }
   if (lt == H5L_TYPE_EXTERNAL) {
-#if H5_VERSION_GE(1, 12, 0)
-    H5L_info2_t li;
-    check(H5Lget_info2(file, p.c_str(), &li, H5P_DEFAULT), "H5Lget_info2");
-#else
-    H5L_info_t li;
-    check(H5Lget_info(file, p.c_str(), &li, H5P_DEFAULT), "H5Lget_info");
-#endif
-    if (li.u.val_size > (size_t(1) << 20)) throw Failure("ERR_CHECKPOINT_CORRUPT", "the external link " + p + " has a value of " + std::to_string(li.u.val_size) + " bytes");
-    std::vector<char> buf(li.u.val_size + 1, '\0');
-    check(H5Lget_val(file, p.c_str(), buf.data(), li.u.val_size, H5P_DEFAULT), ("cannot read the external link " + p).c_str());
+    std::vector<char> buf = linkValue(file, p, "the external link");
     const char* f = nullptr;
     const char* o = nullptr;
     unsigned flags = 0;
-    check(H5Lunpack_elink_val(buf.data(), li.u.val_size, &flags, &f, &o), ("cannot read the external link " + p).c_str());
+    check(H5Lunpack_elink_val(buf.data(), buf.size() - 1, &flags, &f, &o), ("cannot read the external link " + p).c_str());
     r.kind = Resolved::Kind::External;
     r.file = f ? f : "";
     r.target = o ? o : "/";
