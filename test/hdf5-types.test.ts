@@ -13,6 +13,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Checkpointer, CheckpointerError, EnumArray, NDArray, RecordArray, float16ToNumber } from '../lib/index';
 import { float16Values } from '../lib/values/dtype';
+import { ndarray } from '../lib/values/ndarray';
+
+/** A float16 NDArray from binary16 bit patterns, in whichever class this Node holds float16 in. */
+function f16(bits: readonly number[], shape: readonly number[]): NDArray {
+  return ndarray(bits.map(float16ToNumber), shape, 'float16');
+}
 import { loadNative } from '../lib/native';
 import { attrValueOf } from '../lib/backends/hdf5-types';
 import { h5py } from './helpers/h5py';
@@ -313,7 +319,7 @@ out({'descr': str(d.dtype), 'enum': h5py.check_enum_dtype(d.dtype['color']), 'vl
     const chk = Checkpointer.fromFile(file);
     await chk.set('e', new EnumArray(Int32Array.of(1, 0, 1), [3], 'int32', { OFF: 0, ON: 1 }));
     await chk.set('big', new EnumArray(BigUint64Array.of(2n ** 62n), [1], 'uint64', { TOP: 2n ** 62n, ZERO: 0 }));
-    await chk.set('h', new NDArray(Uint16Array.of(0x3c00, 0xc000, 0x7c00, 0x0001), [2, 2], 'float16'));
+    await chk.set('h', f16([0x3c00, 0xc000, 0x7c00, 0x0001], [2, 2]));
     await chk.set('buf', Buffer.from([0, 1, 0]));
     await chk.set('buf0', Buffer.alloc(0));
     const py = h5py(`
@@ -439,8 +445,8 @@ f.create_dataset('vtable', data=np.array([(1, 'x')], dtype=[('i', 'i4'), ('s', h
     const chk = Checkpointer.fromFile(file);
     await chk.with(async (c) => {
       const h = await c.dataset('h', { dtype: 'float16', shape: [0, 2] });
-      await h.append(new NDArray(Uint16Array.of(0x3c00, 0x4000), [2], 'float16'));
-      await h.append(new NDArray(Uint16Array.of(0x3800, 0xbc00), [2], 'float16'));
+      await h.append(f16([0x3c00, 0x4000], [2]));
+      await h.append(f16([0x3800, 0xbc00], [2]));
       const back = await h.read([[1, 2]]);
       assert.deepEqual([back.dtype, back.toList()], ['float16', [[0.5, -1]]]);
       await h.close();
@@ -456,7 +462,7 @@ f.create_dataset('vtable', data=np.array([(1, 'x')], dtype=[('i', 'i4'), ('s', h
       const ds = await c.dataset('x', { dtype: 'float64' });
       ds.attrs.set('rec', new RecordArray({ i: Int32Array.of(1, 2), s: ['ab', 'c'] }));
       ds.attrs.set('en', new EnumArray(Uint8Array.of(1), [1], 'uint8', { NO: 0, YES: 1 }));
-      ds.attrs.set('h', new NDArray(Uint16Array.of(0x3e00), [], 'float16'));
+      ds.attrs.set('h', f16([0x3e00], []));
       ds.attrs.set('grid', new NDArray(Int16Array.of(1, 2, 3, 4), [2, 2], 'int16'));
       ds.attrs.set('raw', Buffer.from([0, 255]));
       assert.deepEqual((ds.attrs.get('rec') as RecordArray).toList(), [{ i: 1, s: 'ab' }, { i: 2, s: 'c' }]);

@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointerError, NDArray, ndarray, NumPyCheckpointer, RecordArray, recordArray } from '../lib/index';
-import { float16Values, FLOAT16_AS_BITS, Float16ArrayType, numberToFloat16 } from '../lib/values/dtype';
+import { float16ToNumber, float16Values, FLOAT16_AS_BITS, Float16ArrayType, numberToFloat16 } from '../lib/values/dtype';
 import { decodeNpy, encodeNpyHeader, parseNpyHeader } from '../lib/formats/npy';
 import { decodePickleData } from '../lib/formats/pseudo-pickle';
 import { runPython, SHARED, tempDir } from './helpers/python';
@@ -283,7 +283,7 @@ print(json.dumps({'dtype': f['h'].dtype.str, 'shape': list(f['h'].shape), 'bits_
     assert.deepEqual(py, { dtype: '<f2', shape: [2, 5], bits_equal: true, scalar: '-2.5', sdt: '<f2' });
     const back = new NumPyCheckpointer(file).getSync('h') as NDArray;
     assert.equal(back.dtype, 'float16');
-    assert.deepEqual([...float16Values(back.data)].map((x) => (Number.isNaN(x) ? 'nan' : x)), values.map((v) => (Number.isNaN(v) ? 'nan' : float16Values(Uint16Array.of(numberToFloat16(v)))[0])));
+    assert.deepEqual([...float16Values(back.data)].map((x) => (Number.isNaN(x) ? 'nan' : x)), values.map((v) => (Number.isNaN(v) ? 'nan' : float16ToNumber(numberToFloat16(v)))));
     assert.equal(new NumPyCheckpointer(file).getSync('hs'), -2.5);
   });
 
