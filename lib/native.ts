@@ -61,7 +61,7 @@ export interface StringTypeInfo {
 }
 
 export interface DatasetFilters {
-  compression: 'gzip' | null;
+  compression: 'gzip' | 'zstd' | 'lz4' | null;
   level: number | null;
   shuffle: boolean;
   /** Filters other than deflate and shuffle. */
@@ -129,7 +129,7 @@ export interface DatasetSpec {
   /** Same length as shape; null = unlimited. Differing from shape needs `chunks`. */
   maxshape?: readonly (number | null)[];
   chunks?: readonly number[];
-  compression?: 'gzip' | null;
+  compression?: 'gzip' | 'zstd' | 'lz4' | null;
   compressionLevel?: number;
   shuffle?: boolean;
   /** bigint for int64/uint64 exactly; complex fills the real part. */
@@ -349,7 +349,7 @@ export interface VerifyFileOptions {
 }
 
 /** HDF5's built-in filters, by h5py's names. */
-export type HDF5FilterName = 'gzip' | 'szip' | 'shuffle' | 'fletcher32' | 'scaleoffset' | 'nbit';
+export type HDF5FilterName = 'gzip' | 'szip' | 'shuffle' | 'fletcher32' | 'scaleoffset' | 'nbit' | 'zstd' | 'lz4';
 export interface FilterSupport {
   /** Datasets stored with the filter can be read. */
   readonly read: boolean;
@@ -485,11 +485,12 @@ export interface HDF5Info {
   plugins: boolean;
 }
 
-const FILTER_NAMES: readonly HDF5FilterName[] = ['gzip', 'szip', 'shuffle', 'fletcher32', 'scaleoffset', 'nbit'];
+const FILTER_NAMES: readonly HDF5FilterName[] = ['gzip', 'szip', 'shuffle', 'fletcher32', 'scaleoffset', 'nbit', 'zstd', 'lz4'];
 
 /**
  * Whether HDF5 can be used here, before using it: loads the addon (once) and never throws.
- * `filters.gzip.write` says whether `compression: 'gzip'` works.
+ * `filters.gzip.write` says whether `compression: 'gzip'` works; `zstd` and `lz4` are the addon's
+ * own (registered at load, no plugin needed).
  */
 export function hdf5Info(): HDF5Info {
   tryLoad();
