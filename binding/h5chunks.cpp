@@ -53,7 +53,8 @@ std::shared_ptr<const ChunkPipeline> chunkPipeline(hid_t dset, hid_t ftype, hid_
     char name[8];
     H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &ncd, cd, sizeof name, name, &config);
     if (id < 0) throwHdf5("H5Pget_filter2");
-    if (id != H5Z_FILTER_SHUFFLE && id != H5Z_FILTER_DEFLATE && id != kFilterZstd && id != kFilterLz4) return nullptr;
+    bool known = id == H5Z_FILTER_SHUFFLE || id == H5Z_FILTER_DEFLATE || ((id == kFilterZstd || id == kFilterLz4) && codecsBuiltIn());
+    if (!known) return nullptr;
     if (ncd > 16) return nullptr;
     pl->steps.push_back({id, (flags & H5Z_FLAG_OPTIONAL) != 0, std::vector<unsigned>(cd, cd + ncd)});
   }

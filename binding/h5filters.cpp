@@ -1,8 +1,10 @@
 #include "h5filters.h"
 
-#include <lz4.h>
 #include <zlib.h>
+#ifdef CHECKPOINTER_HAVE_CODECS
+#include <lz4.h>
 #include <zstd.h>
+#endif
 
 #include <cstring>
 #include <limits>
@@ -81,6 +83,9 @@ bool deflateDecode(const uint8_t* src, size_t n, size_t expected, Bytes& out) {
   out.resize(produced);
   return true;
 }
+
+#ifdef CHECKPOINTER_HAVE_CODECS
+bool codecsBuiltIn() { return true; }
 
 // ---------------------------------------------------------------------------------------------
 // Zstandard: one frame, its content size in the header (as hdf5plugin's filter writes).
@@ -213,6 +218,16 @@ bool lz4Decode(const uint8_t* src, size_t n, Bytes& out) {
   return true;
 }
 
+#else
+bool codecsBuiltIn() { return false; }
+int zstdMinLevel() { return 1; }
+int zstdMaxLevel() { return 22; }
+bool zstdEncode(const uint8_t*, size_t, int, Bytes&) { return false; }
+bool zstdDecode(const uint8_t*, size_t, size_t, Bytes&) { return false; }
+bool lz4Encode(const uint8_t*, size_t, uint64_t, Bytes&) { return false; }
+bool lz4Decode(const uint8_t*, size_t, Bytes&) { return false; }
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // The HDF5 filter callbacks: HDF5 hands over a buffer from its allocator and takes back one.
 
@@ -259,6 +274,7 @@ const H5Z_class2_t kLz4Class = {
 }  // namespace
 
 void registerCodecFilters() {
+  if (!codecsBuiltIn()) return;
   // Registered ahead of any plugin: HDF5 looks in its table before it searches plugin folders.
   if (H5Zregister(&kZstdClass) < 0 || H5Zregister(&kLz4Class) < 0) H5Eclear2(H5E_DEFAULT);
 }

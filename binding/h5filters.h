@@ -21,6 +21,8 @@ constexpr int kFilterZstd = 32015;
 
 // Registers the lz4 and zstd filters with this HDF5 (the caller holds the lock). Idempotent.
 void registerCodecFilters();
+// Whether the addon was built with zstd and lz4 (without them, their encoders/decoders fail).
+bool codecsBuiltIn();
 
 using Bytes = std::vector<uint8_t>;
 
