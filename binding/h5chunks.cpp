@@ -188,6 +188,11 @@ bool decodeChunk(const ChunkPipeline& pl, Bytes& data, Bytes& scratch, uint32_t 
   for (size_t i = pl.steps.size(); i-- > 0;) {
     if (mask & (1u << i)) continue;
     const auto& s = pl.steps[i];
+    // What this filter decodes to is the chunk's size when only shuffles (or skipped filters) ran
+    // before it; then a header claiming another size is damage.
+    size_t expect = static_cast<size_t>(pl.chunkBytes);
+    for (size_t j = 0; j < i; ++j)
+      if (!(mask & (1u << j)) && pl.steps[j].id != H5Z_FILTER_SHUFFLE) expect = 0;
     bool ok = true;
     switch (s.id) {
       case H5Z_FILTER_SHUFFLE: {
@@ -196,9 +201,9 @@ bool decodeChunk(const ChunkPipeline& pl, Bytes& data, Bytes& scratch, uint32_t 
         unshuffleBytes(data.data(), scratch.data(), data.size(), es);
         break;
       }
-      case H5Z_FILTER_DEFLATE: ok = deflateDecode(data.data(), data.size(), static_cast<size_t>(pl.chunkBytes), scratch); break;
-      case kFilterZstd: ok = zstdDecode(data.data(), data.size(), static_cast<size_t>(pl.chunkBytes), scratch); break;
-      case kFilterLz4: ok = lz4Decode(data.data(), data.size(), scratch); break;
+      case H5Z_FILTER_DEFLATE: ok = deflateDecode(data.data(), data.size(), expect, scratch); break;
+      case kFilterZstd: ok = zstdDecode(data.data(), data.size(), expect, scratch); break;
+      case kFilterLz4: ok = lz4Decode(data.data(), data.size(), expect, scratch); break;
       default: ok = false;
     }
     if (!ok) return false;

@@ -61,12 +61,16 @@ bool deflateEncode(const uint8_t* src, size_t n, int level, Bytes& out) {
 bool deflateDecode(const uint8_t* src, size_t n, size_t expected, Bytes& out) {
   z_stream z{};
   if (inflateInit(&z) != Z_OK) return false;
-  out.resize(expected > 0 ? expected : n * 2 + 64);
+  // One byte past the expected size, so the stream's end is seen after the last byte it holds.
+  out.resize(expected > 0 ? expected + 1 : n * 2 + 64);
   z.next_in = const_cast<Bytef*>(src);
   size_t inLeft = n, produced = 0;
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
-    if (produced == out.size()) out.resize(out.size() * 2);
+    if (produced == out.size()) {
+      if (expected > 0 || out.size() >= (size_t(1) << 32)) break;  // more than the chunk holds
+      out.resize(out.size() * 2);
+    }
     uInt inChunk = static_cast<uInt>(std::min<size_t>(inLeft, std::numeric_limits<uInt>::max()));
     uInt outChunk = static_cast<uInt>(std::min<size_t>(out.size() - produced, std::numeric_limits<uInt>::max()));
     z.avail_in = inChunk;
@@ -79,7 +83,7 @@ bool deflateDecode(const uint8_t* src, size_t n, size_t expected, Bytes& out) {
     if (rc == Z_OK && inLeft == 0 && z.avail_out != 0) break;  // truncated stream
   }
   inflateEnd(&z);
-  if (rc != Z_STREAM_END) return false;
+  if (rc != Z_STREAM_END || (expected > 0 && produced != expected)) return false;
   out.resize(produced);
   return true;
 }
@@ -124,7 +128,7 @@ bool zstdDecode(const uint8_t* src, size_t n, size_t expected, Bytes& out) {
   unsigned long long size = ZSTD_getFrameContentSize(src, n);
   if (size == ZSTD_CONTENTSIZE_ERROR) return false;
   if (size != ZSTD_CONTENTSIZE_UNKNOWN) {
-    if (size > std::numeric_limits<size_t>::max() / 2) return false;
+    if ((expected > 0 && size != expected) || size >= (uint64_t(1) << 32)) return false;
     out.resize(static_cast<size_t>(size));
     size_t r = ZSTD_decompressDCtx(dctx, out.data(), out.size(), src, n);
     if (ZSTD_isError(r) || r != size) return false;
@@ -191,12 +195,15 @@ bool lz4Encode(const uint8_t* src, size_t n, uint64_t blockSize, Bytes& out) {
   return true;
 }
 
-bool lz4Decode(const uint8_t* src, size_t n, Bytes& out) {
+bool lz4Decode(const uint8_t* src, size_t n, size_t expected, Bytes& out) {
   if (n < 12) return false;
   uint64_t total = 0;
   for (int i = 0; i < 8; ++i) total = total << 8 | src[i];
   uint64_t blockSize = getBe32(src + 8);
-  if (total > (uint64_t(1) << 40) || (total > 0 && blockSize == 0)) return false;
+  // An LZ4 block expands at most ~255x; HDF5 chunks hold less than 4 GiB.
+  if ((expected > 0 && total != expected) || total >= (uint64_t(1) << 32) || total > uint64_t(n) * 256 + 64 ||
+      (total > 0 && blockSize == 0))
+    return false;
   out.resize(static_cast<size_t>(total));
   size_t pos = 12;
   for (uint64_t done = 0; done < total;) {
@@ -225,7 +232,7 @@ int zstdMaxLevel() { return 22; }
 bool zstdEncode(const uint8_t*, size_t, int, Bytes&) { return false; }
 bool zstdDecode(const uint8_t*, size_t, size_t, Bytes&) { return false; }
 bool lz4Encode(const uint8_t*, size_t, uint64_t, Bytes&) { return false; }
-bool lz4Decode(const uint8_t*, size_t, Bytes&) { return false; }
+bool lz4Decode(const uint8_t*, size_t, size_t, Bytes&) { return false; }
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -259,7 +266,7 @@ size_t zstdFilter(unsigned flags, size_t cdN, const unsigned cd[], size_t nbytes
 size_t lz4Filter(unsigned flags, size_t cdN, const unsigned cd[], size_t nbytes, size_t* bufSize, void** buf) {
   Bytes out;
   const uint8_t* in = static_cast<const uint8_t*>(*buf);
-  bool ok = (flags & H5Z_FLAG_REVERSE) ? lz4Decode(in, nbytes, out) : lz4Encode(in, nbytes, cdN > 0 ? cd[0] : 0, out);
+  bool ok = (flags & H5Z_FLAG_REVERSE) ? lz4Decode(in, nbytes, 0, out) : lz4Encode(in, nbytes, cdN > 0 ? cd[0] : 0, out);
   return ok ? replaceBuffer(out, bufSize, buf) : 0;
 }
 

@@ -30,12 +30,14 @@ void shuffleBytes(const uint8_t* src, uint8_t* dst, size_t nbytes, size_t esize)
 void unshuffleBytes(const uint8_t* src, uint8_t* dst, size_t nbytes, size_t esize);
 
 // Each returns false on failure (corrupt input, a size that does not fit); `out` is replaced.
+// `expected` (0: unknown) is the decoded size a chunk must have: a damaged header claiming more is
+// refused before anything is allocated.
 bool deflateEncode(const uint8_t* src, size_t n, int level, Bytes& out);
 bool deflateDecode(const uint8_t* src, size_t n, size_t expected, Bytes& out);
 bool zstdEncode(const uint8_t* src, size_t n, int level, Bytes& out);
 bool zstdDecode(const uint8_t* src, size_t n, size_t expected, Bytes& out);
 bool lz4Encode(const uint8_t* src, size_t n, uint64_t blockSize, Bytes& out);
-bool lz4Decode(const uint8_t* src, size_t n, Bytes& out);
+bool lz4Decode(const uint8_t* src, size_t n, size_t expected, Bytes& out);
 
 // The zstd levels the library accepts (negative levels are its fast modes).
 int zstdMinLevel();
