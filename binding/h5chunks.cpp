@@ -68,14 +68,15 @@ std::shared_ptr<const ChunkPipeline> chunkPipeline(hid_t dset, hid_t ftype, hid_
 }
 
 bool alignedRows(const ChunkPipeline& pl, const std::vector<hsize_t>& dims, const std::vector<hsize_t>& start,
-                 const std::vector<hsize_t>& count, hsize_t* lo, hsize_t* hi) {
+                 const std::vector<hsize_t>& count, hsize_t* lo, hsize_t* hi, const std::vector<hsize_t>* maxdims) {
+  auto edge = [&](size_t d, hsize_t end) { return end == dims[d] && (!maxdims || (*maxdims)[d] == dims[d]); };
   for (size_t d = 1; d < pl.chunk.size(); ++d) {
     hsize_t c = pl.chunk[d], end = start[d] + count[d];
-    if (count[d] == 0 || start[d] % c != 0 || (end % c != 0 && end != dims[d])) return false;
+    if (count[d] == 0 || start[d] % c != 0 || (end % c != 0 && !edge(d, end))) return false;
   }
   hsize_t c = pl.chunk[0], end = start[0] + count[0];
   *lo = (start[0] + c - 1) / c * c;
-  *hi = end == dims[0] ? end : end / c * c;
+  *hi = edge(0, end) ? end : end / c * c;
   return *hi > *lo;
 }
 

@@ -37,9 +37,11 @@ std::shared_ptr<const ChunkPipeline> chunkPipeline(hid_t dset, hid_t ftype, hid_
 
 // The rows [lo, hi) of axis 0 of a selection whose other axes are chunk-aligned that cover whole
 // chunks (or edge chunks up to the extent); false when there are none. The rows around them are
-// partial chunks, for HDF5's pipeline to merge with what is stored.
+// partial chunks, for HDF5's pipeline to merge with what is stored. With `maxdims` (writes), an edge
+// chunk counts as whole only on an axis that cannot grow: the last chunk of an append stays in
+// HDF5's chunk cache for the next append to complete, rather than being compressed twice.
 bool alignedRows(const ChunkPipeline& pl, const std::vector<hsize_t>& dims, const std::vector<hsize_t>& start,
-                 const std::vector<hsize_t>& count, hsize_t* lo, hsize_t* hi);
+                 const std::vector<hsize_t>& count, hsize_t* lo, hsize_t* hi, const std::vector<hsize_t>* maxdims = nullptr);
 
 // `base` holds the selection in C order. Throws as a failed H5Dwrite would.
 void writeChunks(hid_t dset, const std::string& where, const ChunkPipeline& pl, const uint8_t* base, const std::vector<hsize_t>& start,

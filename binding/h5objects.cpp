@@ -304,7 +304,12 @@ void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, co
   for (size_t i = 0; !sel.all && i < rank; ++i)
     if (sel.stride[i] != 1 && sel.count[i] > 1) unitStride = false;
   hsize_t lo = 0, hi = 0;
-  if (unitStride && t.cls == H5S_SIMPLE && l.pipeline && alignedRows(*l.pipeline, t.dims, start, count, &lo, &hi)) {
+  std::vector<hsize_t> maxdims;
+  if (l.pipeline && t.cls == H5S_SIMPLE) {
+    maxdims.resize(rank);
+    if (H5Sget_simple_extent_dims(t.fspace.get(), nullptr, maxdims.data()) < 0) throwHdf5("H5Sget_simple_extent_dims");
+  }
+  if (unitStride && t.cls == H5S_SIMPLE && l.pipeline && alignedRows(*l.pipeline, t.dims, start, count, &lo, &hi, &maxdims)) {
     // Whole chunks encoded in parallel; the partial chunks before and after through HDF5, which
     // merges them with what is stored.
     uint64_t rowBytes = productChecked(count, "selection", 1) * l.esize;

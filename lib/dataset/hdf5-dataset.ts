@@ -45,6 +45,11 @@ export const DATASET_CHUNK_BYTES = TARGET_CHUNK_BYTES;
 export const COMPRESSED_CHUNK_BYTES = 1 << 20;
 /** Least bytes buffered before a band of whole chunk rows is written. */
 const BAND_BYTES = 1 << 20;
+/**
+ * Least chunk rows in a band of a filtered dataset: the addon compresses the chunks of one write on
+ * its worker threads (binding/h5chunks.h), so a band of several chunks keeps them all busy.
+ */
+const FILTERED_BAND_CHUNKS = 8;
 /** HDF5's limit on one chunk. */
 const MAX_CHUNK_BYTES = 2 ** 32 - 1;
 
@@ -425,7 +430,8 @@ export class HDF5DatasetCore {
     this.#rowLen = shapeSize(frame) * this.#info.lanes;
     const c0 = this.chunks?.[0] ?? 1;
     const chunkRowBytes = c0 * shapeSize(frame) * this.#info.itemSize;
-    const m = chunkRowBytes > 0 ? Math.max(1, Math.floor(BAND_BYTES / chunkRowBytes)) : 1;
+    const least = this.compression !== null || this.shuffle ? FILTERED_BAND_CHUNKS : 1;
+    const m = chunkRowBytes > 0 ? Math.max(least, Math.floor(BAND_BYTES / chunkRowBytes)) : 1;
     this.#bandRows = c0 * m;
     this.#pool = [];
   }
