@@ -156,6 +156,32 @@ void fillWith(uint8_t* dst, uint64_t bytes, const std::vector<uint8_t>& fill) {
 
 bool isFull(const std::vector<hsize_t>& box, const std::vector<hsize_t>& chunk) { return box == chunk; }
 
+// Chunk buffers kept between chunks and calls: fresh megabyte buffers cost a page fault per 4 KiB
+// (as much time as lz4 itself takes on them). At most kPoolBytes are kept, none over kPoolMax.
+constexpr size_t kPoolBytes = size_t(64) << 20;
+constexpr size_t kPoolMax = size_t(16) << 20;
+std::mutex poolMutex;
+std::vector<Bytes> pool;
+size_t pooled = 0;
+
+Bytes takeBuffer() {
+  std::lock_guard<std::mutex> g(poolMutex);
+  if (pool.empty()) return Bytes();
+  Bytes b = std::move(pool.back());
+  pool.pop_back();
+  pooled -= b.capacity();
+  return b;
+}
+
+void giveBuffer(Bytes&& b) {
+  size_t cap = b.capacity();
+  if (cap == 0 || cap > kPoolMax) return;
+  std::lock_guard<std::mutex> g(poolMutex);
+  if (pooled + cap > kPoolBytes) return;
+  pooled += cap;
+  pool.push_back(std::move(b));
+}
+
 // The filters forward; returns the filter mask (an optional filter that fails is skipped, as
 // HDF5 skips it). Throws for a mandatory filter that fails.
 uint32_t encodeChunk(const ChunkPipeline& pl, Bytes& data, Bytes& scratch, const std::string& where) {
@@ -315,17 +341,19 @@ void writeChunks(hid_t dset, const std::string& where, const ChunkPipeline& pl, 
       [&](size_t i) {
         Slot& s = slots[i];
         if (H5Dwrite_chunk(dset, H5P_DEFAULT, s.mask, s.off.data(), s.data.size(), s.data.data()) < 0) throwHdf5("cannot write " + where);
-        Bytes().swap(s.data);
+        giveBuffer(std::move(s.data));
       },
       [&](size_t i) {
         Slot& s = slots[i];
         std::vector<hsize_t> rel, box;
         g.at(i, s.off, rel, box);
+        s.data = takeBuffer();
         s.data.resize(static_cast<size_t>(pl.chunkBytes));
         if (!isFull(box, pl.chunk)) fillWith(s.data.data(), pl.chunkBytes, pl.fill);
         copyBox(base, count, rel, s.data.data(), pl.chunk, zero, box, pl.esize);
-        Bytes scratch;
+        Bytes scratch = takeBuffer();
         s.mask = encodeChunk(pl, s.data, scratch, where);
+        giveBuffer(std::move(scratch));
       });
 }
 
@@ -358,6 +386,7 @@ bool readChunks(hid_t dset, const std::string& where, const ChunkPipeline& pl, u
             s.missing = true;
             return;
           }
+          s.data = takeBuffer();
           s.data.resize(static_cast<size_t>(stored));
           if (H5Dread_chunk(dset, H5P_DEFAULT, off.data(), &s.mask, s.data.data()) < 0) throwHdf5("cannot read " + where);
         },
@@ -371,11 +400,12 @@ bool readChunks(hid_t dset, const std::string& where, const ChunkPipeline& pl, u
             copyBox(chunk.data(), pl.chunk, zero, out, count, rel, box, pl.esize);
             return;
           }
-          Bytes scratch;
-          if (!decodeChunk(pl, s.data, scratch, s.mask))
-            throw Failure("ERR_CHECKPOINT_CORRUPT", "cannot read " + where + ": the chunk at " + shapeText(off) + " does not decode");
+          Bytes scratch = takeBuffer();
+          bool ok = decodeChunk(pl, s.data, scratch, s.mask);
+          giveBuffer(std::move(scratch));
+          if (!ok) throw Failure("ERR_CHECKPOINT_CORRUPT", "cannot read " + where + ": the chunk at " + shapeText(off) + " does not decode");
           copyBox(s.data.data(), pl.chunk, zero, out, count, rel, box, pl.esize);
-          Bytes().swap(s.data);
+          giveBuffer(std::move(s.data));
         });
   } catch (const Stop&) {
     return false;

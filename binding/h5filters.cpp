@@ -17,30 +17,64 @@ namespace ckpt {
 // Shuffle: byte k of every element, then byte k+1 ... (HDF5's H5Z_FILTER_SHUFFLE); a tail that
 // is not a whole element stays where it is.
 
+namespace {
+
+// In blocks of kBlock elements, so the source is read once (not once per byte position) and each
+// of the esize output streams is written sequentially; E fixed lets the compiler unroll.
+constexpr size_t kBlock = 64;
+
+template <size_t E>
+void shuffleFixed(const uint8_t* src, uint8_t* dst, size_t n, size_t esize) {
+  const size_t es = E ? E : esize;
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock)
+    for (size_t b = 0; b < es; ++b) {
+      uint8_t* d = dst + b * n + i;
+      const uint8_t* s = src + i * es + b;
+      for (size_t k = 0; k < kBlock; ++k) d[k] = s[k * es];
+    }
+  for (size_t b = 0; b < es; ++b)
+    for (size_t k = i; k < n; ++k) dst[b * n + k] = src[k * es + b];
+}
+
+template <size_t E>
+void unshuffleFixed(const uint8_t* src, uint8_t* dst, size_t n, size_t esize) {
+  const size_t es = E ? E : esize;
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock)
+    for (size_t b = 0; b < es; ++b) {
+      const uint8_t* s = src + b * n + i;
+      uint8_t* d = dst + i * es + b;
+      for (size_t k = 0; k < kBlock; ++k) d[k * es] = s[k];
+    }
+  for (size_t b = 0; b < es; ++b)
+    for (size_t k = i; k < n; ++k) dst[k * es + b] = src[b * n + k];
+}
+
+}  // namespace
+
 void shuffleBytes(const uint8_t* src, uint8_t* dst, size_t nbytes, size_t esize) {
-  if (esize <= 1) {
-    std::memcpy(dst, src, nbytes);
-    return;
-  }
-  size_t n = nbytes / esize;
-  for (size_t b = 0; b < esize; ++b) {
-    uint8_t* d = dst + b * n;
-    const uint8_t* s = src + b;
-    for (size_t i = 0; i < n; ++i) d[i] = s[i * esize];
+  size_t n = esize > 1 ? nbytes / esize : 0;
+  switch (esize) {
+    case 0:
+    case 1: break;
+    case 2: shuffleFixed<2>(src, dst, n, esize); break;
+    case 4: shuffleFixed<4>(src, dst, n, esize); break;
+    case 8: shuffleFixed<8>(src, dst, n, esize); break;
+    default: shuffleFixed<0>(src, dst, n, esize);
   }
   std::memcpy(dst + n * esize, src + n * esize, nbytes - n * esize);
 }
 
 void unshuffleBytes(const uint8_t* src, uint8_t* dst, size_t nbytes, size_t esize) {
-  if (esize <= 1) {
-    std::memcpy(dst, src, nbytes);
-    return;
-  }
-  size_t n = nbytes / esize;
-  for (size_t b = 0; b < esize; ++b) {
-    const uint8_t* s = src + b * n;
-    uint8_t* d = dst + b;
-    for (size_t i = 0; i < n; ++i) d[i * esize] = s[i];
+  size_t n = esize > 1 ? nbytes / esize : 0;
+  switch (esize) {
+    case 0:
+    case 1: break;
+    case 2: unshuffleFixed<2>(src, dst, n, esize); break;
+    case 4: unshuffleFixed<4>(src, dst, n, esize); break;
+    case 8: unshuffleFixed<8>(src, dst, n, esize); break;
+    default: unshuffleFixed<0>(src, dst, n, esize);
   }
   std::memcpy(dst + n * esize, src + n * esize, nbytes - n * esize);
 }
