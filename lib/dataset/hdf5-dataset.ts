@@ -166,8 +166,11 @@ export function createOptions(o: DatasetOptions): DatasetSpec {
     throw new TypeError(`compression ${JSON.stringify(o.compression)} is not supported; use 'gzip' (or a gzip level 0..9), 'zstd' or 'lz4'`);
   }
   if (codec !== null) {
-    const f = hdf5Info().filters[codec];
-    if (!f.write) throw new CheckpointerError(`${codec} compression is not available in this libhdf5 (hdf5Info().filters.${codec})`, { code: 'ERR_HDF5' });
+    // Without an addon at all, opening the file says so (ERR_HDF5_UNAVAILABLE); this is for an
+    // addon built without zstd/lz4.
+    const info = hdf5Info();
+    const f = info.filters[codec];
+    if (info.available && !f.write) throw new CheckpointerError(`${codec} compression is not available in this libhdf5 (hdf5Info().filters.${codec})`, { code: 'ERR_HDF5' });
   }
   if (o.compressionLevel !== undefined && o.compressionLevel !== null) {
     if (codec === null) throw new TypeError('compressionLevel needs compression: \'gzip\' or \'zstd\'');
