@@ -2,7 +2,9 @@
 /**
  * Dataset handles (HDF5): streaming appends against h5py's resize-and-assign loop and one plain
  * write of the same bytes; a 16 MiB slice of a 1 GiB dataset (bytes read from the file, time)
- * against reading all of it; gzip-compressed writes against h5py on the same data.
+ * against reading all of it; gzip-compressed writes against h5py on the same data; the codecs
+ * (gzip, zstd, lz4, each with shuffle) against plain writes and h5py, and ours with the parallel
+ * chunk path off (CHECKPOINTER_HDF5_THREADS=0: HDF5's own one-thread pipeline).
  */
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -177,6 +179,96 @@ for name, ch in [('h5py chunks=True', True), ('h5py, our chunk shape', tuple(chu
     os.remove(out)
 print(json.dumps(res))`;
 
+// h5py with hdf5plugin's lz4 (Debian's libh5lz4.so); zstd has no Debian plugin.
+const H5PY_LZ4 = `
+import h5py, numpy as np, sys, time, json, os
+import hdf5plugin
+a = np.fromfile(sys.argv[1], dtype='<f8').reshape(-1, 3, 100)
+chunks = tuple(json.loads(sys.argv[3]))
+out = os.path.join(sys.argv[2], 'h5py-lz4.h5')
+best = read = 1e9
+for _ in range(3):
+    if os.path.exists(out): os.remove(out)
+    t = time.perf_counter()
+    with h5py.File(out, 'w') as f:
+        f.create_dataset('x', data=a, maxshape=(None, 3, 100), chunks=chunks, shuffle=True, **hdf5plugin.LZ4())
+    best = min(best, time.perf_counter() - t)
+for _ in range(3):
+    t = time.perf_counter()
+    with h5py.File(out, 'r') as f:
+        f['x'][()]
+    read = min(read, time.perf_counter() - t)
+res = {'secs': best, 'readSecs': read, 'size': os.path.getsize(out)}
+os.remove(out)
+print(json.dumps(res))`;
+
+/** One codec: appends of 1024 frames (write) and `get` (read), best of 3, in this process or a child with `env`. */
+const CODEC_RUN = `
+const { HDF5Checkpointer } = require(process.argv[1]);
+const fs = require('fs');
+(async () => {
+  const [, , raw, file, optsText] = process.argv;
+  const buf = fs.readFileSync(raw);
+  const data = new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8);
+  const opts = JSON.parse(optsText);
+  const frames = data.length / 300;
+  let secs = Infinity, readSecs = Infinity;
+  for (let r = 0; r < 4; r++) {
+    fs.rmSync(file, { force: true });
+    const t = process.hrtime.bigint();
+    const ds = await new HDF5Checkpointer(file, { durable: false }).dataset('x', opts);
+    for (let f = 0; f < frames; f += 1024) await ds.append(data.subarray(f * 300, Math.min(frames, f + 1024) * 300));
+    await ds.close();
+    if (r > 0) secs = Math.min(secs, Number(process.hrtime.bigint() - t) / 1e9);
+  }
+  let back;
+  for (let r = 0; r < 3; r++) {
+    const t = process.hrtime.bigint();
+    back = await new HDF5Checkpointer(file).get('x');
+    readSecs = Math.min(readSecs, Number(process.hrtime.bigint() - t) / 1e9);
+  }
+  const ok = Buffer.compare(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength), buf) === 0;
+  const size = fs.statSync(file).size;
+  fs.rmSync(file);
+  console.log(JSON.stringify({ secs, readSecs, size, ok }));
+})();`;
+
+async function codecs(dir) {
+  const frames = Math.floor(scaled(128 * MiB) / (FRAME_LEN * 8));
+  const data = trajectory(frames);
+  const raw = path.join(dir, 'traj.bin');
+  fs.writeFileSync(raw, data);
+  const file = path.join(dir, 'codec.h5');
+  const base = { dtype: 'float64', shape: [0, ...FRAME] };
+  const cases = [
+    ['plain (no filters)', base, {}],
+    ['gzip 4 + shuffle', { ...base, compression: 'gzip', compressionLevel: 4, shuffle: true }, {}],
+    ['gzip 4 + shuffle, HDF5 pipeline (1 thread)', { ...base, compression: 'gzip', compressionLevel: 4, shuffle: true }, { CHECKPOINTER_HDF5_THREADS: '0' }],
+    ['zstd 3 + shuffle', { ...base, compression: 'zstd', compressionLevel: 3, shuffle: true }, {}],
+    ['zstd 3 + shuffle, HDF5 pipeline (1 thread)', { ...base, compression: 'zstd', compressionLevel: 3, shuffle: true }, { CHECKPOINTER_HDF5_THREADS: '0' }],
+    ['lz4 + shuffle', { ...base, compression: 'lz4', shuffle: true }, {}],
+  ];
+  const rows = [];
+  for (const [name, opts, env] of cases) {
+    const out = execFileSync(process.execPath, ['-e', CODEC_RUN, path.join(__dirname, '..'), raw, file, JSON.stringify(opts)],
+      { encoding: 'utf8', env: { ...process.env, ...env } });
+    const r = JSON.parse(out);
+    if (!r.ok) throw new Error(`${name}: frames do not read back`);
+    rows.push({ name, ...r });
+  }
+  const { HDF5Checkpointer: H } = require('..');
+  const probe = await new H(path.join(dir, 'probe.h5'), FAST).dataset('x', { ...base, compression: 'lz4', shuffle: true });
+  const chunks = probe.chunks;
+  await probe.close();
+  fs.rmSync(path.join(dir, 'probe.h5'));
+  let h5pyLz4 = null;
+  try {
+    h5pyLz4 = py(H5PY_LZ4, raw, dir, JSON.stringify(chunks));
+  } catch { /* no hdf5plugin / lz4 plugin here */ }
+  fs.rmSync(raw);
+  return { bytes: data.byteLength, chunks, rows, h5pyLz4 };
+}
+
 async function compression(dir) {
   const frames = Math.floor(scaled(128 * MiB) / (FRAME_LEN * 8));
   const data = trajectory(frames);
@@ -221,17 +313,24 @@ async function compression(dir) {
 // ------------------------------------------------------------------------------- report
 
 async function main() {
-  const frames = randomFloat64(FRAMES * FRAME_LEN);
-  const bytes = frames.byteLength;
+  // `node benchmark/dataset.js --compression`: the two compression tables alone (a short run).
+  const only = process.argv.includes('--compression');
+  const frames = only ? null : randomFloat64(FRAMES * FRAME_LEN);
+  const bytes = frames ? frames.byteLength : 0;
   const ms = (s) => `${fmt(s * 1000, 1)} ms`;
   console.log('## Dataset handles (HDF5)\n');
+  const dirs = scratchDirs();
+  if (!only) await appendsAndSlices(dirs, frames, bytes, ms);
+  await compressionTables(dirs);
+}
+
+async function appendsAndSlices(dirs, frames, bytes, ms) {
   console.log(`### ${FRAMES} single-frame appends of ${FRAME.join('x')} float64 (${fmt(bytes / MiB, 1)} MiB)\n`);
   console.log('Each run creates a fresh file, opens the dataset, appends frame by frame and closes; best of 7 interleaved '
     + 'rounds after a warm-up. h5py: `ds.resize(i + 1, axis=0); ds[i] = frame` with `chunks=True`, best of 2. '
     + '"plain write" is one `fs.writeFileSync` of the same bytes to a fresh file.\n');
   console.log('| where | plain write | ours `await ds.append` | ours `appendSync` | h5py loop | h5py / ours async | ours async / plain |');
   console.log('|---|---|---|---|---|---|---|');
-  const dirs = scratchDirs();
   const appendSpeeds = chart('dataset-appends', {
     title: `Dataset appends: ${FRAMES} single-frame appends of ${FRAME.join('x')} float64 (${fmt(bytes / MiB, 1)} MiB) into a fresh HDF5 file`,
     subtitle: 'Throughput = bytes appended / time from creating the file to closing it; best of 7 interleaved rounds (h5py: best of 2). '
@@ -261,6 +360,9 @@ async function main() {
       + `${ms(c.secs)} | ${c === whole ? '1' : `1/${fmt(whole.secs / c.secs, 0)}`} |`);
   }
 
+}
+
+async function compressionTables(dirs) {
   const z = await compression(dirs[0].dir);
   const mbs = (secs) => `${fmt(z.bytes / MiB / secs, 0)} MiB/s`;
   console.log(`\n### gzip (level 4) + shuffle: ${fmt(z.bytes / MiB, 0)} MiB of trajectory-like float64 frames, tmpfs\n`);
@@ -288,6 +390,20 @@ async function main() {
   codecRow('ours gzip 4 + shuffle, appends of 1024 frames', { write: z.ours.batches, read: z.ours.readSecs, size: z.ours.size });
   codecRow('ours gzip 4 + shuffle, single-frame appends', { write: z.ours.frames, size: z.ours.size });
   for (const [name, v] of Object.entries(z.h5py)) codecRow(`h5py gzip 4 + shuffle, ${name.replace(/^h5py,? /, '')}`, { write: v.secs, read: v.readSecs, size: v.size, kind: 'peer' });
+
+  const k = await codecs(dirs[0].dir);
+  const kbs = (secs) => `${fmt(k.bytes / MiB / secs, 0)} MiB/s`;
+  console.log(`\n### Codecs: ${fmt(k.bytes / MiB, 0)} MiB of the same trajectory-like frames, chunks [${k.chunks.join(', ')}], tmpfs\n`);
+  console.log('Ours: appends of 1024 frames into a fresh file, best of 3 after a warm-up; read: `await get`, best of 3; each codec in a child '
+    + 'process. "HDF5 pipeline" rows turn the parallel chunk path off (`CHECKPOINTER_HDF5_THREADS=0`). '
+    + 'h5py lz4: `create_dataset(data=a, shuffle=True, **hdf5plugin.LZ4())` through Debian\'s lz4 plugin, best of 3.\n');
+  console.log('| writer | write | read | ratio | write / plain |');
+  console.log('|---|---|---|---|---|');
+  const plain = k.rows[0];
+  for (const r of k.rows) console.log(`| ours, ${r.name} | ${kbs(r.secs)} | ${kbs(r.readSecs)} | ${fmt(k.bytes / r.size)} | ${fmt(plain.secs / r.secs)} |`);
+  if (k.h5pyLz4) console.log(`| h5py, lz4 + shuffle (hdf5plugin) | ${kbs(k.h5pyLz4.secs)} | ${kbs(k.h5pyLz4.readSecs)} | ${fmt(k.bytes / k.h5pyLz4.size)} | ${fmt(plain.secs / k.h5pyLz4.secs)} |`);
+  for (const r of k.rows) codecRow(`ours ${r.name}`, { write: r.secs, read: r.readSecs, size: r.size });
+  if (k.h5pyLz4) codecRow('h5py lz4 + shuffle (hdf5plugin)', { write: k.h5pyLz4.secs, read: k.h5pyLz4.readSecs, size: k.h5pyLz4.size, kind: 'peer' });
   console.log('');
 }
 

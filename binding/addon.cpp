@@ -13,6 +13,7 @@
 #include "convert.h"
 #include "executor.h"
 #include "h5core.h"
+#include "h5filters.h"
 #include "h5objects.h"
 #include "h5ops.h"
 #include "h5verify.h"
@@ -674,6 +675,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     // HDF5. Not loading them makes such a dataset a clean "filter not available" error instead.
     H5PLset_loading_state(0);
 #endif
+    registerCodecFilters();
     if (H5PLget_loading_state(&pluginState) < 0) pluginState = 0;
     for (const FilterSupport& f : builtinFilters()) {
       Napi::Object support = Napi::Object::New(env);

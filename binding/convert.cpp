@@ -446,8 +446,11 @@ DatasetSpec toSpec(Napi::Env env, Napi::Value v) {
   if (!ch.IsUndefined() && !ch.IsNull()) c.chunks = toShape(env, ch, "spec.chunks");
   Napi::Value comp = o.Get("compression");
   if (!comp.IsUndefined() && !comp.IsNull()) {
-    if (!comp.IsString() || comp.As<Napi::String>().Utf8Value() != "gzip") jsTypeError(env, "spec.compression must be 'gzip' or null");
-    c.gzip = true;
+    std::string name = comp.IsString() ? comp.As<Napi::String>().Utf8Value() : "";
+    if (name == "gzip") c.codec = Codec::Gzip;
+    else if (name == "zstd") c.codec = Codec::Zstd;
+    else if (name == "lz4") c.codec = Codec::Lz4;
+    else jsTypeError(env, "spec.compression must be 'gzip', 'zstd', 'lz4' or null");
   }
   Napi::Value lvl = o.Get("compressionLevel");
   if (!lvl.IsUndefined() && !lvl.IsNull()) c.level = static_cast<int>(std::min<uint64_t>(toIndex(env, lvl, "spec.compressionLevel"), 99));
@@ -665,8 +668,8 @@ Napi::Value fromInfo(Napi::Env env, const DatasetInfo& i) {
     o.Set("stringType", st);
   }
   Napi::Object filters = Napi::Object::New(env);
-  filters.Set("compression", i.filters.gzip ? Napi::Value(Napi::String::New(env, "gzip")) : env.Null());
-  filters.Set("level", i.filters.gzip && i.filters.level >= 0 ? Napi::Value(Napi::Number::New(env, i.filters.level)) : env.Null());
+  filters.Set("compression", i.filters.compression ? Napi::Value(Napi::String::New(env, i.filters.compression)) : env.Null());
+  filters.Set("level", i.filters.compression && i.filters.level >= 0 ? Napi::Value(Napi::Number::New(env, i.filters.level)) : env.Null());
   filters.Set("shuffle", i.filters.shuffle);
   filters.Set("other", Napi::Number::New(env, i.filters.other));
   o.Set("filters", filters);

@@ -209,6 +209,7 @@ std::vector<FilterSupport> builtinFilters() {
   static const std::pair<const char*, H5Z_filter_t> known[] = {
       {"gzip", H5Z_FILTER_DEFLATE}, {"szip", H5Z_FILTER_SZIP},         {"shuffle", H5Z_FILTER_SHUFFLE},
       {"fletcher32", H5Z_FILTER_FLETCHER32}, {"scaleoffset", H5Z_FILTER_SCALEOFFSET}, {"nbit", H5Z_FILTER_NBIT},
+      {"zstd", 32015}, {"lz4", 32004},  // registered by the addon (h5filters.h)
   };
   std::vector<FilterSupport> out;
   for (const auto& [name, id] : known) {

@@ -1,5 +1,8 @@
 #include "h5objects.h"
 
+#include "h5chunks.h"
+#include "h5filters.h"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -285,6 +288,7 @@ NumericLayout numericLayout(hid_t dset, const std::string& p) {
   int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank < 0) throwHdf5("H5Sget_simple_extent_ndims");
   l.directChunks = directChunkDims(dset, ftype.get(), l.memType.get(), static_cast<size_t>(rank));
+  if (l.directChunks.empty()) l.pipeline = chunkPipeline(dset, ftype.get(), l.memType.get(), static_cast<size_t>(rank), l.esize);
   return l;
 }
 
@@ -299,6 +303,31 @@ void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, co
   bool unitStride = true;
   for (size_t i = 0; !sel.all && i < rank; ++i)
     if (sel.stride[i] != 1 && sel.count[i] > 1) unitStride = false;
+  hsize_t lo = 0, hi = 0;
+  std::vector<hsize_t> maxdims;
+  if (l.pipeline && t.cls == H5S_SIMPLE) {
+    maxdims.resize(rank);
+    if (H5Sget_simple_extent_dims(t.fspace.get(), nullptr, maxdims.data()) < 0) throwHdf5("H5Sget_simple_extent_dims");
+  }
+  if (unitStride && t.cls == H5S_SIMPLE && l.pipeline && alignedRows(*l.pipeline, t.dims, start, count, &lo, &hi, &maxdims)) {
+    // Whole chunks encoded in parallel; the partial chunks before and after through HDF5, which
+    // merges them with what is stored.
+    uint64_t rowBytes = productChecked(count, "selection", 1) * l.esize;
+    std::vector<hsize_t> st = start, ct = count;
+    st[0] = lo;
+    ct[0] = hi - lo;
+    writeChunks(dset, p, *l.pipeline, reinterpret_cast<const uint8_t*>(base) + (lo - start[0]) * rowBytes, st, ct);
+    std::pair<hsize_t, hsize_t> rest[2] = {{start[0], lo}, {hi, start[0] + count[0]}};
+    for (auto& r : rest) {
+      if (r.second <= r.first) continue;
+      st[0] = r.first;
+      ct[0] = r.second - r.first;
+      Hid scratch;
+      hid_t mem = selectSlab(t.fspace.get(), st, ones, ct, nullptr, &scratch);
+      if (H5Dwrite(dset, l.memType.get(), mem, t.fspace.get(), H5P_DEFAULT, base + (r.first - start[0]) * rowBytes) < 0) ioFailure("cannot write", p);
+    }
+    return;
+  }
   hsize_t k0 = 0, k1 = 0;
   if (unitStride && t.cls == H5S_SIMPLE && !l.directChunks.empty() && wholeChunkRun(l.directChunks, start, count, l.esize, &k0, &k1)) {
     const std::vector<hsize_t>& c = l.directChunks;
@@ -391,6 +420,34 @@ void readSelection(hid_t dset, const std::string& p, const NumericLayout& l, con
   Transfer t = checkTransfer(dset, p, l, out, sel, false);
   if (t.elements == 0) return;
   if (gatherRows(dset, p, l, t, out, sel)) return;
+  if (l.pipeline && t.cls == H5S_SIMPLE) {
+    size_t rank = t.dims.size();
+    bool unitStride = true;
+    for (size_t i = 0; !sel.all && i < rank; ++i)
+      if (sel.stride[i] != 1 && sel.count[i] > 1) unitStride = false;
+    std::vector<hsize_t> start = sel.all ? std::vector<hsize_t>(rank, 0) : sel.start;
+    std::vector<hsize_t> count = sel.all ? t.dims : sel.count;
+    hsize_t lo = 0, hi = 0;
+    if (unitStride && alignedRows(*l.pipeline, t.dims, start, count, &lo, &hi)) {
+      uint64_t rowBytes = productChecked(count, "selection", 1) * l.esize;
+      uint8_t* base = static_cast<uint8_t*>(out.data);
+      std::vector<hsize_t> st = start, ct = count, ones(rank, 1);
+      st[0] = lo;
+      ct[0] = hi - lo;
+      if (readChunks(dset, p, *l.pipeline, base + (lo - start[0]) * rowBytes, st, ct)) {
+        std::pair<hsize_t, hsize_t> rest[2] = {{start[0], lo}, {hi, start[0] + count[0]}};
+        for (auto& r : rest) {
+          if (r.second <= r.first) continue;
+          st[0] = r.first;
+          ct[0] = r.second - r.first;
+          Hid scratch;
+          hid_t mem = selectSlab(t.fspace.get(), st, ones, ct, nullptr, &scratch);
+          if (H5Dread(dset, l.memType.get(), mem, t.fspace.get(), H5P_DEFAULT, base + (r.first - start[0]) * rowBytes) < 0) ioFailure("cannot read", p);
+        }
+        return;
+      }
+    }
+  }
   if (t.whole) {
     if (H5Dread(dset, l.memType.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data) < 0) ioFailure("cannot read", p);
     return;
@@ -421,10 +478,12 @@ Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
       bytes = mulChecked(bytes, o.chunks[i], "chunks");
     }
     if (bytes >= (uint64_t(1) << 32)) rangeError("a chunk must hold less than 4 GiB");
-  } else if (o.gzip || o.shuffle || maxdims != o.shape) {
+  } else if (o.codec != Codec::None || o.shuffle || maxdims != o.shape) {
     typeError("a resizable or compressed dataset needs chunks");
   }
-  if (o.gzip && (o.level < 0 || o.level > 9)) rangeError("the gzip level must be 0..9");
+  if (o.codec == Codec::Gzip && o.level > 9) rangeError("the gzip level must be 0..9");
+  if (o.codec == Codec::Zstd && (o.level == 0 || o.level > zstdMaxLevel())) rangeError("the zstd level must be 1.." + std::to_string(zstdMaxLevel()));
+  if (o.codec == Codec::Lz4 && o.level >= 0) rangeError("lz4 has no levels");
 
   Hid space = rank == 0 ? ownSpace(H5Screate(H5S_SCALAR), "H5Screate")
                         : ownSpace(H5Screate_simple(static_cast<int>(rank), o.shape.data(), maxdims.data()), "cannot create the dataspace of " + p);
@@ -432,13 +491,21 @@ Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
   check(H5Pset_obj_track_times(dcpl.get(), 0), "H5Pset_obj_track_times");
   if (!o.chunks.empty()) check(H5Pset_chunk(dcpl.get(), static_cast<int>(rank), o.chunks.data()), "H5Pset_chunk");
   if (o.shuffle) check(H5Pset_shuffle(dcpl.get()), "H5Pset_shuffle");
-  if (o.gzip) {
-    if (checkTri(H5Zfilter_avail(H5Z_FILTER_DEFLATE), "H5Zfilter_avail") <= 0)
-      throw Failure("ERR_HDF5", "gzip (deflate) is not available in this libhdf5");
+  if (o.codec != Codec::None) {
+    H5Z_filter_t id = o.codec == Codec::Gzip ? H5Z_FILTER_DEFLATE : o.codec == Codec::Zstd ? kFilterZstd : kFilterLz4;
+    const char* name = o.codec == Codec::Gzip ? "gzip (deflate)" : o.codec == Codec::Zstd ? "zstd" : "lz4";
+    if (checkTri(H5Zfilter_avail(id), "H5Zfilter_avail") <= 0) throw Failure("ERR_HDF5", std::string(name) + " is not available in this libhdf5");
     unsigned config = 0;
-    check(H5Zget_filter_info(H5Z_FILTER_DEFLATE, &config), "H5Zget_filter_info");
-    if (!(config & H5Z_FILTER_CONFIG_ENCODE_ENABLED)) throw Failure("ERR_HDF5", "gzip (deflate) encoding is not enabled in this libhdf5");
-    check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(o.level)), "H5Pset_deflate");
+    check(H5Zget_filter_info(id, &config), "H5Zget_filter_info");
+    if (!(config & H5Z_FILTER_CONFIG_ENCODE_ENABLED)) throw Failure("ERR_HDF5", std::string(name) + " encoding is not enabled in this libhdf5");
+    if (o.codec == Codec::Gzip) {
+      check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(o.level < 0 ? 4 : o.level)), "H5Pset_deflate");
+    } else {
+      // Optional, as h5py (and so hdf5plugin) sets every filter; the cd values are hdf5plugin's:
+      // zstd (level), lz4 (block size, 0 = the filter's default).
+      unsigned cd = o.codec == Codec::Zstd ? static_cast<unsigned>(o.level < 0 ? 3 : o.level) : 0;
+      check(H5Pset_filter(dcpl.get(), id, H5Z_FLAG_OPTIONAL, 1, &cd), "H5Pset_filter");
+    }
   }
   if (o.fill.kind != ScalarValue::Kind::None) {
     if (o.hasType && !o.type.plainNumber()) typeError("a fill value needs a dataset of numbers");

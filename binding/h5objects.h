@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "h5chunks.h"
 #include "h5core.h"
 #include "h5types.h"
 
@@ -31,6 +32,8 @@ struct ArrayRef {
   size_t bytes = 0;
 };
 
+enum class Codec { None, Gzip, Zstd, Lz4 };
+
 // How to create a dataset; options are validated in TypeScript, the binding re-checks only what
 // would make HDF5 misbehave.
 struct DatasetSpec {
@@ -39,8 +42,8 @@ struct DatasetSpec {
   bool hasMaxshape = false;
   std::vector<hsize_t> maxshape;  // H5S_UNLIMITED = unlimited
   std::vector<hsize_t> chunks;    // empty: contiguous (or compact for 0-d)
-  bool gzip = false;
-  int level = 4;
+  Codec codec = Codec::None;
+  int level = -1;  // -1: the codec's default (gzip 4, zstd 3)
   bool shuffle = false;
   ScalarValue fill;
   // A described element type (compound, enum, array, ...): `dtype` is then its plain number's
@@ -87,6 +90,7 @@ struct NumericLayout {
   size_t esize = 0;              // bytes of one element (a packed record's size)
   Hid memType;
   std::vector<hsize_t> directChunks;  // empty unless chunked, unfiltered and stored as in memory
+  std::shared_ptr<const ChunkPipeline> pipeline;  // filters run in parallel here (h5chunks.h), or null
 };
 // Throws ERR_UNSUPPORTED_DTYPE / TypeError for datasets that do not hold numbers.
 NumericLayout numericLayout(hid_t dset, const std::string& where);

@@ -1,5 +1,7 @@
 #include "h5types.h"
 
+#include "h5filters.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -440,9 +442,11 @@ DatasetInfo datasetInfo(hid_t dset, const std::string& where) {
     char name[64];
     H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &ncd, cd, sizeof name, name, &config);
     if (id < 0) throwHdf5("H5Pget_filter2");
-    if (id == H5Z_FILTER_DEFLATE) {
-      out.filters.gzip = true;
+    if (id == H5Z_FILTER_DEFLATE || id == kFilterZstd) {
+      out.filters.compression = id == H5Z_FILTER_DEFLATE ? "gzip" : "zstd";
       out.filters.level = ncd > 0 ? static_cast<int>(cd[0]) : -1;
+    } else if (id == kFilterLz4) {
+      out.filters.compression = "lz4";
     } else if (id == H5Z_FILTER_SHUFFLE) {
       out.filters.shuffle = true;
     } else {

@@ -89,8 +89,8 @@ void writePacked(hid_t obj, bool isAttr, const TypeNode& n, const uint8_t* bytes
                  hid_t mspace, hid_t fspace, const std::string& where);
 
 struct Filters {
-  bool gzip = false;
-  int level = -1;
+  const char* compression = nullptr;  // "gzip", "zstd", "lz4", or none
+  int level = -1;                     // gzip/zstd level; -1 when not stored
   bool shuffle = false;
   int other = 0;  // filters the binding does not name
 };

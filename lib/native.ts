@@ -61,7 +61,7 @@ export interface StringTypeInfo {
 }
 
 export interface DatasetFilters {
-  compression: 'gzip' | null;
+  compression: 'gzip' | 'zstd' | 'lz4' | null;
   level: number | null;
   shuffle: boolean;
   /** Filters other than deflate and shuffle. */
@@ -131,7 +131,7 @@ export interface DatasetSpec {
   /** Same length as shape; null = unlimited. Differing from shape needs `chunks`. */
   maxshape?: readonly (number | null)[];
   chunks?: readonly number[];
-  compression?: 'gzip' | null;
+  compression?: 'gzip' | 'zstd' | 'lz4' | null;
   compressionLevel?: number;
   shuffle?: boolean;
   /** bigint for int64/uint64 exactly; complex fills the real part. */
@@ -351,7 +351,7 @@ export interface VerifyFileOptions {
 }
 
 /** HDF5's built-in filters, by h5py's names. */
-export type HDF5FilterName = 'gzip' | 'szip' | 'shuffle' | 'fletcher32' | 'scaleoffset' | 'nbit';
+export type HDF5FilterName = 'gzip' | 'szip' | 'shuffle' | 'fletcher32' | 'scaleoffset' | 'nbit' | 'zstd' | 'lz4';
 export interface FilterSupport {
   /** Datasets stored with the filter can be read. */
   readonly read: boolean;
@@ -487,11 +487,12 @@ export interface HDF5Info {
   plugins: boolean;
 }
 
-const FILTER_NAMES: readonly HDF5FilterName[] = ['gzip', 'szip', 'shuffle', 'fletcher32', 'scaleoffset', 'nbit'];
+const FILTER_NAMES: readonly HDF5FilterName[] = ['gzip', 'szip', 'shuffle', 'fletcher32', 'scaleoffset', 'nbit', 'zstd', 'lz4'];
 
 /**
  * Whether HDF5 can be used here, before using it: loads the addon (once) and never throws.
- * `filters.gzip.write` says whether `compression: 'gzip'` works.
+ * `filters.gzip.write` says whether `compression: 'gzip'` works; `zstd` and `lz4` are the addon's
+ * own (registered at load, no plugin needed).
  */
 export function hdf5Info(): HDF5Info {
   tryLoad();

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds zlib and HDF5 1.14.5 as static, position-independent C libraries into build/deps/hdf5-1.14.5
 # (lib/libhdf5.a, lib/libz.a, lib/libsz.a + lib/libaec.a, include/), for linking HDF5 into the addon
-# itself (CMake -DCHECKPOINTER_HDF5_ROOT=<prefix>): a prebuild then needs no libhdf5 where it runs.
-# From source because Debian's libhdf5.a and libz.a are not built with -fPIC and cannot go into a
-# .node. A prefix whose stamp matches the pins and flags below is reused as it is.
+# itself (CMake -DCHECKPOINTER_HDF5_ROOT=<prefix>): a prebuild then needs no libhdf5 where it runs;
+# and zstd + lz4 (the codecs of the addon's own filters 32015 and 32004) into build/deps/codecs
+# (-DCHECKPOINTER_CODECS_ROOT=<prefix>). From source because Debian's static libraries are not
+# built with -fPIC and cannot go into a .node. A prefix whose stamp matches the pins and flags
+# below is reused as it is (each prefix has its own stamp).
 #
 #   bash scripts/build-hdf5.sh                 # szip through Debian's libaec-dev (PIC static libs)
 #   HDF5_SZIP=off bash scripts/build-hdf5.sh   # without the szip filter
@@ -33,6 +35,20 @@ sums="360f915a6116895a1bba75bf92bd2e9c1ace69e63b3622331d6fc783de543ff0  hdf5_1.1
 71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1  zlib_1.2.13.dfsg.orig.tar.bz2
 f66cf3d4f2d7defcd4d1fd1fb0a11ee39f1e01b42ec7d059c9dc5c1695133c44  zlib_1.2.13.dfsg-1.debian.tar.xz"
 mirror=http://deb.debian.org/debian
+
+# zstd and lz4: bookworm's (libzstd's +deb12u1 security upload is not on $mirror's source index).
+zstd_version=1.5.4+dfsg2-5
+lz4_version=1.9.4-1
+codec_sums="8f602f92b575aa8b5e979196fb6ee82d78f233521dc9636526d3ecba1f63c1b1  libzstd_1.5.4+dfsg2-5.dsc
+8cf4bbb65e77ec348d052c8d6230eba66d435bddf64c8b5be2fcb16880c19953  libzstd_1.5.4+dfsg2.orig.tar.xz
+82ce911445772861d0838bd4545f93bc50658bc7f3cefdb17a307dfb8ffca5d8  libzstd_1.5.4+dfsg2-5.debian.tar.xz
+e16302bca544d08d106efc216541f4a0403c8f8a5fad5eaac7588223a55af263  lz4_1.9.4-1.dsc
+0b0e3aa07c8c063ddf40b082bdf7e37a1562bda40a0ff5272957f3e987e0e54b  lz4_1.9.4.orig.tar.gz
+47ceec5b95f42598f7b9280b03df9659f2ee6852720ec181488e83bd643f0e5f  lz4_1.9.4-1.debian.tar.xz"
+codecs="$deps/codecs"
+codec_stamp="$codecs/build-codecs.stamp"
+# ZSTD_NO_TRACE: no weak undefined ZSTD_trace_* hooks, which would bind to whatever defines them.
+codec_cflags="-O3 -fPIC -DZSTD_NO_TRACE"
 
 zlib_cflags="-O3 -fPIC"
 hdf5_flags=(
@@ -85,19 +101,17 @@ esac
 # Everything that changes the libraries' bytes; a prefix built from the same is reused.
 key="$(printf '%s\n' "layout 2 (licences)" "hdf5 $hdf5_version" "zlib $zlib_version" "$sums" "zlib CFLAGS=$zlib_cflags" \
   "${hdf5_flags[@]}" "szip: $szip" "cc: $(cc --version | head -n 1)")"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
-  echo "build-hdf5: reusing ${prefix#"$PWD/"} ($((SECONDS - start))s)"
-  exit 0
-fi
-
 tmp="$(mktemp -d "$deps/tmp.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-have_sources() { (cd "$src" && sha256sum --check --strict --quiet <<<"$sums") >/dev/null 2>&1; }
-
-if ! have_sources; then
+# Downloads source packages (apt-get source) into $src unless the files of the sums ($1) are there.
+fetch_sources() {
+  local want="$1"
+  shift
+  (cd "$src" 2>/dev/null && sha256sum --check --strict --quiet <<<"$want") >/dev/null 2>&1 && return 0
   # A deb-src entry for this run only: a private sources file and lists, no package caches, so the
   # machine's apt configuration, lists and caches are left as they were. --download-only needs no
   # dpkg-source, and nothing is unpacked before the sums are checked.
+  rm -rf "$tmp/lists" "$tmp/dl"
   mkdir -p "$tmp/lists/partial" "$tmp/dl"
   cat >"$tmp/checkpointer-src.sources" <<EOF
 Types: deb-src
@@ -106,17 +120,48 @@ Suites: bookworm trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-  apt=(-o Dir::Etc::sourcelist="$tmp/checkpointer-src.sources" -o Dir::Etc::sourceparts=-
+  local apt=(-o Dir::Etc::sourcelist="$tmp/checkpointer-src.sources" -o Dir::Etc::sourceparts=-
     -o Dir::State::Lists="$tmp/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
   run apt-get "${apt[@]}" update
-  (cd "$tmp/dl" && apt-get "${apt[@]}" source --download-only "hdf5=$hdf5_version" "zlib=$zlib_version") \
+  (cd "$tmp/dl" && apt-get "${apt[@]}" source --download-only "$@") \
     >>"$log" 2>&1 || fail "apt-get source failed (if a pinned version has left $mirror, snapshot.debian.org still has it)"
-  if ! (cd "$tmp/dl" && sha256sum --check --strict <<<"$sums") >>"$log" 2>&1; then
+  if ! (cd "$tmp/dl" && sha256sum --check --strict <<<"$want") >>"$log" 2>&1; then
     fail "SHA-256 MISMATCH in the downloaded sources: not building (expected sums are pinned in $0)"
   fi
   mkdir -p "$src"
   mv -f "$tmp"/dl/* "$src/"
+}
+
+# zstd + lz4: their libraries only (the Makefiles' static targets), with -fPIC.
+codec_key="$(printf '%s\n' "codecs 1" "zstd $zstd_version" "lz4 $lz4_version" "$codec_sums" "CFLAGS=$codec_cflags" "cc: $(cc --version | head -n 1)")"
+if [ -f "$codec_stamp" ] && [ "$(cat "$codec_stamp")" = "$codec_key" ]; then
+  echo "build-hdf5: reusing ${codecs#"$PWD/"}"
+else
+  fetch_sources "$codec_sums" "libzstd=$zstd_version" "lz4=$lz4_version"
+  cwork="$tmp/codecs"
+  mkdir -p "$cwork"
+  run tar -xJf "$src/libzstd_1.5.4+dfsg2.orig.tar.xz" -C "$cwork"
+  run tar -xzf "$src/lz4_1.9.4.orig.tar.gz" -C "$cwork"
+  rm -rf "$codecs" && mkdir -p "$codecs/lib" "$codecs/include" "$codecs/share/licenses"
+  run make -C "$cwork/zstd-1.5.4/lib" -j"$(nproc)" libzstd.a CFLAGS="$codec_cflags"
+  run make -C "$cwork/lz4-1.9.4/lib" -j"$(nproc)" liblz4.a CFLAGS="$codec_cflags"
+  install -m 644 "$cwork/zstd-1.5.4/lib/libzstd.a" "$cwork/lz4-1.9.4/lib/liblz4.a" "$codecs/lib/"
+  install -m 644 "$cwork/zstd-1.5.4/lib/zstd.h" "$cwork/zstd-1.5.4/lib/zstd_errors.h" "$cwork/lz4-1.9.4/lib/lz4.h" "$codecs/include/"
+  install -m 644 "$cwork/zstd-1.5.4/LICENSE" "$codecs/share/licenses/zstd-LICENSE"
+  install -m 644 "$cwork/lz4-1.9.4/lib/LICENSE" "$codecs/share/licenses/lz4-LICENSE"
+  printf '%s\n' "$codec_key" >"$codec_stamp"
+  echo "build-hdf5: built ${codecs#"$PWD/"} in $((SECONDS - start))s"
 fi
+
+# The codecs' licences go with HDF5's (scripts/prebuild.js copies that folder beside the prebuild).
+codec_licenses() { mkdir -p "$prefix/share/licenses" && install -m 644 "$codecs"/share/licenses/* "$prefix/share/licenses/"; }
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+  codec_licenses
+  echo "build-hdf5: reusing ${prefix#"$PWD/"} ($((SECONDS - start))s)"
+  exit 0
+fi
+
+fetch_sources "$sums" "hdf5=$hdf5_version" "zlib=$zlib_version"
 
 # Unpack with Debian's patches when dpkg-source is (or can be made) available; otherwise the
 # upstream tarball as it is (Debian's patches are for autotools, Fortran, Java, Hurd and one
@@ -179,6 +224,7 @@ install -m 644 "$work/hdf5/src/COPYING_LBNL_HDF5" "$licenses/HDF5-COPYING_LBNL_H
 install -m 644 "$work/zlib/src/LICENSE" "$licenses/zlib-LICENSE"
 if [ "$szip" != off ]; then install -m 644 /usr/share/doc/libaec-dev/copyright "$licenses/libaec-copyright"; fi
 
+codec_licenses
 rm -rf "$work"
 printf 'unpacked: %s\nbuilt in %ss on %s\n' "$unpacked" "$((SECONDS - start))" "$(date -u +%FT%TZ)" >"$prefix/build-hdf5.info"
 printf '%s\n' "$key" >"$stamp"

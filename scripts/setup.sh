@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(python3 python3-numpy python3-h5py libhdf5-dev hdf5-tools cmake g++ make)
+# python3-hdf5plugin + hdf5-filter-plugin (lz4) and python3-zstandard: peers of the zstd/lz4 tests.
+packages=(python3 python3-numpy python3-h5py python3-hdf5plugin hdf5-filter-plugin python3-zstandard libhdf5-dev hdf5-tools
+  libzstd-dev liblz4-dev cmake g++ make)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,8 +33,8 @@ describe('hdf5Info', () => {
       assert.equal(info.version, '1.14.5');
       assert.equal(info.plugins, false, 'the bundled HDF5 must not load plugins built for another HDF5');
     }
-    assert.deepEqual(Object.keys(info.filters).sort(), ['fletcher32', 'gzip', 'nbit', 'scaleoffset', 'shuffle', 'szip']);
-    for (const f of ['gzip', 'shuffle', 'fletcher32', 'scaleoffset', 'nbit'] as const) {
+    assert.deepEqual(Object.keys(info.filters).sort(), ['fletcher32', 'gzip', 'lz4', 'nbit', 'scaleoffset', 'shuffle', 'szip', 'zstd']);
+    for (const f of ['gzip', 'shuffle', 'fletcher32', 'scaleoffset', 'nbit', 'zstd', 'lz4'] as const) {
       assert.deepEqual(info.filters[f], { read: true, write: true }, `${f}: built into every HDF5 we build against`);
     }
     assert.ok(Object.isFrozen(info.filters) && Object.isFrozen(info.filters.gzip));

@@ -21,7 +21,7 @@
 import { CheckpointerError, CheckpointerKeyError } from '../errors';
 import { guardDatasetRead } from '../backends/hdf5-verify';
 import type { AttrRead, DatasetInfo, DatasetSpec, H5Dataset, H5File, Hyperslab, LookupKind } from '../native';
-import { hyperslab } from '../native';
+import { hdf5Info, hyperslab } from '../native';
 import {
   closeDataset, datasetAttrs, deleteDatasetAttr, H5Gen, openDataset, readInto, resizeDataset, runAsync, runSync,
   setDatasetAttr, writeFrom,
@@ -34,7 +34,7 @@ import { attrValueOf, decodePacked, encodeRecords, fieldH5Type, hasVariableParts
 import type { H5Type } from '../native';
 import { AxisRange, countsOf, normalizeSelection, rangeEnd, resultShape } from './selection';
 import type {
-  AppendData, AttrValue, Dataset, DatasetAttrs, DatasetHost, DatasetLifecycle, DatasetOptions, DatasetSelection,
+  AppendData, AttrValue, Compression, Dataset, DatasetAttrs, DatasetHost, DatasetLifecycle, DatasetOptions, DatasetSelection,
   WriteData, WriteOptions,
 } from './types';
 import { AutoFlushCounter } from './auto-flush';
@@ -45,6 +45,11 @@ export const DATASET_CHUNK_BYTES = TARGET_CHUNK_BYTES;
 export const COMPRESSED_CHUNK_BYTES = 1 << 20;
 /** Least bytes buffered before a band of whole chunk rows is written. */
 const BAND_BYTES = 1 << 20;
+/**
+ * Least chunk rows in a band of a filtered dataset: the addon compresses the chunks of one write on
+ * its worker threads (binding/h5chunks.h), so a band of several chunks keeps them all busy.
+ */
+const FILTERED_BAND_CHUNKS = 8;
 /** HDF5's limit on one chunk. */
 const MAX_CHUNK_BYTES = 2 ** 32 - 1;
 
@@ -148,28 +153,39 @@ export function createOptions(o: DatasetOptions): DatasetSpec {
   }
   const resizable = maxshape.some((m, i) => m !== shape[i]);
 
-  let gzip = false;
-  let level = 4;
+  let codec: Compression | null = null;
+  let level: number | undefined;
   if (typeof o.compression === 'number') {
     if (!Number.isInteger(o.compression) || o.compression < 0 || o.compression > 9) throw new RangeError(`compression level ${o.compression} is not 0..9`);
-    gzip = true;
+    codec = 'gzip';
     level = o.compression;
     if (o.compressionLevel !== undefined && o.compressionLevel !== level) throw new TypeError(`compression ${o.compression} and compressionLevel ${o.compressionLevel} disagree`);
-  } else if (o.compression === 'gzip') {
-    gzip = true;
+  } else if (o.compression === 'gzip' || o.compression === 'zstd' || o.compression === 'lz4') {
+    codec = o.compression;
   } else if (o.compression !== undefined && o.compression !== null) {
-    throw new TypeError(`compression ${JSON.stringify(o.compression)} is not supported; use 'gzip' (or a gzip level 0..9)`);
+    throw new TypeError(`compression ${JSON.stringify(o.compression)} is not supported; use 'gzip' (or a gzip level 0..9), 'zstd' or 'lz4'`);
+  }
+  if (codec !== null) {
+    // Without an addon at all, opening the file says so (ERR_HDF5_UNAVAILABLE); this is for an
+    // addon built without zstd/lz4.
+    const info = hdf5Info();
+    const f = info.filters[codec];
+    if (info.available && !f.write) throw new CheckpointerError(`${codec} compression is not available in this libhdf5 (hdf5Info().filters.${codec})`, { code: 'ERR_HDF5' });
   }
   if (o.compressionLevel !== undefined && o.compressionLevel !== null) {
-    if (!gzip) throw new TypeError('compressionLevel needs compression: \'gzip\'');
-    if (!Number.isInteger(o.compressionLevel) || o.compressionLevel < 0 || o.compressionLevel > 9) {
-      throw new RangeError(`compressionLevel ${o.compressionLevel} is not 0..9`);
+    if (codec === null) throw new TypeError('compressionLevel needs compression: \'gzip\' or \'zstd\'');
+    if (codec === 'lz4') throw new TypeError('lz4 has no compression levels');
+    const [lo, hi] = codec === 'gzip' ? [0, 9] : [1, 22];
+    if (!Number.isInteger(o.compressionLevel) || o.compressionLevel < lo || o.compressionLevel > hi) {
+      throw new RangeError(`compressionLevel ${o.compressionLevel} is not ${lo}..${hi} (${codec})`);
     }
     level = o.compressionLevel;
   }
+  if (codec === 'gzip' && level === undefined) level = 4;
+  if (codec === 'zstd' && level === undefined) level = 3;
   if (o.shuffle !== undefined && typeof o.shuffle !== 'boolean') throw new TypeError(`shuffle must be a boolean, got ${JSON.stringify(o.shuffle)}`);
   const shuffle = o.shuffle === true;
-  const filtered = gzip || shuffle;
+  const filtered = codec !== null || shuffle;
 
   let chunks: number[] | undefined;
   const c = o.chunks;
@@ -199,10 +215,10 @@ export function createOptions(o: DatasetOptions): DatasetSpec {
     checkFill(o.fillValue, o.dtype!);
   }
   const out: DatasetSpec = recordType
-    ? { dtype: 'packed', type: recordType, shape, maxshape, compression: gzip ? 'gzip' : null, shuffle }
-    : { dtype: o.dtype!, shape, maxshape, compression: gzip ? 'gzip' : null, shuffle };
+    ? { dtype: 'packed', type: recordType, shape, maxshape, compression: codec, shuffle }
+    : { dtype: o.dtype!, shape, maxshape, compression: codec, shuffle };
   if (chunks) out.chunks = chunks;
-  if (gzip) out.compressionLevel = level;
+  if (level !== undefined) out.compressionLevel = level;
   if (o.fillValue !== undefined) out.fillValue = o.fillValue;
   return out;
 }
@@ -278,7 +294,7 @@ export class HDF5DatasetCore {
   /** An enum dataset's type (reads give EnumArrays). */
   readonly #numberType: H5Type | undefined;
   readonly chunks: readonly number[] | null;
-  readonly compression: 'gzip' | null;
+  readonly compression: Compression | null;
   readonly compressionLevel: number | null;
   readonly shuffle: boolean;
   /** The handles open on it. */
@@ -417,7 +433,8 @@ export class HDF5DatasetCore {
     this.#rowLen = shapeSize(frame) * this.#info.lanes;
     const c0 = this.chunks?.[0] ?? 1;
     const chunkRowBytes = c0 * shapeSize(frame) * this.#info.itemSize;
-    const m = chunkRowBytes > 0 ? Math.max(1, Math.floor(BAND_BYTES / chunkRowBytes)) : 1;
+    const least = this.compression !== null || this.shuffle ? FILTERED_BAND_CHUNKS : 1;
+    const m = chunkRowBytes > 0 ? Math.max(least, Math.floor(BAND_BYTES / chunkRowBytes)) : 1;
     this.#bandRows = c0 * m;
     this.#pool = [];
   }
@@ -1058,7 +1075,7 @@ export class HDF5Dataset implements Dataset, DatasetLifecycle {
   get dtype(): DType | 'records' { return this.#core.recordType ? 'records' : this.#core.dtype; }
   get fields(): readonly RecordField[] | undefined { return this.#core.fields ?? undefined; }
   get chunks(): readonly number[] | null { return this.#core.chunks; }
-  get compression(): 'gzip' | null { return this.#core.compression; }
+  get compression(): Compression | null { return this.#core.compression; }
   get compressionLevel(): number | null { return this.#core.compressionLevel; }
   get shuffle(): boolean { return this.#core.shuffle; }
   get shape(): readonly number[] { return this.#core.shape; }

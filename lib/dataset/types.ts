@@ -12,6 +12,9 @@ import type { RecordArray, RecordField } from '../values/records';
  * How to create a dataset. Names and meanings follow h5py's `create_dataset` where they overlap;
  * the differences are `maxshape`'s default (first axis unlimited) and that `dtype` is required.
  */
+
+/** The compressing HDF5 filters a dataset can be written with (h5py's names; zstd/lz4 hdf5plugin's). */
+export type Compression = 'gzip' | 'zstd' | 'lz4';
 export interface DatasetOptions {
   /** numpy's name of the element type (required to create, unless `fields` is given). */
   dtype?: DType;
@@ -33,9 +36,13 @@ export interface DatasetOptions {
    * throughput; an array sets it; `false` stores the dataset contiguously (fixed size, no filters).
    */
   chunks?: boolean | readonly number[] | null;
-  /** `'gzip'` (deflate), or a gzip level 0–9 as h5py accepts; null/undefined = none. */
-  compression?: 'gzip' | number | null;
-  /** gzip level 0–9 (h5py's compression_opts); default 4. */
+  /**
+   * HDF5 only. `'gzip'` (deflate, filter 1), `'zstd'` (filter 32015) or `'lz4'` (filter 32004) —
+   * the last two as hdf5plugin registers them, so `import hdf5plugin, h5py` reads them —, or a
+   * gzip level 0–9 as h5py accepts; null/undefined = none.
+   */
+  compression?: Compression | number | null;
+  /** gzip 0–9 (h5py's compression_opts; default 4), zstd 1–22 (default 3); lz4 has none. */
   compressionLevel?: number;
   /** Byte-shuffle before compressing (h5py's `shuffle`). */
   shuffle?: boolean;
@@ -127,7 +134,7 @@ export interface Dataset extends AsyncDisposable, Disposable {
   readonly maxshape: readonly (number | null)[];
   /** null when the dataset is not chunked. */
   readonly chunks: readonly number[] | null;
-  readonly compression: 'gzip' | null;
+  readonly compression: Compression | null;
   readonly compressionLevel: number | null;
   readonly shuffle: boolean;
   readonly attrs: DatasetAttrs;
