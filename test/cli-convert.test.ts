@@ -125,8 +125,8 @@ a = np.load(sys.argv[1]); print(json.dumps([str(a.dtype), a.tolist()]))`, back),
     assert.equal(fs.readFileSync(out, 'utf8'), 'precious');
     assert.equal(cli(['convert', h5, out, '--force']).status, 0);
     assert.equal(cli(['diff', h5, out]).status, 0);
-    for (const [codec, target, why] of [['zstd', 'z.h5', /no zstd codec in this build \(available: gzip, gzip:0-9, none, keep\)/], ['lz4', 'z.h5', /no lz4 codec/],
-      ['szip', 'z.h5', /the package writes no szip datasets yet/], ['gzip', 'z.npz', /only \.h5\/\.hdf5 output is compressed/]] as const) {
+    for (const [codec, target, why] of [['szip', 'z.h5', /the package writes no szip datasets \(available: gzip, gzip:0-9, zstd, zstd:1-22, lz4, none, keep\)/],
+      ['brotli', 'z.h5', /unknown codec brotli/], ['gzip', 'z.npz', /only \.h5\/\.hdf5 output is compressed/]] as const) {
       const c = cli(['convert', h5, at(target), '--compression', codec]);
       assert.equal(c.status, 6, codec);
       assert.match(c.stderr, /^checkpointer: ERR_UNSUPPORTED_CODEC: /);
@@ -134,6 +134,31 @@ a = np.load(sys.argv[1]); print(json.dumps([str(a.dtype), a.tolist()]))`, back),
       assert.equal(fs.existsSync(at(target)), false);
     }
     assert.equal(cli(['convert', h5, at('z.h5'), '--compression', 'gzip:12']).status, 2);
+    assert.equal(cli(['convert', h5, at('z.h5'), '--compression', 'zstd:23']).status, 2);
+    assert.equal(cli(['convert', h5, at('z.h5'), '--compression', 'lz4:3']).status, 2);
+  });
+
+  it('--compression zstd / lz4 (+shuffle) write the codecs h5py reads with hdf5plugin (lz4) and ls names', () => {
+    const z = at('zstd.h5');
+    const l = at('lz4.h5');
+    assert.equal(cli(['convert', h5, z, '--compression', 'zstd:5+shuffle']).status, 0);
+    assert.equal(cli(['convert', h5, l, '--compression', 'lz4']).status, 0);
+    assert.match(cli(['ls', z]).stdout, /^\/frames\s.*\(50, 100\)\s+zstd:5\+shuffle$/m);
+    assert.match(cli(['ls', l]).stdout, /^\/frames\s.*\(50, 100\)\s+lz4$/m);
+    assert.equal(cli(['diff', h5, z]).status, 0);
+    assert.equal(cli(['diff', h5, l]).status, 0);
+    // h5py + hdf5plugin (Debian's lz4 plugin) reads the lz4 file; both files declare the registered filter ids.
+    const py = runPython<{ lz4: number[]; filters: Record<string, string[]> }>(`
+import h5py, hdf5plugin, json, sys
+out = {'filters': {}}
+for name, p in (('zstd', sys.argv[1]), ('lz4', sys.argv[2])):
+    with h5py.File(p) as f:
+        out['filters'][name] = sorted(f['frames']._filter_ids) if hasattr(f['frames'], '_filter_ids') else sorted(f['frames']._filters.keys())
+        if name == 'lz4': out['lz4'] = f['frames'][0, :3].tolist()
+print(json.dumps(out))`, z, l);
+    assert.deepEqual(py.filters, { zstd: ['32015', 'shuffle'], lz4: ['32004'] });
+    const ours = Checkpointer.fromFile(h5).getSync('frames') as { data: Float64Array };
+    assert.deepEqual(py.lz4, Array.from(ours.data.subarray(0, 3)));
     const nodir = cli(['convert', h5, at('no/such/dir/out.npz')]);
     assert.equal(nodir.status, 5);
     assert.equal(nodir.stderr, `checkpointer: ERR_NOT_WRITABLE: ${at('no/such/dir/out.npz')}: its directory does not exist\n`);

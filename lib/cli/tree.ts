@@ -204,11 +204,11 @@ function errorInfo(err: unknown): { code: string; message: string } {
 
 function compressionText(info: DatasetInfo | undefined, ds: Dataset | null): string | null {
   const f = info?.filters;
-  const gzip = f ? f.compression === 'gzip' : ds?.compression === 'gzip';
+  const codec = f ? f.compression : ds?.compression ?? null;
   const level = f ? f.level : ds?.compressionLevel ?? null;
   const shuffle = f ? f.shuffle : ds?.shuffle ?? false;
   const parts: string[] = [];
-  if (gzip) parts.push(level === null ? 'gzip' : `gzip:${level}`);
+  if (codec) parts.push(level === null || codec === 'lz4' ? codec : `${codec}:${level}`);
   if (shuffle) parts.push('shuffle');
   if (f && f.other > 0) parts.push(`${f.other} other filter${f.other > 1 ? 's' : ''}`);
   return parts.length ? parts.join('+') : null;

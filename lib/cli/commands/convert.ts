@@ -25,6 +25,7 @@ import { streamsRows } from '../npz-members';
 const TARGET_CHUNK_BYTES = 4 * 1024 * 1024;
 import { CliError, EXIT, exitCodeOf, usage } from '../errors';
 import { CheckpointerError } from '../../errors';
+import type { Compression as CodecName } from '../../dataset/types';
 import { openInput } from '../open';
 import { progressBar } from '../progress';
 import { inspectCheckpoint, keyText, leaves, memberOf, Node } from '../tree';
@@ -39,37 +40,46 @@ OUT is written under a temporary name beside it and renamed into place when
 complete: on failure or Ctrl-C it is left as it was.
 
 Options:
-  --compression C  for .h5 output: keep (the default: each array's own gzip level
+  --compression C  for .h5 output: keep (the default: each array's own codec, level
                    and shuffle when the input is HDF5, else none), none, gzip
-                   (level 4), gzip:0..9. Other codecs (zstd, lz4, ...) are an
-                   ERR_UNSUPPORTED_CODEC error until the package writes them.
+                   (level 4), gzip:0..9, zstd (level 3), zstd:1..22, lz4; +shuffle
+                   after any of them adds the shuffle filter (as ls prints it:
+                   zstd:3+shuffle). A codec this build lacks is ERR_UNSUPPORTED_CODEC.
   --force          replace OUT if it exists (otherwise ERR_EXISTS)
   --progress       draw the progress bar on stderr even when it is not a terminal
   --no-progress    never draw it (the default draws it when stderr is a terminal)
   -h, --help       this help`;
 
 /** What --compression asks for. */
-type Compression = { kind: 'keep' } | { kind: 'none' } | { kind: 'gzip'; level: number };
+type Compression = { kind: 'keep' } | { kind: 'none' } | { kind: 'codec'; codec: CodecName; level: number | null; shuffle: boolean };
 
-/** Codecs the package's dataset API can write (DatasetOptions.compression), when the HDF5 build has them. */
-const WRITABLE_CODECS = ['gzip'] as const;
+/** Codecs the package's dataset API writes (DatasetOptions.compression), when the HDF5 build has them; their levels. */
+const WRITABLE_CODECS: Readonly<Record<CodecName, { min: number; max: number; default: number } | null>> = {
+  gzip: { min: 0, max: 9, default: 4 },
+  zstd: { min: 1, max: 22, default: 3 },
+  lz4: null,
+};
 
 export function parseCompression(text: string | undefined, outIsH5: boolean): Compression {
   if (text === undefined || text === 'keep') return { kind: 'keep' };
   if (text === 'none') return { kind: 'none' };
-  const m = /^([a-z0-9]+)(?:[:=](\d+))?$/i.exec(text);
-  if (!m) throw usage(`--compression ${text}: expected keep, none, gzip or gzip:LEVEL`);
+  const m = /^([a-z0-9]+)(?:[:=](\d+))?(\+shuffle)?$/i.exec(text);
+  if (!m) throw usage(`--compression ${text}: expected keep, none, gzip[:LEVEL], zstd[:LEVEL] or lz4, each with an optional +shuffle`);
   const name = m[1]!.toLowerCase();
   const available = hdf5Info().filters as Readonly<Record<string, { write: boolean }>>;
-  const codecs = WRITABLE_CODECS.filter((c) => available[c]?.write);
+  const codecs = (Object.keys(WRITABLE_CODECS) as CodecName[]).filter((c) => available[c]?.write);
   if (!(codecs as readonly string[]).includes(name)) {
-    const why = name in available ? `the package writes no ${name} datasets yet` : `no ${name} codec in this build`;
-    throw new CliError(`--compression ${text}: ${why} (available: ${[...codecs.flatMap((c) => [c, `${c}:0-9`]), 'none', 'keep'].join(', ')})`, 'ERR_UNSUPPORTED_CODEC', EXIT.UNSUPPORTED);
+    const why = name in WRITABLE_CODECS ? `no ${name} codec in this build` : name in available ? `the package writes no ${name} datasets` : `unknown codec ${name}`;
+    const list = codecs.flatMap((c) => (WRITABLE_CODECS[c] ? [c, `${c}:${WRITABLE_CODECS[c]!.min}-${WRITABLE_CODECS[c]!.max}`] : [c]));
+    throw new CliError(`--compression ${text}: ${why} (available: ${[...list, 'none', 'keep'].join(', ')})`, 'ERR_UNSUPPORTED_CODEC', EXIT.UNSUPPORTED);
   }
-  const level = m[2] === undefined ? 4 : Number(m[2]);
-  if (!(level >= 0 && level <= 9)) throw usage(`--compression ${text}: a gzip level is 0 to 9`);
+  const codec = name as CodecName;
+  const range = WRITABLE_CODECS[codec];
+  if (range === null && m[2] !== undefined) throw usage(`--compression ${text}: ${codec} has no level`);
+  const level = range === null ? null : m[2] === undefined ? range.default : Number(m[2]);
+  if (range !== null && !(level! >= range.min && level! <= range.max)) throw usage(`--compression ${text}: a ${codec} level is ${range.min} to ${range.max}`);
   if (!outIsH5) throw new CliError(`--compression ${text}: only .h5/.hdf5 output is compressed (.npz members are written stored, .json is text)`, 'ERR_UNSUPPORTED_CODEC', EXIT.UNSUPPORTED);
-  return { kind: 'gzip', level };
+  return { kind: 'codec', codec, level, shuffle: m[3] !== undefined };
 }
 
 export interface ConvertOptions {
@@ -116,7 +126,7 @@ function sameFile(a: string, b: string): boolean {
   }
 }
 
-function datasetOptions(src: { dtype: DatasetOptions['dtype']; shape: readonly number[]; chunks: readonly number[] | null; compression: 'gzip' | null; compressionLevel: number | null; shuffle: boolean }, compression: Compression, outIsH5: boolean): DatasetOptions {
+function datasetOptions(src: { dtype: DatasetOptions['dtype']; shape: readonly number[]; chunks: readonly number[] | null; compression: CodecName | null; compressionLevel: number | null; shuffle: boolean }, compression: Compression, outIsH5: boolean): DatasetOptions {
   const opts: DatasetOptions = { dtype: src.dtype, shape: [0, ...src.shape.slice(1)] };
   if (!outIsH5) return opts;
   // The input's chunk shape where it fits the output (same rank, within the shape); else about
@@ -129,12 +139,13 @@ function datasetOptions(src: { dtype: DatasetOptions['dtype']; shape: readonly n
     const rows = Math.max(1, Math.min(src.shape[0]!, Math.floor(TARGET_CHUNK_BYTES / rowBytes)));
     opts.chunks = [rows, ...src.shape.slice(1).map((d) => Math.max(1, d))];
   }
-  if (compression.kind === 'gzip') {
-    opts.compression = 'gzip';
-    opts.compressionLevel = compression.level;
-  } else if (compression.kind === 'keep' && src.compression === 'gzip') {
-    opts.compression = 'gzip';
-    if (src.compressionLevel !== null) opts.compressionLevel = src.compressionLevel;
+  if (compression.kind === 'codec') {
+    opts.compression = compression.codec;
+    if (compression.level !== null) opts.compressionLevel = compression.level;
+    if (compression.shuffle) opts.shuffle = true;
+  } else if (compression.kind === 'keep' && src.compression !== null) {
+    opts.compression = src.compression;
+    if (src.compressionLevel !== null && src.compression !== 'lz4') opts.compressionLevel = src.compressionLevel;
     opts.shuffle = src.shuffle;
   }
   return opts;
