@@ -34,6 +34,11 @@ export type IoOp =
   | { op: 'await'; handle: IoHandle }
   /** Raw-inflates `data`; yields back the output Buffer. */
   | { op: 'inflate'; data: Uint8Array; outputLength: number }
+  /**
+   * Starts a raw deflate of `data` at `level`; yields back a handle whose 'await' gives the output
+   * Buffer. In runAsync it runs on libuv's pool, so several started in a row compress in parallel.
+   */
+  | { op: 'deflate'; data: Uint8Array; level: number }
   /** Sets the file's length (ftruncate): zeros when it grows. */
   | { op: 'truncate'; fd: number; length: number }
   /** fdatasync: the file's data (and its length) reach the disk. */
@@ -135,6 +140,12 @@ export function runSync<T>(gen: IoGen<T>): T {
         case 'inflate':
           result = zlib.inflateRawSync(op.data, inflateOptions(op.outputLength));
           break;
+        case 'deflate': {
+          const handle = { id: nextId++ };
+          results.set(handle.id, zlib.deflateRawSync(op.data, { level: op.level }));
+          result = handle;
+          break;
+        }
         case 'truncate':
           fs.ftruncateSync(op.fd, op.length);
           break;
@@ -185,6 +196,11 @@ export async function runAsync<T>(gen: IoGen<T>): Promise<T> {
               zlib.inflateRaw(op.data, inflateOptions(op.outputLength), (err, out) => (err ? reject(err) : resolve(out)));
             });
             break;
+          case 'deflate':
+            result = defer(new Promise<Buffer>((resolve, reject) => {
+              zlib.deflateRaw(op.data, { level: op.level }, (err, out) => (err ? reject(err) : resolve(out)));
+            }));
+            break;
           case 'truncate':
             await new Promise<void>((resolve, reject) => fs.ftruncate(op.fd, op.length, (err) => (err ? reject(err) : resolve())));
             break;
@@ -225,9 +241,12 @@ function crc32Fallback(data: Uint8Array, value = 0): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** CRC-32 (zlib's), continuing from `value`. */
+/**
+ * CRC-32 (zlib's), continuing from `value`. Node 20's zlib.crc32 of an empty Uint8Array returns 0
+ * whatever `value` is, so empty input returns `value` here.
+ */
 export const crc32: Crc32 = typeof (zlib as { crc32?: Crc32 }).crc32 === 'function'
-  ? (data, value = 0) => (zlib as unknown as { crc32: Crc32 }).crc32(data, value)
+  ? (data, value = 0) => (data.length === 0 ? value >>> 0 : (zlib as unknown as { crc32: Crc32 }).crc32(data, value))
   : crc32Fallback;
 
 function gf2Times(mat: Uint32Array, vec: number): number {
@@ -640,6 +659,11 @@ export type WriteMember = NewMember | CopiedMember | StreamedMember;
 export interface ZipWriteOptions {
   /** Sizes and offsets above this go to ZIP64 fields (default: Python's ZIP64_LIMIT, 2 GiB - 1). */
   zip64Limit?: number;
+  /**
+   * Deflate new members (`NewMember`s) at this zlib level (0-9), as `numpy.savez_compressed` does;
+   * copied members keep their method, streamed ones are stored. Default: stored, as `numpy.savez`.
+   */
+  deflateLevel?: number;
 }
 
 interface Written {
@@ -797,25 +821,182 @@ function* copyRange(fromFd: number, from: number, toFd: number, to: number, leng
   }
 }
 
-/** Writes a whole zip to `fd` (from offset 0): members in order, central directory, end records. */
+/** Members up to this size (header included) are gathered into the staging buffer, not written one by one. */
+const SMALL_MEMBER = 256 * 1024;
+/** The staging buffer: small members (new, copied, deflated) are written this many bytes at a time. */
+const STAGE_SIZE = 4 * 1024 * 1024;
+/** How far ahead deflates are started (they run on libuv's pool in parallel): members and input bytes. */
+const DEFLATE_AHEAD_MEMBERS = 64;
+const DEFLATE_AHEAD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Small members' bytes gathered in memory and written in large pieces (one write per 4 MiB instead
+ * of three per member): two buffers, one filling while the other's write is in flight.
+ */
+class Stage {
+  buffers = [Buffer.allocUnsafe(STAGE_SIZE), Buffer.allocUnsafe(STAGE_SIZE)];
+  current = 0;
+  length = 0;
+  /** File position of the current buffer's first byte. */
+  start: number;
+  inFlight: (IoHandle | null)[] = [null, null];
+  constructor(readonly fd: number, start: number) {
+    this.start = start;
+  }
+  get buffer(): Buffer {
+    return this.buffers[this.current]!;
+  }
+  /** Room for `n` more bytes (n <= STAGE_SIZE), flushing first when they do not fit. */
+  *reserve(n: number): IoGen<void> {
+    if (this.length + n > STAGE_SIZE) yield* this.flush(false);
+  }
+  /** Starts the write of what is gathered, switches buffers; `wait`: also waits for every write. */
+  *flush(wait: boolean): IoGen<void> {
+    if (this.length > 0) {
+      const i = this.current;
+      this.inFlight[i] = (yield { op: 'write', fd: this.fd, buffer: this.buffer.subarray(0, this.length), position: this.start, defer: true }) as IoHandle;
+      this.start += this.length;
+      this.length = 0;
+      this.current = 1 - i;
+      const other = this.inFlight[this.current];
+      if (other) {
+        this.inFlight[this.current] = null;
+        yield { op: 'await', handle: other };
+      }
+    }
+    if (wait) {
+      for (let k = 0; k < 2; k++) {
+        const h = this.inFlight[k];
+        if (h) {
+          this.inFlight[k] = null;
+          yield { op: 'await', handle: h };
+        }
+      }
+    }
+  }
+  /** The file position of the next byte gathered. */
+  get position(): number {
+    return this.start + this.length;
+  }
+}
+
+/** A window of the source zip read into memory, from which small copied members are taken. */
+interface SourceWindow {
+  fd: number;
+  start: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * The bytes of [position, position + length) of `fd`, from the window or a fresh read of one
+ * (a large one, for the members that follow); shorter only where the file ends.
+ */
+function* sourceBytes(win: { w: SourceWindow | null }, fd: number, position: number, length: number): IoGen<Uint8Array> {
+  const w = win.w;
+  if (w && w.fd === fd && position >= w.start && position + length <= w.start + w.bytes.length) {
+    return w.bytes.subarray(position - w.start, position - w.start + length);
+  }
+  const bytes = new Uint8Array(Math.max(length, STAGE_SIZE));
+  const n = (yield { op: 'read', fd, buffer: bytes, position }) as number;
+  win.w = { fd, start: position, bytes: bytes.subarray(0, n) };
+  return bytes.subarray(0, Math.min(n, length));
+}
+
+function concatPieces(pieces: readonly Uint8Array[], size: number): Uint8Array {
+  if (pieces.length === 1) return pieces[0]!;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Writes a whole zip to `fd` (from offset 0): members in order, central directory, end records.
+ *
+ * Small members go through a staging buffer (a few large writes instead of three small ones per
+ * member, which dominated files of many small keys); small copied members are cut out of large
+ * reads of the old file. With `deflateLevel`, new members are deflated (method 8, as
+ * `numpy.savez_compressed` writes them), the deflates started ahead so they run in parallel.
+ */
 export function* writeZip(fd: number, members: readonly WriteMember[], opts: ZipWriteOptions = {}): IoGen<void> {
   const limit = opts.zip64Limit ?? ZIP64_LIMIT;
+  const level = opts.deflateLevel;
   const written: Written[] = [];
-  let pos = 0;
-  for (const m of members) {
+  const stage = new Stage(fd, 0);
+  const win: { w: SourceWindow | null } = { w: null };
+
+  // Deflates started ahead of the member being written, in member order.
+  const deflates = new Map<number, { handle: IoHandle; size: number; crc: number }>();
+  let nextDeflate = 0;
+  let aheadBytes = 0;
+  function* startDeflates(upTo: number): IoGen<void> {
+    if (level === undefined) return;
+    while (nextDeflate < members.length && (nextDeflate <= upTo || (deflates.size < DEFLATE_AHEAD_MEMBERS && aheadBytes < DEFLATE_AHEAD_BYTES))) {
+      const m = members[nextDeflate]!;
+      if ('pieces' in m) {
+        let size = 0;
+        for (const p of m.pieces) size += p.length;
+        const data = concatPieces(m.pieces, size);
+        // The CRC-32 of the uncompressed bytes, on this thread while the pool deflates the members before.
+        const crc = crc32(data);
+        const handle = (yield { op: 'deflate', data, level }) as IoHandle;
+        deflates.set(nextDeflate, { handle, size, crc });
+        aheadBytes += size;
+      }
+      nextDeflate++;
+    }
+  }
+
+  for (let index = 0; index < members.length; index++) {
+    const m = members[index]!;
     const { bytes: name, flags } = encodeMemberName(m.name);
-    if ('body' in m) {
-      const size = m.head.length + m.body.length;
-      const w: Written = { name, flags, method: METHOD_STORED, crc32: m.crc32 >>> 0, compressedSize: size, uncompressedSize: size, offset: pos };
+    if ('pieces' in m && level !== undefined) {
+      yield* startDeflates(index);
+      const d = deflates.get(index)!;
+      deflates.delete(index);
+      aheadBytes -= d.size;
+      const packed = (yield { op: 'await', handle: d.handle }) as Buffer;
+      const w: Written = { name, flags, method: METHOD_DEFLATE, crc32: d.crc, compressedSize: packed.length, uncompressedSize: d.size, offset: stage.position };
       const head = localHeader(w, limit);
-      yield { op: 'write', fd, buffer: head, position: pos };
-      yield { op: 'write', fd, buffer: m.head, position: pos + head.length };
-      yield* copyRange(m.body.fd, m.body.position, fd, pos + head.length + m.head.length, m.body.length);
+      if (head.length + packed.length <= SMALL_MEMBER) {
+        yield* stage.reserve(head.length + packed.length);
+        head.copy(stage.buffer, stage.length);
+        stage.buffer.set(packed, stage.length + head.length);
+        stage.length += head.length + packed.length;
+      } else {
+        yield* stage.flush(true);
+        yield { op: 'write', fd, buffer: head, position: stage.start };
+        yield { op: 'write', fd, buffer: packed, position: stage.start + head.length };
+        stage.start += head.length + packed.length;
+      }
       written.push(w);
-      pos += head.length + size;
+      yield* startDeflates(index);
     } else if ('pieces' in m) {
       let size = 0;
       for (const p of m.pieces) size += p.length;
+      const headLen = LOCAL_SIZE + name.length + 20;
+      if (headLen + size <= SMALL_MEMBER) {
+        let crc = 0;
+        for (const piece of m.pieces) crc = crc32(piece, crc);
+        const w: Written = { name, flags, method: METHOD_STORED, crc32: crc, compressedSize: size, uncompressedSize: size, offset: stage.position };
+        yield* stage.reserve(headLen + size);
+        w.offset = stage.position;
+        localHeader(w, limit).copy(stage.buffer, stage.length);
+        let at = stage.length + headLen;
+        for (const piece of m.pieces) {
+          stage.buffer.set(piece, at);
+          at += piece.length;
+        }
+        stage.length = at;
+        written.push(w);
+        continue;
+      }
+      // A large member: straight from its memory, its CRC computed while each chunk is written.
+      yield* stage.flush(true);
+      const pos = stage.start;
       const w: Written = { name, flags, method: METHOD_STORED, crc32: 0, compressedSize: size, uncompressedSize: size, offset: pos };
       const head = localHeader(w, limit);
       yield { op: 'write', fd, buffer: head, position: pos };
@@ -830,23 +1011,73 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
       crcBytes.writeUInt32LE(crc, 0);
       yield { op: 'write', fd, buffer: crcBytes, position: pos + 14 };
       written.push(w);
-      pos = at;
+      stage.start = at;
+    } else if ('body' in m) {
+      yield* stage.flush(true);
+      const pos = stage.start;
+      const size = m.head.length + m.body.length;
+      const w: Written = { name, flags, method: METHOD_STORED, crc32: m.crc32 >>> 0, compressedSize: size, uncompressedSize: size, offset: pos };
+      const head = localHeader(w, limit);
+      yield { op: 'write', fd, buffer: head, position: pos };
+      yield { op: 'write', fd, buffer: m.head, position: pos + head.length };
+      yield* copyRange(m.body.fd, m.body.position, fd, pos + head.length + m.head.length, m.body.length);
+      written.push(w);
+      stage.start = pos + head.length + size;
     } else {
       const { fd: fromFd, entry } = m.from;
       if (entry.flags & FLAG_ENCRYPTED) throw corrupt(`member ${JSON.stringify(entry.name)} is encrypted`);
-      const dataStart = yield* memberDataOffset(fromFd, entry);
       const w: Written = {
         name, flags, method: entry.method, crc32: entry.crc32,
-        compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize, offset: pos,
+        compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize, offset: 0,
       };
+      const headLen = LOCAL_SIZE + name.length + 20;
+      const localMax = LOCAL_SIZE + (entry.rawName?.length ?? name.length) + 1024;
+      if (headLen + entry.compressedSize <= SMALL_MEMBER) {
+        // Cut out of a large read of the old file: its local header (checked against the name) and data.
+        let src = yield* sourceBytes(win, fromFd, entry.localHeaderOffset, localMax + entry.compressedSize);
+        if (src.length < LOCAL_SIZE + (entry.rawName?.length ?? 0)) throw corrupt(`local header of ${JSON.stringify(entry.name)} is truncated`);
+        const dataStart = localDataOffset(src, entry) - entry.localHeaderOffset;
+        if (dataStart + entry.compressedSize > src.length) {
+          src = yield* sourceBytes(win, fromFd, entry.localHeaderOffset, dataStart + entry.compressedSize);
+          if (dataStart + entry.compressedSize > src.length) throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
+        }
+        yield* stage.reserve(headLen + entry.compressedSize);
+        w.offset = stage.position;
+        localHeader(w, limit).copy(stage.buffer, stage.length);
+        stage.buffer.set(src.subarray(dataStart, dataStart + entry.compressedSize), stage.length + headLen);
+        stage.length += headLen + entry.compressedSize;
+        written.push(w);
+        continue;
+      }
+      yield* stage.flush(true);
+      const pos = stage.start;
+      w.offset = pos;
+      const dataStart = yield* memberDataOffset(fromFd, entry);
       const head = localHeader(w, limit);
       yield { op: 'write', fd, buffer: head, position: pos };
       yield* copyRange(fromFd, dataStart, fd, pos + head.length, entry.compressedSize);
       written.push(w);
-      pos += head.length + entry.compressedSize;
+      stage.start = pos + head.length + entry.compressedSize;
     }
   }
-  const cd = Buffer.concat(written.map((w) => centralEntry(w, limit)));
-  yield { op: 'write', fd, buffer: cd, position: pos };
-  yield { op: 'write', fd, buffer: endRecords(written.length, cd.length, pos, limit), position: pos + cd.length };
+  const cdOffset = stage.position;
+  const cd = centralDirectory(written, limit);
+  const end = endRecords(written.length, cd.length, cdOffset, limit);
+  if (cd.length + end.length <= STAGE_SIZE) {
+    yield* stage.reserve(cd.length + end.length);
+    cd.copy(stage.buffer, stage.length);
+    end.copy(stage.buffer, stage.length + cd.length);
+    stage.length += cd.length + end.length;
+    yield* stage.flush(true);
+  } else {
+    yield* stage.flush(true);
+    yield { op: 'write', fd, buffer: cd, position: cdOffset };
+    yield { op: 'write', fd, buffer: end, position: cdOffset + cd.length };
+  }
+}
+
+/** The central directory of `written`, in one buffer. */
+function centralDirectory(written: readonly Written[], limit: number): Buffer {
+  const entries = written.map((w) => centralEntry(w, limit));
+  return Buffer.concat(entries);
 }
