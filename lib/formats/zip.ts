@@ -42,7 +42,9 @@ export type IoOp =
   /** Sets the file's length (ftruncate): zeros when it grows. */
   | { op: 'truncate'; fd: number; length: number }
   /** fdatasync: the file's data (and its length) reach the disk. */
-  | { op: 'sync'; fd: number };
+  | { op: 'sync'; fd: number }
+  /** Lets the event loop turn (runAsync: one setImmediate) during long work on this thread; runSync ignores it. */
+  | { op: 'pause' };
 
 export interface IoHandle {
   readonly id: number;
@@ -152,6 +154,8 @@ export function runSync<T>(gen: IoGen<T>): T {
         case 'sync':
           fs.fdatasyncSync(op.fd);
           break;
+        case 'pause':
+          break;
       }
     } catch (err) {
       step = gen.throw(err);
@@ -206,6 +210,9 @@ export async function runAsync<T>(gen: IoGen<T>): Promise<T> {
             break;
           case 'sync':
             await new Promise<void>((resolve, reject) => fs.fdatasync(op.fd, (err) => (err ? reject(err) : resolve())));
+            break;
+          case 'pause':
+            await new Promise<void>((resolve) => setImmediate(resolve));
             break;
         }
       } catch (err) {
@@ -465,12 +472,39 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
   // A damaged name in the central directory can move a member under another key, so reading one
   // key would miss it silently: every local header is checked against its name up front (one small
   // read each). Larger archives are checked member by member as they are read (memberDataOffset).
-  if (entries.length <= LOCAL_NAMES_CHECKED_UP_TO) for (const e of entries) yield* memberDataOffset(fd, e);
+  if (entries.length <= LOCAL_NAMES_CHECKED_UP_TO) yield* checkLocalHeaders(fd, entries);
   return { entries, offset: cdStart };
 }
 
 /** Up to this many members, opening an archive checks every local header's name (see readCentralDirectory). */
 const LOCAL_NAMES_CHECKED_UP_TO = 20_000;
+/** Local headers this close together are checked from one read (a run of small members). */
+const HEADER_RUN_SPAN = 256 * 1024;
+
+/** Checks each entry's local header names it (memberDataOffset), reading runs of nearby headers at once. */
+function* checkLocalHeaders(fd: number, entries: readonly ZipEntry[]): IoGen<void> {
+  const byOffset = [...entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
+  for (let i = 0; i < byOffset.length;) {
+    const first = byOffset[i]!.localHeaderOffset;
+    let j = i;
+    let end = first;
+    while (j < byOffset.length && byOffset[j]!.localHeaderOffset - first <= HEADER_RUN_SPAN) {
+      const e = byOffset[j]!;
+      end = Math.max(end, e.localHeaderOffset + LOCAL_SIZE + (e.rawName?.length ?? 0));
+      j++;
+    }
+    const run = new Uint8Array(end - first);
+    const n = (yield { op: 'read', fd, buffer: run, position: first }) as number;
+    for (let k = i; k < j; k++) {
+      const e = byOffset[k]!;
+      const at = e.localHeaderOffset - first;
+      const want = LOCAL_SIZE + (e.rawName?.length ?? 0);
+      if (at + want > n) throw corrupt(`local header of ${JSON.stringify(e.name)} is truncated`);
+      localDataOffset(run.subarray(at, at + want), e);
+    }
+    i = j;
+  }
+}
 
 /** Where a member's (possibly compressed) data starts: after its local header. */
 export function* memberDataOffset(fd: number, entry: ZipEntry): IoGen<number> {
@@ -555,11 +589,67 @@ export interface MemberReader<T> {
 }
 
 const PROBE = 256;
+/**
+ * Members up to this size are deflated and inflated on the calling thread: the pool's per-call
+ * cost (a zlib stream object, two thread hops) is larger than the work. Larger ones go to the pool.
+ */
+const INLINE_ZLIB = 64 * 1024;
+/** Inline zlib work between two 'pause' ops in a write (keeps the event loop turning in async writes). */
+const INLINE_SLICE_NS = 4_000_000n;
 
 /** Reads one member through a MemberReader, verifying its CRC-32. */
-export function* readMember<T>(fd: number, entry: ZipEntry, reader: MemberReader<T>): IoGen<T> {
+/**
+ * A window of a zip file kept between reads of small members (one per open file): reading many
+ * small keys costs one read per 256 KiB instead of two per member. Only for files that do not
+ * change under the descriptor (ours are replaced by rename, never written in place).
+ */
+export interface ReadWindow {
+  w: SourceWindow | null;
+}
+
+const READ_WINDOW = 256 * 1024;
+/** Members up to this size (compressed, with their local header) are read through the window. */
+const WINDOWED_MEMBER = 64 * 1024;
+
+/** A small member read from the window: its local header checked, the data inflated if deflated, the CRC verified. */
+function* readSmallMember<T>(fd: number, entry: ZipEntry, reader: MemberReader<T>, window: ReadWindow): IoGen<T> {
+  const { compressedSize: csize, uncompressedSize: usize } = entry;
+  const nameLen = entry.rawName?.length ?? 0;
+  let src = yield* sourceBytes(window, fd, entry.localHeaderOffset, LOCAL_SIZE + nameLen + 1024 + csize, READ_WINDOW);
+  if (src.length < LOCAL_SIZE + nameLen) throw corrupt(`local header of ${JSON.stringify(entry.name)} is truncated`);
+  const dataStart = localDataOffset(src, entry) - entry.localHeaderOffset;
+  if (dataStart + csize > src.length) {
+    src = yield* sourceBytes(window, fd, entry.localHeaderOffset, dataStart + csize, READ_WINDOW);
+    if (dataStart + csize > src.length) throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
+  }
+  const data = src.subarray(dataStart, dataStart + csize);
+  if (entry.method === METHOD_DEFLATE) {
+    let out: Buffer;
+    try {
+      out = zlib.inflateRawSync(data, inflateOptions(usize));
+    } catch (err) {
+      throw corrupt(`${JSON.stringify(entry.name)} does not inflate: ${(err as Error).message}`);
+    }
+    if (out.length !== usize) throw corrupt(`${JSON.stringify(entry.name)} inflates to ${out.length} bytes, not ${usize}`);
+    const c = crc32(out);
+    if (c !== entry.crc32) throw crcMismatch(entry, c);
+    return reader.fromInflated(out);
+  }
+  if (csize !== usize) throw corrupt(`stored member ${JSON.stringify(entry.name)} has different compressed and uncompressed sizes`);
+  const c = crc32(data);
+  if (c !== entry.crc32) throw crcMismatch(entry, c);
+  const hlen = reader.headerLength(data);
+  if (hlen > usize) throw corrupt(`${JSON.stringify(entry.name)}: its header runs past the member`);
+  const target = reader.target(data.subarray(0, hlen));
+  if (hlen + target.length > usize) throw corrupt(`${JSON.stringify(entry.name)}: its data is shorter than its header says`);
+  target.set(data.subarray(hlen, hlen + target.length));
+  return reader.finish();
+}
+
+export function* readMember<T>(fd: number, entry: ZipEntry, reader: MemberReader<T>, window?: ReadWindow): IoGen<T> {
   checkReadable(entry);
   const { compressedSize: csize, uncompressedSize: usize } = entry;
+  if (window && usize <= WINDOWED_MEMBER && csize <= WINDOWED_MEMBER) return yield* readSmallMember(fd, entry, reader, window);
   // The local header, the name and extra field, and the start of the data in one read.
   const first = new Uint8Array(LOCAL_SIZE + Math.max(entry.rawName?.length ?? 0, Buffer.byteLength(entry.name, 'utf8')) + 64 + PROBE);
   const got = (yield { op: 'read', fd, buffer: first, position: entry.localHeaderOffset }) as number;
@@ -570,7 +660,9 @@ export function* readMember<T>(fd: number, entry: ZipEntry, reader: MemberReader
     if ((yield { op: 'read', fd, buffer: packed, position: dataStart }) as number !== csize) throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
     let out: Buffer;
     try {
-      out = (yield { op: 'inflate', data: packed, outputLength: usize }) as Buffer;
+      // Small members inline: a trip to the pool costs more than inflating a few KiB here.
+      out = usize <= INLINE_ZLIB ? zlib.inflateRawSync(packed, inflateOptions(usize))
+        : (yield { op: 'inflate', data: packed, outputLength: usize }) as Buffer;
     } catch (err) {
       throw corrupt(`${JSON.stringify(entry.name)} does not inflate: ${(err as Error).message}`);
     }
@@ -881,7 +973,7 @@ class Stage {
 }
 
 /** A window of the source zip read into memory, from which small copied members are taken. */
-interface SourceWindow {
+export interface SourceWindow {
   fd: number;
   start: number;
   bytes: Uint8Array;
@@ -891,12 +983,12 @@ interface SourceWindow {
  * The bytes of [position, position + length) of `fd`, from the window or a fresh read of one
  * (a large one, for the members that follow); shorter only where the file ends.
  */
-function* sourceBytes(win: { w: SourceWindow | null }, fd: number, position: number, length: number): IoGen<Uint8Array> {
+function* sourceBytes(win: { w: SourceWindow | null }, fd: number, position: number, length: number, windowSize = STAGE_SIZE): IoGen<Uint8Array> {
   const w = win.w;
   if (w && w.fd === fd && position >= w.start && position + length <= w.start + w.bytes.length) {
     return w.bytes.subarray(position - w.start, position - w.start + length);
   }
-  const bytes = new Uint8Array(Math.max(length, STAGE_SIZE));
+  const bytes = new Uint8Array(Math.max(length, windowSize));
   const n = (yield { op: 'read', fd, buffer: bytes, position }) as number;
   win.w = { fd, start: position, bytes: bytes.subarray(0, n) };
   return bytes.subarray(0, Math.min(n, length));
@@ -927,6 +1019,7 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
   const written: Written[] = [];
   const stage = new Stage(fd, 0);
   const win: { w: SourceWindow | null } = { w: null };
+  let sliceStart = process.hrtime.bigint();
 
   // Deflates started ahead of the member being written, in member order.
   const deflates = new Map<number, { handle: IoHandle; size: number; crc: number }>();
@@ -939,12 +1032,14 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
       if ('pieces' in m) {
         let size = 0;
         for (const p of m.pieces) size += p.length;
-        const data = concatPieces(m.pieces, size);
-        // The CRC-32 of the uncompressed bytes, on this thread while the pool deflates the members before.
-        const crc = crc32(data);
-        const handle = (yield { op: 'deflate', data, level }) as IoHandle;
-        deflates.set(nextDeflate, { handle, size, crc });
-        aheadBytes += size;
+        if (size > INLINE_ZLIB) {
+          const data = concatPieces(m.pieces, size);
+          // The CRC-32 of the uncompressed bytes, on this thread while the pool deflates the members before.
+          const crc = crc32(data);
+          const handle = (yield { op: 'deflate', data, level }) as IoHandle;
+          deflates.set(nextDeflate, { handle, size, crc });
+          aheadBytes += size;
+        }
       }
       nextDeflate++;
     }
@@ -955,11 +1050,29 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
     const { bytes: name, flags } = encodeMemberName(m.name);
     if ('pieces' in m && level !== undefined) {
       yield* startDeflates(index);
-      const d = deflates.get(index)!;
-      deflates.delete(index);
-      aheadBytes -= d.size;
-      const packed = (yield { op: 'await', handle: d.handle }) as Buffer;
-      const w: Written = { name, flags, method: METHOD_DEFLATE, crc32: d.crc, compressedSize: packed.length, uncompressedSize: d.size, offset: stage.position };
+      let packed: Buffer;
+      let size: number;
+      let crc: number;
+      const d = deflates.get(index);
+      if (d) {
+        deflates.delete(index);
+        aheadBytes -= d.size;
+        packed = (yield { op: 'await', handle: d.handle }) as Buffer;
+        size = d.size;
+        crc = d.crc;
+      } else {
+        // A small member: deflated here while the pool works on the large ones started ahead.
+        size = 0;
+        for (const p of m.pieces) size += p.length;
+        const data = concatPieces(m.pieces, size);
+        crc = crc32(data);
+        packed = zlib.deflateRawSync(data, { level });
+        if (process.hrtime.bigint() - sliceStart > INLINE_SLICE_NS) {
+          yield { op: 'pause' };
+          sliceStart = process.hrtime.bigint();
+        }
+      }
+      const w: Written = { name, flags, method: METHOD_DEFLATE, crc32: crc, compressedSize: packed.length, uncompressedSize: size, offset: stage.position };
       const head = localHeader(w, limit);
       if (head.length + packed.length <= SMALL_MEMBER) {
         yield* stage.reserve(head.length + packed.length);
