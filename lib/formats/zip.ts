@@ -348,9 +348,15 @@ function u64(view: DataView, at: number): number {
 // IBM code page 437, bytes 0x80-0xff: how zipfile decodes names without the UTF-8 flag.
 const CP437_HIGH = 'ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u00a0';
 
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
+}
+
 function decodeName(bytes: Uint8Array, flags: number): string {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (flags & FLAG_UTF8) return b.toString('utf8');
+  if (isAscii(b)) return b.toString('latin1');
   let s = '';
   for (const c of b) s += c < 0x80 ? String.fromCharCode(c) : CP437_HIGH[c - 0x80];
   return s;
@@ -436,7 +442,7 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
     let offset = v.getUint32(p + 42, true);
     const end = p + CENTRAL_SIZE + nameLen + extraLen + commentLen;
     if (end > cdSize) throw corrupt('central directory entry runs past the directory');
-    const rawName = cd.slice(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen);
+    const rawName = cd.subarray(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen); // a view: the index keeps the directory's bytes
     const name = decodeName(rawName, flags);
     // ZIP64 extra field (id 1): only the fields whose 32-bit slot is 0xFFFFFFFF, in this order.
     let x = p + CENTRAL_SIZE + nameLen;
@@ -781,10 +787,25 @@ function encodeMemberName(name: string): { bytes: Buffer; flags: number } {
   return { bytes: Buffer.from(name, ascii ? 'latin1' : 'utf8'), flags: ascii ? 0 : FLAG_UTF8 };
 }
 
+/** A copied member's name bytes: its stored ones when they are what encodeMemberName gives (ASCII, unchanged). */
+function copiedName(m: CopiedMember): { bytes: Buffer; flags: number } {
+  const raw = m.from.entry.rawName;
+  if (raw && m.name === m.from.entry.name && !(m.from.entry.flags & FLAG_UTF8) && isAscii(raw)) {
+    return { bytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), flags: 0 };
+  }
+  return encodeMemberName(m.name);
+}
+
 /** The local header numpy.savez writes: the ZIP64 extra field is always there (force_zip64). */
 function localHeader(w: Omit<Written, 'offset'>, limit: number): Buffer {
-  const big = w.uncompressedSize > limit || w.compressedSize > limit;
   const h = Buffer.alloc(LOCAL_SIZE + w.name.length + 20);
+  localHeaderInto(h, 0, w, limit);
+  return h;
+}
+
+function localHeaderInto(out: Buffer, at: number, w: Omit<Written, 'offset'>, limit: number): void {
+  const big = w.uncompressedSize > limit || w.compressedSize > limit;
+  const h = at === 0 ? out : out.subarray(at, at + LOCAL_SIZE + w.name.length + 20);
   h.writeUInt32LE(SIG_LOCAL, 0);
   h.writeUInt16LE(big ? VERSION_ZIP64 : VERSION_DEFAULT, 4);
   h.writeUInt16LE(w.flags, 6);
@@ -800,12 +821,17 @@ function localHeader(w: Omit<Written, 'offset'>, limit: number): Buffer {
   const x = LOCAL_SIZE + w.name.length;
   h.writeUInt16LE(1, x);
   h.writeUInt16LE(16, x + 2);
-  h.writeBigUInt64LE(BigInt(w.uncompressedSize), x + 4);
-  h.writeBigUInt64LE(BigInt(w.compressedSize), x + 12);
-  return h;
+  writeU64(h, w.uncompressedSize, x + 4);
+  writeU64(h, w.compressedSize, x + 12);
 }
 
-function centralEntry(w: Written, limit: number): Buffer {
+/** A non-negative safe integer as 64-bit little-endian (without a BigInt per field). */
+function writeU64(b: Buffer, n: number, at: number): void {
+  b.writeUInt32LE(n % 0x100000000, at);
+  b.writeUInt32LE(Math.floor(n / 0x100000000), at + 4);
+}
+
+function centralEntry(w: Written, limit: number, into?: { buffer: Buffer; at: number }): Buffer {
   const extra: number[] = [];
   let usize = w.uncompressedSize;
   let csize = w.compressedSize;
@@ -821,7 +847,8 @@ function centralEntry(w: Written, limit: number): Buffer {
   }
   const extraLen = extra.length ? 4 + 8 * extra.length : 0;
   const version = extra.length ? VERSION_ZIP64 : VERSION_DEFAULT;
-  const e = Buffer.alloc(CENTRAL_SIZE + w.name.length + extraLen);
+  const length = CENTRAL_SIZE + w.name.length + extraLen;
+  const e = into ? into.buffer.subarray(into.at, into.at + length) : Buffer.alloc(length);
   e.writeUInt32LE(SIG_CENTRAL, 0);
   e.writeUInt8(version, 4);
   e.writeUInt8(CREATE_SYSTEM_UNIX, 5);
@@ -845,8 +872,9 @@ function centralEntry(w: Written, limit: number): Buffer {
     const x = CENTRAL_SIZE + w.name.length;
     e.writeUInt16LE(1, x);
     e.writeUInt16LE(8 * extra.length, x + 2);
-    extra.forEach((n, i) => e.writeBigUInt64LE(BigInt(n), x + 4 + 8 * i));
+    extra.forEach((n, i) => writeU64(e, n, x + 4 + 8 * i));
   }
+  if (into) into.at += length;
   return e;
 }
 
@@ -1047,7 +1075,7 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
 
   for (let index = 0; index < members.length; index++) {
     const m = members[index]!;
-    const { bytes: name, flags } = encodeMemberName(m.name);
+    const { bytes: name, flags } = 'from' in m ? copiedName(m) : encodeMemberName(m.name);
     if ('pieces' in m && level !== undefined) {
       yield* startDeflates(index);
       let packed: Buffer;
@@ -1097,7 +1125,7 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
         const w: Written = { name, flags, method: METHOD_STORED, crc32: crc, compressedSize: size, uncompressedSize: size, offset: stage.position };
         yield* stage.reserve(headLen + size);
         w.offset = stage.position;
-        localHeader(w, limit).copy(stage.buffer, stage.length);
+        localHeaderInto(stage.buffer, stage.length, w, limit);
         let at = stage.length + headLen;
         for (const piece of m.pieces) {
           stage.buffer.set(piece, at);
@@ -1156,7 +1184,7 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
         }
         yield* stage.reserve(headLen + entry.compressedSize);
         w.offset = stage.position;
-        localHeader(w, limit).copy(stage.buffer, stage.length);
+        localHeaderInto(stage.buffer, stage.length, w, limit);
         stage.buffer.set(src.subarray(dataStart, dataStart + entry.compressedSize), stage.length + headLen);
         stage.length += headLen + entry.compressedSize;
         written.push(w);
@@ -1191,6 +1219,13 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
 
 /** The central directory of `written`, in one buffer. */
 function centralDirectory(written: readonly Written[], limit: number): Buffer {
-  const entries = written.map((w) => centralEntry(w, limit));
-  return Buffer.concat(entries);
+  let size = 0;
+  for (const w of written) {
+    const big = w.uncompressedSize > limit || w.compressedSize > limit;
+    size += CENTRAL_SIZE + w.name.length + (big || w.offset > limit ? 4 + 8 * ((big ? 2 : 0) + (w.offset > limit ? 1 : 0)) : 0);
+  }
+  // Zero-filled: the comment, disk and attribute fields a central entry leaves 0 are not written.
+  const into = { buffer: Buffer.alloc(size), at: 0 };
+  for (const w of written) centralEntry(w, limit, into);
+  return into.buffer;
 }
