@@ -8,6 +8,15 @@ const path = require('node:path');
 const PYTHON = process.env.CHECKPOINTER_BENCH_PYTHON ?? '/usr/bin/python3';
 const MiB = 1024 * 1024;
 
+/**
+ * CHECKPOINTER_BENCH_SCALE=0.01 shrinks every data size (quick runs while developing the suites or
+ * the charts; the figures of such a run mean nothing, and run.js keeps its charts out of docs/).
+ */
+const SCALE = Number(process.env.CHECKPOINTER_BENCH_SCALE ?? 1);
+if (!(SCALE > 0)) throw new Error(`CHECKPOINTER_BENCH_SCALE must be a positive number, not ${process.env.CHECKPOINTER_BENCH_SCALE}`);
+/** A size or count, scaled by CHECKPOINTER_BENCH_SCALE (whole, at least `min`). */
+const scaled = (n, min = 1) => Math.max(min, Math.round(n * SCALE));
+
 /** Runs `fn` `repeat` times (after one warm-up unless warm is false); returns the best seconds. */
 async function best(fn, { repeat = 3, warm = true } = {}) {
   if (warm) await fn();
@@ -88,4 +97,27 @@ function writeFileFsync(file, bytes) {
   }
 }
 
-module.exports = { PYTHON, MiB, best, interleaved, machine, scratchDirs, python, randomFloat64, rchar, fmt, writeFileFsync };
+/**
+ * Measured figures for the charts (benchmark/charts.js draws them). run.js names a results file per
+ * suite in CHECKPOINTER_BENCH_RESULTS; each call appends one JSON line to it. Without it (a suite run
+ * on its own) nothing is recorded.
+ *
+ * `chart(id, { title, unit, better: 'higher' | 'lower', subtitle?, log?, target? })` declares a chart
+ * (one SVG, docs/charts/<id>.svg) and returns `bar(group, label, value, { kind, note })`, which adds
+ * one bar: `kind` is 'ours' (checkpointer), 'peer' (h5py, numpy, h5wasm) or 'plain' (fs calls on the
+ * same bytes, no format). Groups and bars keep the order of the calls; a bar whose value is not a
+ * finite number is drawn as "n/a".
+ */
+function chart(id, spec) {
+  const record = (line) => {
+    if (process.env.CHECKPOINTER_BENCH_RESULTS) fs.appendFileSync(process.env.CHECKPOINTER_BENCH_RESULTS, `${JSON.stringify(line)}\n`);
+  };
+  record({ type: 'chart', id, ...spec });
+  return {
+    bar(group, label, value, { kind = 'ours', note } = {}) {
+      record({ type: 'bar', chart: id, group, label, value: Number.isFinite(value) ? value : null, kind, ...(note ? { note } : {}) });
+    },
+  };
+}
+
+module.exports = { PYTHON, MiB, SCALE, scaled, chart, best, interleaved, machine, scratchDirs, python, randomFloat64, rchar, fmt, writeFileFsync };

@@ -8,11 +8,11 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { HDF5Checkpointer, ndarray } = require('..');
-const { MiB, PYTHON, interleaved, scratchDirs, randomFloat64, fmt } = require('./common');
+const { MiB, PYTHON, interleaved, scratchDirs, randomFloat64, fmt, scaled, chart } = require('./common');
 /** Compared with plain writes that do not fsync: commits without fsync too (`durable: true`, the default, adds it). */
 const FAST = { durable: false };
 
-const FRAMES = 20000;
+const FRAMES = scaled(20000);
 const FRAME = [3, 100];
 const FRAME_LEN = FRAME[0] * FRAME[1];
 
@@ -98,7 +98,7 @@ async function measureRead(ds, sel, rounds = 5) {
 async function slices(dir) {
   const file = path.join(dir, 'big.h5');
   fs.rmSync(file, { force: true });
-  const rows = Math.floor((1024 * MiB) / (FRAME_LEN * 8));
+  const rows = Math.floor(scaled(1024 * MiB) / (FRAME_LEN * 8));
   const chk = new HDF5Checkpointer(file);
   const ds = await chk.dataset('x', { dtype: 'float64', shape: [0, ...FRAME] });
   const batchRows = 4096;
@@ -115,8 +115,8 @@ async function slices(dir) {
   await ds.close();
 
   const rd = await chk.dataset('x');
-  const sliceRows = Math.round((16 * MiB) / (FRAME_LEN * 8));
-  const start = 200001;
+  const sliceRows = Math.round(scaled(16 * MiB) / (FRAME_LEN * 8));
+  const start = scaled(200001);
   const cases = [
     { name: `16 MiB slice: rows [${start}, ${start + sliceRows})`, sel: [[start, start + sliceRows]] },
     { name: `every 10th frame of rows [${start}, ${start + 10 * sliceRows}) (16 MiB)`, sel: [[start, start + 10 * sliceRows, 10]] },
@@ -178,7 +178,7 @@ for name, ch in [('h5py chunks=True', True), ('h5py, our chunk shape', tuple(chu
 print(json.dumps(res))`;
 
 async function compression(dir) {
-  const frames = Math.floor((128 * MiB) / (FRAME_LEN * 8));
+  const frames = Math.floor(scaled(128 * MiB) / (FRAME_LEN * 8));
   const data = trajectory(frames);
   const raw = path.join(dir, 'traj.bin');
   fs.writeFileSync(raw, data);
@@ -232,9 +232,21 @@ async function main() {
   console.log('| where | plain write | ours `await ds.append` | ours `appendSync` | h5py loop | h5py / ours async | ours async / plain |');
   console.log('|---|---|---|---|---|---|---|');
   const dirs = scratchDirs();
+  const appendSpeeds = chart('dataset-appends', {
+    title: `Dataset appends: ${FRAMES} single-frame appends of ${FRAME.join('x')} float64 (${fmt(bytes / MiB, 1)} MiB) into a fresh HDF5 file`,
+    subtitle: 'Throughput = bytes appended / time from creating the file to closing it; best of 7 interleaved rounds (h5py: best of 2). '
+      + 'h5py: ds.resize(i + 1, axis=0); ds[i] = frame. "plain write" is one fs.writeFileSync of all the bytes at once.',
+    unit: 'MiB/s',
+    better: 'higher',
+  });
   for (const { name, dir } of dirs) {
     const r = await appends(dir, frames);
     console.log(`| ${name} | ${ms(r.plain)} | ${ms(r.async)} | ${ms(r.sync)} | ${ms(r.h5py)} | ${fmt(r.h5py / r.async, 0)}x | ${fmt(r.async / r.plain)}x |`);
+    const bar = (label, secs, kind = 'ours') => appendSpeeds.bar(name, label, bytes / MiB / secs, { kind });
+    bar('plain write (one call)', r.plain, 'plain');
+    bar('ours await ds.append', r.async);
+    bar('ours appendSync', r.sync);
+    bar('h5py resize loop', r.h5py, 'peer');
   }
 
   const diskDir = dirs[dirs.length - 1].dir;
@@ -260,6 +272,22 @@ async function main() {
   console.log(`| ours, appends of 1024 frames | [${z.chunks.join(', ')}] | ${mbs(z.ours.batches)} | ${mbs(z.ours.readSecs)} | ${fmt(z.bytes / z.ours.size)} |`);
   console.log(`| ours, single-frame appends | [${z.chunks.join(', ')}] | ${mbs(z.ours.frames)} | | ${fmt(z.bytes / z.ours.size)} |`);
   for (const [name, v] of Object.entries(z.h5py)) console.log(`| ${name} | [${v.chunks.join(', ')}] | ${mbs(v.secs)} | ${mbs(v.readSecs)} | ${fmt(z.bytes / v.size)} |`);
+  // One bar per writer row of the table, write and read apart; a row added to the table (another codec) gets its bars by the same call.
+  const codecSpeeds = chart('dataset-compression', {
+    title: `Compressed datasets: ${fmt(z.bytes / MiB, 0)} MiB of trajectory-like float64 frames, tmpfs`,
+    subtitle: 'Throughput counts uncompressed bytes; ratio = uncompressed / file size. Ours: best of 3 interleaved rounds; '
+      + 'h5py: create_dataset(data=a, compression=...) in one call, best of 3. Reads: the whole dataset (ours await get, h5py ds[()]), best of 3.',
+    unit: 'MiB/s',
+    better: 'higher',
+  });
+  const codecRow = (writer, { write, read, size, kind = 'ours' }) => {
+    const note = `ratio ${fmt(z.bytes / size)}`;
+    codecSpeeds.bar('write', writer, z.bytes / MiB / write, { kind, note });
+    if (read !== undefined) codecSpeeds.bar('read', writer, z.bytes / MiB / read, { kind, note });
+  };
+  codecRow('ours gzip 4 + shuffle, appends of 1024 frames', { write: z.ours.batches, read: z.ours.readSecs, size: z.ours.size });
+  codecRow('ours gzip 4 + shuffle, single-frame appends', { write: z.ours.frames, size: z.ours.size });
+  for (const [name, v] of Object.entries(z.h5py)) codecRow(`h5py gzip 4 + shuffle, ${name.replace(/^h5py,? /, '')}`, { write: v.secs, read: v.readSecs, size: v.size, kind: 'peer' });
   console.log('');
 }
 

@@ -13,10 +13,10 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 const { HDF5Checkpointer, ndarray } = require('..');
-const { MiB, PYTHON, best, interleaved, scratchDirs, randomFloat64, fmt, writeFileFsync } = require('./common');
+const { MiB, PYTHON, best, interleaved, scratchDirs, randomFloat64, fmt, writeFileFsync, scaled, chart } = require('./common');
 
 const FAST = { durable: false };
-const ROWS = Math.floor((256 * MiB) / (25 * 8));
+const ROWS = Math.floor(scaled(256 * MiB) / (25 * 8));
 const BYTES = ROWS * 25 * 8;
 
 async function h5wasmWrite(file, data) {
@@ -78,7 +78,7 @@ async function throughput(dir, data, arr) {
  * reflink where the filesystem has one; ext4 and tmpfs have none), `inPlace: true` writes the file.
  */
 async function commitCost(data) {
-  const GiBRows = Math.floor((1024 * MiB) / 200);
+  const GiBRows = Math.floor(scaled(1024 * MiB) / 200);
   const big = new Float64Array(GiBRows * 25);
   for (let off = 0; off < big.length; off += data.length) big.set(data.subarray(0, Math.min(data.length, big.length - off)), off);
   const bigArr = ndarray(big, [GiBRows, 5, 5]);
@@ -86,6 +86,13 @@ async function commitCost(data) {
   console.log('The file holds a 1 GiB array and a scalar; each round opens it, sets the scalar, closes (= commits). Best of 3 interleaved rounds. "plain copy" is `fs.copyFileSync` of the file (what the shadow costs at least).\n');
   console.log('| where | plain copy | default (shadow), durable: false | default, durable (fsync) | inPlace: true |');
   console.log('|---|---|---|---|---|');
+  const commits = chart('hdf5-commit', {
+    title: `HDF5: changing one small key of a ${fmt(GiBRows * 200 / MiB, 0)} MiB file (open, set a scalar, close = commit)`,
+    subtitle: 'Best of 3 interleaved rounds. The default commit copies the file into its shadow (no reflink on ext4 or tmpfs); '
+      + '"plain copy" is fs.copyFileSync of the file, what the shadow costs at least.',
+    unit: 'ms',
+    better: 'lower',
+  });
   for (const { name, dir } of scratchDirs()) {
     const file = path.join(dir, 'onekey.h5');
     const copy = path.join(dir, 'onekey-copy.h5');
@@ -100,6 +107,10 @@ async function commitCost(data) {
     }, 3);
     const ms = (s) => `${fmt(s * 1000, 1)} ms`;
     console.log(`| ${name} | ${ms(r.copy)} | ${ms(r.shadow)} | ${ms(r.durable)} | ${ms(r.inPlace)} |`);
+    commits.bar(name, 'plain copy of the file', r.copy * 1000, { kind: 'plain' });
+    commits.bar(name, 'default (shadow), durable: false', r.shadow * 1000);
+    commits.bar(name, 'default, durable (fsync)', r.durable * 1000);
+    commits.bar(name, 'inPlace: true', r.inPlace * 1000);
     fs.rmSync(file, { force: true });
     fs.rmSync(copy, { force: true });
   }
@@ -124,7 +135,7 @@ function peakRss(dir) {
   const script = `
 const { HDF5Checkpointer, ndarray } = require(${JSON.stringify(path.resolve(__dirname, '..'))});
 const base = process.memoryUsage().rss;
-const a = new Float64Array(${Math.floor((1024 * MiB) / 200) * 25});
+const a = new Float64Array(${Math.floor(scaled(1024 * MiB) / 200) * 25});
 for (let i = 0; i < a.length; i += 512) a[i] = i;
 new HDF5Checkpointer(${JSON.stringify(path.join(dir, 'big.h5'))}).setSync('x', ndarray(a, [a.length / 25, 5, 5]));
 // VmHWM, not resourceUsage().maxRSS: on Linux a spawned child's maxRSS starts at the parent's peak.
@@ -143,8 +154,26 @@ async function main() {
   console.log('Best of 5 interleaved rounds after a warm-up (h5py: best of 3, h5wasm: best of 2); the removal of the previous file is inside the timing for every writer; ratios are against the plain write/read of the same bytes in the same run.\n');
   console.log('| where | fs.writeFileSync | ours `set` (async) | ours `setSync` | h5py chunks=True | h5wasm | fs write + fsync | ours `set`, durable | fs.readFileSync | ours `get` |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
+  const speeds = chart('hdf5-throughput', {
+    title: `HDF5: write and read one ${fmt(BYTES / MiB, 0)} MiB float64 [${ROWS}, 5, 5] array`,
+    subtitle: 'Best of 5 interleaved rounds (h5py: best of 3, h5wasm: best of 2), each writing a fresh file. "ours" commits with '
+      + 'durable: false except in the durable groups, which compare durable: true (the default: fsync) with a plain write + fsync. '
+      + 'Ratios: against the group\'s plain fs call.',
+    unit: 'MiB/s',
+    better: 'higher',
+  });
   for (const { name, dir } of scratchDirs()) {
     const r = await throughput(dir, data, arr);
+    const bar = (group, label, secs, kind = 'ours') => speeds.bar(`${group}, ${name}`, label, BYTES / MiB / secs, { kind });
+    bar('write', 'fs.writeFileSync', r.plainWrite, 'plain');
+    bar('write', 'ours set (async)', r.oursWrite);
+    bar('write', 'ours setSync', r.oursWriteSync);
+    bar('write', 'h5py chunks=True', r.h5py, 'peer');
+    bar('write', 'h5wasm', r.wasm, 'peer');
+    bar('durable write', 'fs write + fsync', r.plainWriteFsync, 'plain');
+    bar('durable write', 'ours set, durable', r.oursWriteDurable);
+    bar('read', 'fs.readFileSync', r.plainRead, 'plain');
+    bar('read', 'ours get', r.oursRead);
     const mbs = (s) => `${fmt(BYTES / MiB / s, 0)} MiB/s`;
     const rel = (s, base) => `${mbs(s)} (${fmt(base / s)}x)`;
     console.log(`| ${name} | ${mbs(r.plainWrite)} | ${rel(r.oursWrite, r.plainWrite)} | ${rel(r.oursWriteSync, r.plainWrite)} | `

@@ -12,7 +12,7 @@ const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
-const { MiB, PYTHON, interleaved, scratchDirs, randomFloat64, fmt, machine, writeFileFsync } = require('./common');
+const { MiB, PYTHON, interleaved, scratchDirs, randomFloat64, fmt, machine, writeFileFsync, scaled, chart } = require('./common');
 
 function load() {
   const dist = path.resolve(__dirname, '..', 'dist');
@@ -22,7 +22,7 @@ function load() {
 }
 const { NumPyCheckpointer, ndarray } = load();
 
-const ROWS = Math.floor((256 * MiB) / (25 * 8));
+const ROWS = Math.floor(scaled(256 * MiB) / (25 * 8));
 const BYTES = ROWS * 25 * 8;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
@@ -125,8 +125,28 @@ async function main() {
   let npz;
   let npVersion = '';
   let dirForRest;
+  const speeds = chart('npz-throughput', {
+    title: `NumPy .npz: write and read one ${fmt(BYTES / MiB, 0)} MiB float64 [${ROWS}, 5, 5] array`,
+    subtitle: `Best of ${ROUNDS} interleaved rounds (numpy: best of 4). "ours" writes with durable: false except in the durable groups, `
+      + 'which compare durable: true (the default: fsync) with a plain write + fsync. Ratios: against the group\'s first plain fs call.',
+    unit: 'MiB/s',
+    better: 'higher',
+  });
   for (const { name, dir } of scratchDirs()) {
     const r = await throughput(dir, data, arr);
+    const bar = (group, label, secs, kind) => speeds.bar(`${group}, ${name}`, label, BYTES / MiB / secs, { kind });
+    bar('write', 'fs.writeFileSync', r.plainWrite, 'plain');
+    bar('write', 'fs.promises.writeFile', r.plainWriteAsync, 'plain');
+    bar('write', 'ours set (async)', r.oursWrite, 'ours');
+    bar('write', 'ours setSync', r.oursWriteSync, 'ours');
+    bar('write', 'numpy.savez', r.npWrite, 'peer');
+    bar('durable write', 'fs write + fsync', r.plainWriteFsync, 'plain');
+    bar('durable write', 'ours set, durable', r.oursWriteDurable, 'ours');
+    bar('read', 'fs.readFileSync', r.plainRead, 'plain');
+    bar('read', 'fs.promises.readFile', r.plainReadAsync, 'plain');
+    bar('read', 'ours get (async)', r.oursRead, 'ours');
+    bar('read', 'ours getSync', r.oursReadSync, 'ours');
+    bar('read', 'numpy.load', r.npRead, 'peer');
     npVersion = r.npVersion;
     if (!npz) { npz = r.npz; dirForRest = dir; }
     const mbs = (s) => `${fmt(BYTES / MiB / s, 0)} MiB/s`;

@@ -15,15 +15,15 @@ const readline = require('node:readline');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
 const { HDF5Checkpointer } = require('..');
-const { MiB, PYTHON, machine, rchar, scratchDirs, randomFloat64, fmt } = require('./common');
+const { MiB, PYTHON, machine, rchar, scratchDirs, randomFloat64, fmt, scaled, chart } = require('./common');
 
 const FRAME = [3, 100];
 const FRAME_LEN = FRAME[0] * FRAME[1];
 const FRAME_BYTES = FRAME_LEN * 8;
-const GZIP_FRAMES = 2000;
-const PLAIN_FRAMES = 10000;
+const GZIP_FRAMES = scaled(2000);
+const PLAIN_FRAMES = scaled(10000);
 const STEP = 7;
-const BIG = 512 * MiB;
+const BIG = Math.ceil(scaled(512 * MiB) / 4096) * 4096;
 const STALL_TARGET_MS = 20;
 
 // ------------------------------------------------------------------------------- helpers
@@ -257,7 +257,7 @@ async function singleFrames(dir, h5py) {
 /** Builds the 1 GiB dataset as benchmark/dataset.js does: batched appends, frame r filled with r. */
 async function writeBig(file) {
   fs.rmSync(file, { force: true });
-  const rows = Math.floor((1024 * MiB) / FRAME_BYTES);
+  const rows = Math.floor(scaled(1024 * MiB) / FRAME_BYTES);
   const chk = new HDF5Checkpointer(file);
   const ds = await chk.dataset('x', { dtype: 'float64', shape: [0, ...FRAME] });
   const batchRows = 4096;
@@ -607,7 +607,19 @@ async function reportFrames(tmpfs, h5py) {
     + 'Target: ours no slower than h5py\'s loop.\n');
   console.log('| dataset | chunks | reads | order | ours `await ds.read` | ours `readSync` | h5py `for i in …: ds[i]` | target (≤ h5py) | met |');
   console.log('|---|---|---|---|---|---|---|---|---|');
+  const perRead = chart('reads-frames', {
+    title: `Single-frame reads, one call per frame (${FRAME.join('x')} float64 frames, ${tmpfs.name})`,
+    subtitle: `Time of the whole loop / reads; best of interleaved rounds. Ours ${frames[0].form.replace(/`/g, '')}, h5py ds[i] in a long-lived `
+      + 'python3 (interpreter start outside the figure). "random" is one fixed permutation, the same for both. Log axis: the groups span decades.',
+    unit: 'µs per read',
+    better: 'lower',
+    log: true,
+  });
   for (const r of frames) {
+    const group = `${r.name}, ${r.frames} frames, ${r.order} order`;
+    perRead.bar(group, 'ours await ds.read', (r.async / r.frames) * 1e6);
+    perRead.bar(group, 'ours readSync', (r.sync / r.frames) * 1e6);
+    perRead.bar(group, 'h5py ds[i] loop', (r.h5py / r.frames) * 1e6, { kind: 'peer' });
     const cell = (s) => `${ms(s)} (${us(s / r.frames)})`;
     const rel = (s) => `${fmt(s / r.h5py, 2)}x h5py's time`;
     console.log(`| ${r.name} | [${r.chunks.join(', ')}] | ${r.frames} | ${r.order} | ${cell(r.async)} | ${cell(r.sync)} | ${cell(r.h5py)} | `
@@ -628,9 +640,17 @@ async function reportStepped(disk, h5py) {
     + `Best of ${s.rounds} rounds. Targets: time no slower than h5py; bytes read ≤ 1.2x the chunks touched.\n`);
   console.log('| reader | time | bytes read | read / chunks touched | read / result | target: time ≤ h5py | met | target: bytes ≤ 1.2x touched | met |');
   console.log('|---|---|---|---|---|---|---|---|---|');
+  const strided = chart('reads-stepped', {
+    title: `Every ${STEP}th frame of a ${fmt(s.rows * FRAME_BYTES / MiB, 0)} MiB dataset (chunks [${s.chunks.join(', ')}], ${disk.name}, page cache warm)`,
+    subtitle: `Ours [[0, null, ${STEP}], null, null], h5py ds[::${STEP}]; result ${mib(s.resultBytes)}; best of ${s.rounds} rounds. `
+      + 'Beside each bar: bytes read from the file (rchar), against the chunks holding a selected frame.',
+    unit: 'ms',
+    better: 'lower',
+  });
   for (const [name, label] of [['async', 'ours `await ds.read`'], ['sync', 'ours `readSync`'], ['h5py', `h5py \`ds[::${STEP}]\``]]) {
     const secs = s.secs[name];
     const b = s.bytes[name];
+    strided.bar('read', label.replace(/`/g, ''), secs * 1000, { kind: name === 'h5py' ? 'peer' : 'ours', note: `${mib(b)} read (${fmt(b / s.touched.bytes, 2)}x touched)` });
     const timeCell = name === 'h5py' ? '—' : `≤ ${ms(s.secs.h5py)}`;
     const timeMet = name === 'h5py' ? '—' : `${met(secs <= s.secs.h5py)} (${fmt(secs / s.secs.h5py, 2)}x h5py's time)`;
     console.log(`| ${label} | ${ms(secs)} | ${mib(b)} | ${fmt(b / s.touched.bytes, 2)}x | ${fmt(b / s.resultBytes, 2)}x | ${timeCell} | ${timeMet} | `
@@ -652,12 +672,22 @@ async function reportStalls(dirs) {
     + 'the reader alone (no writers, same loop) for scale. Target: longest stall < 20 ms, judged over every round including the cold one.\n');
   console.log('| where | second writer | both writes done in (best round) | each writer: set + close | write throughput | small reads done, per round | reader alone | ELD max | ELD p99 | interval max gap | interval p99 gap | interval ticks / ms elapsed | cold first round: done in, longest stall | target | met |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const stallChart = chart('reads-stalls', {
+    title: `Longest event-loop stall: two checkpointers each writing ${fmt(BIG / MiB, 0)} MiB at once while a third reads small keys`,
+    subtitle: 'The largest of monitorEventLoopDelay max and the longest 1 ms setInterval gap, over a cold round and 3 measured rounds. '
+      + 'Control: no HDF5 at all, a worker writing the same bytes with fs.writeSync while the main thread is as busy as the reader: '
+      + 'the stalls this machine shows anyway.',
+    unit: 'ms',
+    better: 'lower',
+    target: { value: STALL_TARGET_MS, label: `target < ${STALL_TARGET_MS} ms` },
+  });
   for (const d of dirs) {
     for (const worker of [false, true]) {
       const x = await stalls(d.dir, { worker });
       const b = x.secs.indexOf(Math.min(...x.secs));
       const elapsed = x.secs.reduce((p, q) => p + q, 0) * 1000;
       const longest = Math.max(x.eldMax, x.gapMax, x.cold.max);
+      stallChart.bar(d.name, worker ? 'ours, second writer on a worker thread' : 'ours, both writers on the main thread', longest);
       console.log(`| ${d.name} | ${worker ? 'worker thread' : 'main thread'} | ${ms(x.secs[b])} | ${x.writerSecs[b].map((q) => ms(q)).join(' / ')} | `
         + `${fmt(2 * BIG / MiB / x.secs[b], 0)} MiB/s | ${x.reads.join(', ')} | ${fmt(x.aloneRate, 0)}/s | ${fmt(x.eldMax, 1)} ms | ${fmt(x.eldP99, 1)} ms | `
         + `${fmt(x.gapMax, 1)} ms | ${fmt(x.gapP99, 1)} ms | ${x.ticks} / ${fmt(elapsed, 0)} | ${ms(x.cold.secs)}, ${fmt(x.cold.max, 1)} ms | `
@@ -673,6 +703,7 @@ async function reportStalls(dirs) {
   console.log('|---|---|---|---|');
   for (const d of dirs) {
     const c = await controlStalls(d.dir);
+    stallChart.bar(d.name, 'control: fs.writeSync on a worker, no HDF5', c.max, { kind: 'plain' });
     console.log(`| ${d.name} | ${c.rounds} | ${fmt(c.max, 1)} ms | ${fmt(c.p99, 1)} ms |`);
   }
   console.log('');

@@ -544,6 +544,7 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
       op.walk.inlineBytes = ib.IsUndefined() ? 0 : toIndex(env, ib, "inlineBytes");
       op.walk.inlineTotal = it.IsUndefined() ? 0 : toIndex(env, it, "inlineTotal");
       if (!o.Get("skip").IsUndefined()) op.walk.skip = toStrings(env, o.Get("skip"), "skip");
+      op.walk.storageSizes = o.Get("storageSizes").ToBoolean();
     } else if (kind == "lookup") {
       op.kind = Op::Kind::Lookup;
     } else if (kind == "resolve") {
@@ -653,6 +654,7 @@ Napi::Value fromInfo(Napi::Env env, const DatasetInfo& i) {
   o.Set("chunks", i.chunked ? fromShape(env, i.chunks) : env.Null());
   o.Set("isNull", i.isNull);
   o.Set("isScalar", i.isScalar);
+  if (i.storageBytes >= 0) o.Set("storageBytes", Napi::Number::New(env, static_cast<double>(i.storageBytes)));
   o.Set("packed", i.packed);
   if (i.supported) o.Set("type", fromType(env, i.type));
   if (i.supported && i.dtype == DType::String) {

@@ -512,6 +512,10 @@ struct Walker {
     WalkNode n;
     n.kind = WalkNode::Kind::Dataset;
     n.info = datasetInfo(d, path);
+    if (opts.storageSizes) {
+      n.info.storageBytes = static_cast<int64_t>(H5Dget_storage_size(d));  // 0 also when nothing is allocated
+      clearErrorStack();
+    }
     const DatasetInfo& i = n.info;
     if (!i.supported || i.isNull) return n;
     if (i.packed && i.type.hasSide()) {

@@ -76,6 +76,7 @@ struct WalkOptions {
   uint64_t inlineBytes = 0;  // numeric datasets up to this size come with their data
   uint64_t inlineTotal = 0;  // ... until this many bytes were inlined
   std::vector<std::string> skip;  // paths reported as damaged without being opened
+  bool storageSizes = false;      // report each dataset's allocated bytes (lists, not reads)
 };
 
 enum class BytesLayout { Void, FixedString, Uint8 };

@@ -105,6 +105,9 @@ struct DatasetInfo {
   std::vector<hsize_t> chunks;
   bool isNull = false;
   bool isScalar = false;
+  // Raw data bytes allocated in the file (compressed size when filtered); -1 when not asked for
+  // (a walk with storageSizes: H5Dget_storage_size visits every chunk of a chunked dataset).
+  int64_t storageBytes = -1;
   StringType str;
   bool opaque = false;  // an opaque (np.void) type: read as bytes
   // Not a plain number or string: elements are read as packed bytes of `type` (compound, array,

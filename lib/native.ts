@@ -113,6 +113,8 @@ export interface DatasetInfo {
   /** A null dataspace (h5py.Empty; McUtils' None). */
   isNull: boolean;
   isScalar: boolean;
+  /** Bytes of raw data allocated in the file (compressed chunks' size when filtered): only from a walk with `storageSizes`. */
+  storageBytes?: number;
   /** Present when dtype is 'string'. */
   stringType?: StringTypeInfo;
   filters: DatasetFilters;
@@ -195,7 +197,7 @@ export interface LinkEntry {
 /** One op of `H5File.exec`; paths are absolute ("/why/_list_item_0"). */
 export type FileOp =
   /** The tree at `path` (null when missing); numeric datasets up to `inlineBytes` come with their data. */
-  | { op: 'walk'; path: string; inlineBytes?: number; inlineTotal?: number; skip?: readonly string[] }
+  | { op: 'walk'; path: string; inlineBytes?: number; inlineTotal?: number; skip?: readonly string[]; storageSizes?: boolean }
   | { op: 'lookup'; path: string }
   /** `lookup`, and the link where resolution stopped (an external link: its file and target). */
   | { op: 'resolve'; path: string }

@@ -107,11 +107,16 @@ print(json.dumps(0))`, h5, npz);
     assert.match(lines[0]!, /h5py\.h5: HDF5Checkpointer, .* 4 top-level keys/);
     assert.match(lines[1]!, /^KEY\s+KIND\s+DTYPE\s+SHAPE\s+SIZE\s+ON DISK\s+CHUNKS\s+FILTERS\s+VALUE$/);
     const row = (key: string): string[] => lines.find((l) => l.startsWith(`${key} `))!.trim().split(/\s{2,}/);
-    assert.deepEqual(row('/big'), ['/big', 'array', 'float64', '(1000, 100)', '781 KiB', '-', '(100, 100)', 'gzip:6+shuffle']);
+    // ON DISK: what h5py's get_storage_size says each dataset holds in the file.
+    const stored = runPython<Record<string, number>>(`
+import h5py, json, sys
+with h5py.File(sys.argv[1]) as f: print(json.dumps({k: f[k].id.get_storage_size() for k in ['big', 's', 'grp/x', 'grp/v']}))`, h5);
+    assert.ok(stored.big! > 1000 && stored.big! < 800000 / 10, `gzip+shuffle of a ramp: ${stored.big}`);
+    assert.deepEqual(row('/big'), ['/big', 'array', 'float64', '(1000, 100)', '781 KiB', `${(stored.big! / 1024).toFixed(1)} KiB`, '(100, 100)', 'gzip:6+shuffle']);
     assert.deepEqual(row('/grp/'), ['/grp/', 'group', '2 keys']);
-    assert.deepEqual(row('/grp/x'), ['/grp/x', 'scalar', 'int32', '()', '4 B', '-', '= 3']);
-    assert.deepEqual(row('/grp/v'), ['/grp/v', 'array', 'int16', '(5,)', '10 B', '-']);
-    assert.deepEqual(row('/s'), ['/s', 'string', '5 B', '-', '= "hello"']);
+    assert.deepEqual(row('/grp/x'), ['/grp/x', 'scalar', 'int32', '()', '4 B', `${stored['grp/x']} B`, '= 3']);
+    assert.deepEqual(row('/grp/v'), ['/grp/v', 'array', 'int16', '(5,)', '10 B', `${stored['grp/v']} B`]);
+    assert.deepEqual(row('/s'), ['/s', 'string', '5 B', `${stored.s} B`, '= "hello"']);
   });
 
   it('--json: the same tree for scripts, nested under "children"', () => {

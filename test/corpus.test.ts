@@ -29,8 +29,8 @@ const READER = path.join(__dirname, 'helpers', 'corpus.js');
 const FILE_TIMEOUT_MS = 90_000;
 
 /**
- * Features the package documents as not read (README, "What is not read"): a key Python reads may
- * give ERR_UNSUPPORTED_DTYPE only when its message names one of these.
+ * Features the package documents as not read (README, the table of HDF5 types under "Fidelity"): a
+ * key or attribute Python reads may be ERR_UNSUPPORTED_DTYPE only when its message names one of these.
  */
 const NOT_READ: readonly RegExp[] = [/region references/];
 

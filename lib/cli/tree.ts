@@ -106,7 +106,7 @@ function isValueGroup(names: readonly string[]): boolean {
 
 function hdf5Skeleton(file: H5File, keys: readonly string[]): Skeleton[] {
   // One walk of the tree without data (inlineBytes 0): names, shapes and storage of everything.
-  const [root] = file.execSync([{ op: 'walk', path: '/', inlineBytes: 0, inlineTotal: 0 }]) as [WalkNode | null];
+  const [root] = file.execSync([{ op: 'walk', path: '/', inlineBytes: 0, inlineTotal: 0, storageSizes: true }]) as [WalkNode | null];
   const build = (node: WalkNode | null, name: string, path: string[]): Skeleton => {
     if (node?.kind === 'group' && !isValueGroup(node.names)) {
       const children: Skeleton[] = [];
@@ -115,7 +115,10 @@ function hdf5Skeleton(file: H5File, keys: readonly string[]): Skeleton[] {
       });
       return { name, path, children };
     }
-    return { name, path, children: null, h5: node?.kind === 'dataset' ? node.info : undefined };
+    const h5 = node?.kind === 'dataset' ? node.info : undefined;
+    const skeleton: Skeleton = { name, path, children: null, h5 };
+    if (h5 && typeof h5.storageBytes === 'number') skeleton.stored = h5.storageBytes;
+    return skeleton;
   };
   if (root?.kind !== 'group') return keys.map((k) => ({ name: k, path: [k], children: null }));
   const top = build(root, '', []);
@@ -292,9 +295,18 @@ function recordBytes(r: RecordArray): number {
 }
 
 function fromDataset(s: Skeleton, ds: Dataset): Node {
+  if (ds.dtype === 'records') {
+    // A record dataset is described (and diffed, converted) as the RecordArray a get gives.
+    const node: Node = {
+      path: s.path, name: s.name, kind: 'records', shape: [...ds.shape], fields: (ds.fields ?? []).map(fieldInfo), nbytes: ds.nbytes,
+      chunks: s.h5 ? s.h5.chunks : ds.chunks ? [...ds.chunks] : null, compression: compressionText(s.h5, ds),
+    };
+    if (s.stored !== undefined) node.stored = s.stored;
+    return node;
+  }
   const node: Node = {
     path: s.path, name: s.name, kind: ds.shape.length === 0 ? 'scalar' : 'array', dtype: ds.dtype, shape: [...ds.shape], nbytes: ds.nbytes,
-    chunks: s.h5 ? s.h5.chunks : ds.chunks ? [...ds.chunks] : null, compression: compressionText(s.h5, ds), streamable: ds.shape.length > 0 && ds.dtype !== 'records',
+    chunks: s.h5 ? s.h5.chunks : ds.chunks ? [...ds.chunks] : null, compression: compressionText(s.h5, ds), streamable: ds.shape.length > 0,
   };
   if (s.stored !== undefined) node.stored = s.stored;
   if (s.method !== undefined) node.compression = s.method === 8 ? 'deflate' : s.method === 0 ? null : `zip method ${s.method}`;

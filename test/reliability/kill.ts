@@ -151,7 +151,10 @@ export async function runKillCampaign(subject: KillSubject, kills: number, seed:
     }
     if (r.beforeFirstCommit) {
       s.killsBeforeFirstCommit++;
-      if (r.existed && !(r.opened && r.emptyButValid !== false)) s.firstCommitBad++;
+      // Killed before its first commit was logged: the file must be absent, empty-but-valid, or
+      // that first commit whole (it landed, the kill came before the log line: committed = 0).
+      const firstCommitWhole = r.committed === 0 && r.lostKeys.length === 0;
+      if (r.existed && !(r.opened && (r.emptyButValid !== false || firstCommitWhole))) s.firstCommitBad++;
     }
     if (!r.nextWriterOk) {
       s.nextWriterBlocked++;
