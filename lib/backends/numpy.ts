@@ -12,7 +12,10 @@
  *   - Arrays given to `set` are referenced, not copied, until that close writes them (as McUtils
  *     keeps references in its dict): changing one in between changes what is written.
  *   - The file is what `numpy.savez` writes (byte for byte for the same arrays); numpy reads it with
- *     `allow_pickle=False`.
+ *     `allow_pickle=False`. With `compression: 'deflate'` new members are deflated, as
+ *     `numpy.savez_compressed` writes them.
+ *   - Adding keys rewrites the whole file (atomically), not in place: see README "Durability and
+ *     locking" for why an in-place append is not crash-safe for numpy's readers.
  *
  * `.npy` (what `numpy.save`/`numpy.load` read and write: one unnamed array)
  *   - Its one value is listed under the key `'arr_0'` — the name numpy gives an unnamed array

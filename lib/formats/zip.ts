@@ -7,7 +7,8 @@
  * its local header without touching the others. Methods: stored (0) and deflate (8); CRC-32 is
  * verified.
  *
- * Writing reproduces `numpy.savez`: stored members, a ZIP64 extra field in every local header
+ * Writing reproduces `numpy.savez` (or, with `deflateLevel`, `numpy.savez_compressed`: deflated
+ * members): stored members, a ZIP64 extra field in every local header
  * (numpy opens members with `force_zip64=True`), the fixed 1980-01-01 timestamp, mode 0600, and
  * ZIP64 central-directory fields and end records where sizes or offsets pass 2 GiB - 1 (Python's
  * ZIP64_LIMIT). A member is written from a sequence of pieces straight from their memory; a member
