@@ -18,7 +18,7 @@ const { machine, SCALE } = require('./common');
 const { writeCharts } = require('./charts');
 
 const only = process.argv.slice(2);
-const suites = ['npz.js', 'hdf5.js', 'dataset.js', 'reads.js'].filter((s) => only.length === 0 || only.some((o) => s.startsWith(o)));
+const suites = ['npz.js', 'hdf5.js', 'dataset.js', 'reads.js', 'small-keys.js'].filter((s) => only.length === 0 || only.some((o) => s.startsWith(o)));
 const chartDir = process.env.CHECKPOINTER_BENCH_CHARTS
   ?? (SCALE === 1 ? path.join(__dirname, '..', 'docs', 'charts') : path.join(os.tmpdir(), 'checkpointer-bench-charts'));
 const meta = { type: 'meta', machine: machine(), date: new Date().toISOString().slice(0, 10), scale: SCALE };

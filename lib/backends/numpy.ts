@@ -12,7 +12,10 @@
  *   - Arrays given to `set` are referenced, not copied, until that close writes them (as McUtils
  *     keeps references in its dict): changing one in between changes what is written.
  *   - The file is what `numpy.savez` writes (byte for byte for the same arrays); numpy reads it with
- *     `allow_pickle=False`.
+ *     `allow_pickle=False`. With `compression: 'deflate'` new members are deflated, as
+ *     `numpy.savez_compressed` writes them.
+ *   - Adding keys rewrites the whole file (atomically), not in place: see README "Durability and
+ *     locking" for why an in-place append is not crash-safe for numpy's readers.
  *
  * `.npy` (what `numpy.save`/`numpy.load` read and write: one unnamed array)
  *   - Its one value is listed under the key `'arr_0'` — the name numpy gives an unnamed array
@@ -43,7 +46,7 @@ import {
 } from '../formats/npy';
 import {
   crc32, crc32Combine, IoGen, MemberReader, memberDataOffset, METHOD_STORED, NewMember, readCentralDirectory, readMember, readMemberBytes,
-  runAsync, runSync, WriteMember, writeZip, ZipEntry,
+  ReadWindow, runAsync, runSync, WriteMember, writeZip, ZipEntry,
 } from '../formats/zip';
 import type { Dataset, DatasetHost, DatasetLifecycle, DatasetOptions } from '../dataset/types';
 import { checkExisting, elementBytes, NpyDataset, RowDataset, rowSpec, unsupported } from '../dataset/npy-dataset';
@@ -62,6 +65,15 @@ export interface NumPyCheckpointerOptions extends CheckpointerOptions {
    * zipfile.ZIP64_LIMIT, 2 GiB - 1). Lower it only to exercise the ZIP64 path with small data.
    */
   zip64Limit?: number;
+  /**
+   * `.npz` only: 'deflate' writes new members deflated (zip method 8), as `numpy.savez_compressed`
+   * does (numpy.load reads them); the deflates run on libuv's thread pool, several at once, in
+   * async closes. Members copied unchanged from the old file keep their method; members streamed
+   * by a dataset handle are stored. Default 'none': stored, as `numpy.savez`.
+   */
+  compression?: 'none' | 'deflate';
+  /** zlib level for `compression: 'deflate'`, 0-9 (default 6, zlib's and savez_compressed's). */
+  compressionLevel?: number;
 }
 
 /** The key a `.npy` file's one array is listed under (numpy's name for an unnamed array). */
@@ -96,6 +108,8 @@ export interface NumPyStream {
   spools: Set<Spool>;
   /** The file's version as opened ('absent' when it did not exist), to notice another writer's commit. */
   stamp: string;
+  /** Bytes of `fd` kept between reads of small members (see ReadWindow). */
+  window: ReadWindow;
 }
 
 function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
@@ -135,6 +149,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   /** 'npy' for a `.npy` file name, else 'npz'. */
   readonly format: 'npz' | 'npy';
   readonly #zip64Limit: number | undefined;
+  /** How new `.npz` members are written: stored, or deflated (see NumPyCheckpointerOptions.compression). */
+  readonly compression: 'none' | 'deflate';
+  readonly #deflateLevel: number | undefined;
   /** Open dataset handles on this file, by member name ('' for the .npy). */
   readonly #handles = new Map<RowDataset, string>();
 
@@ -143,6 +160,20 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     this.durable = opts.durable ?? true;
     this.#zip64Limit = opts.zip64Limit;
     this.format = nodePath.extname(file).toLowerCase() === '.npy' ? 'npy' : 'npz';
+    const compression = opts.compression ?? 'none';
+    if (compression !== 'none' && compression !== 'deflate') {
+      throw new TypeError(`compression must be 'none' or 'deflate', got ${JSON.stringify(opts.compression)}`);
+    }
+    const level = opts.compressionLevel;
+    if (level !== undefined && !(Number.isInteger(level) && level >= 0 && level <= 9)) {
+      throw new RangeError(`compressionLevel must be an integer from 0 to 9, got ${JSON.stringify(level)}`);
+    }
+    if (level !== undefined && compression !== 'deflate') throw new TypeError("compressionLevel needs compression: 'deflate'");
+    if (compression === 'deflate' && this.format === 'npy') {
+      throw new TypeError(`${file}: a .npy file has no compression (numpy.save writes it plain); use an .npz file for compression: 'deflate'`);
+    }
+    this.compression = compression;
+    this.#deflateLevel = compression === 'deflate' ? level ?? 6 : undefined;
   }
 
   get #file(): string {
@@ -221,7 +252,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     try {
       fd = fs.openSync(this.#file, 'r');
     } catch (err) {
-      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: 'absent' };
+      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: 'absent', window: { w: null } };
       throw this.#wrap(err, 'read');
     }
     try {
@@ -229,9 +260,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       const size = Number(st.size);
       if (size === 0) {
         fs.closeSync(fd);
-        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: stampOf(st) };
+        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: stampOf(st), window: { w: null } };
       }
-      return { format: this.format, fd, groups: runSync(this.#index(fd, size)), dirty: false, spools: new Set(), stamp: stampOf(st) };
+      return { format: this.format, fd, groups: runSync(this.#index(fd, size)), dirty: false, spools: new Set(), stamp: stampOf(st), window: { w: null } };
     } catch (err) {
       fs.closeSync(fd);
       throw this.#wrap(err, 'read');
@@ -243,7 +274,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     try {
       fd = await new Promise<number>((resolve, reject) => fs.open(this.#file, 'r', (err, n) => (err ? reject(err) : resolve(n))));
     } catch (err) {
-      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: 'absent' };
+      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: 'absent', window: { w: null } };
       throw this.#wrap(err, 'read');
     }
     try {
@@ -251,9 +282,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       const size = Number(st.size);
       if (size === 0) {
         await closeFd(fd);
-        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: stampOf(st) };
+        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: stampOf(st), window: { w: null } };
       }
-      return { format: this.format, fd, groups: await runAsync(this.#index(fd, size)), dirty: false, spools: new Set(), stamp: stampOf(st) };
+      return { format: this.format, fd, groups: await runAsync(this.#index(fd, size)), dirty: false, spools: new Set(), stamp: stampOf(st), window: { w: null } };
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
       throw this.#wrap(err, 'read');
@@ -302,7 +333,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   *#writeOps(s: NumPyStream, fd: number): IoGen<void> {
     const members = this.#plan(s);
     if (s.format === 'npz') {
-      yield* writeZip(fd, members, { zip64Limit: this.#zip64Limit });
+      yield* writeZip(fd, members, { zip64Limit: this.#zip64Limit, deflateLevel: this.#deflateLevel });
       return;
     }
     const m = members[0] as NewMember;
@@ -334,6 +365,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     if (s.fd !== null) {
       fs.closeSync(s.fd);
       s.fd = null;
+      s.window.w = null;
     }
   }
 
@@ -364,6 +396,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     if (s.fd !== null) {
       const fd = s.fd;
       s.fd = null;
+      s.window.w = null;
       await closeFd(fd);
     }
   }
@@ -489,7 +522,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
         if (src.kind === 'fresh') {
           value = decodeData(parseNpyHeader(src.array.header), src.array.data, false);
         } else if (src.kind === 'zip') {
-          value = yield* readMember(fd as number, src.entry, npyMemberReader());
+          value = yield* readMember(fd as number, src.entry, npyMemberReader(), this.#s().window);
         } else if (src.kind === 'spool') {
           const plan = planDecode(parseNpyHeader(src.header));
           const n = (yield { op: 'read', fd: src.spool.fd, buffer: plan.target, position: 0 }) as number;

@@ -7,7 +7,8 @@
  * its local header without touching the others. Methods: stored (0) and deflate (8); CRC-32 is
  * verified.
  *
- * Writing reproduces `numpy.savez`: stored members, a ZIP64 extra field in every local header
+ * Writing reproduces `numpy.savez` (or, with `deflateLevel`, `numpy.savez_compressed`: deflated
+ * members): stored members, a ZIP64 extra field in every local header
  * (numpy opens members with `force_zip64=True`), the fixed 1980-01-01 timestamp, mode 0600, and
  * ZIP64 central-directory fields and end records where sizes or offsets pass 2 GiB - 1 (Python's
  * ZIP64_LIMIT). A member is written from a sequence of pieces straight from their memory; a member
@@ -34,10 +35,17 @@ export type IoOp =
   | { op: 'await'; handle: IoHandle }
   /** Raw-inflates `data`; yields back the output Buffer. */
   | { op: 'inflate'; data: Uint8Array; outputLength: number }
+  /**
+   * Starts a raw deflate of `data` at `level`; yields back a handle whose 'await' gives the output
+   * Buffer. In runAsync it runs on libuv's pool, so several started in a row compress in parallel.
+   */
+  | { op: 'deflate'; data: Uint8Array; level: number }
   /** Sets the file's length (ftruncate): zeros when it grows. */
   | { op: 'truncate'; fd: number; length: number }
   /** fdatasync: the file's data (and its length) reach the disk. */
-  | { op: 'sync'; fd: number };
+  | { op: 'sync'; fd: number }
+  /** Lets the event loop turn (runAsync: one setImmediate) during long work on this thread; runSync ignores it. */
+  | { op: 'pause' };
 
 export interface IoHandle {
   readonly id: number;
@@ -135,11 +143,19 @@ export function runSync<T>(gen: IoGen<T>): T {
         case 'inflate':
           result = zlib.inflateRawSync(op.data, inflateOptions(op.outputLength));
           break;
+        case 'deflate': {
+          const handle = { id: nextId++ };
+          results.set(handle.id, zlib.deflateRawSync(op.data, { level: op.level }));
+          result = handle;
+          break;
+        }
         case 'truncate':
           fs.ftruncateSync(op.fd, op.length);
           break;
         case 'sync':
           fs.fdatasyncSync(op.fd);
+          break;
+        case 'pause':
           break;
       }
     } catch (err) {
@@ -185,11 +201,19 @@ export async function runAsync<T>(gen: IoGen<T>): Promise<T> {
               zlib.inflateRaw(op.data, inflateOptions(op.outputLength), (err, out) => (err ? reject(err) : resolve(out)));
             });
             break;
+          case 'deflate':
+            result = defer(new Promise<Buffer>((resolve, reject) => {
+              zlib.deflateRaw(op.data, { level: op.level }, (err, out) => (err ? reject(err) : resolve(out)));
+            }));
+            break;
           case 'truncate':
             await new Promise<void>((resolve, reject) => fs.ftruncate(op.fd, op.length, (err) => (err ? reject(err) : resolve())));
             break;
           case 'sync':
             await new Promise<void>((resolve, reject) => fs.fdatasync(op.fd, (err) => (err ? reject(err) : resolve())));
+            break;
+          case 'pause':
+            await new Promise<void>((resolve) => setImmediate(resolve));
             break;
         }
       } catch (err) {
@@ -225,9 +249,12 @@ function crc32Fallback(data: Uint8Array, value = 0): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** CRC-32 (zlib's), continuing from `value`. */
+/**
+ * CRC-32 (zlib's), continuing from `value`. Node 20's zlib.crc32 of an empty Uint8Array returns 0
+ * whatever `value` is, so empty input returns `value` here.
+ */
 export const crc32: Crc32 = typeof (zlib as { crc32?: Crc32 }).crc32 === 'function'
-  ? (data, value = 0) => (zlib as unknown as { crc32: Crc32 }).crc32(data, value)
+  ? (data, value = 0) => (data.length === 0 ? value >>> 0 : (zlib as unknown as { crc32: Crc32 }).crc32(data, value))
   : crc32Fallback;
 
 function gf2Times(mat: Uint32Array, vec: number): number {
@@ -322,9 +349,15 @@ function u64(view: DataView, at: number): number {
 // IBM code page 437, bytes 0x80-0xff: how zipfile decodes names without the UTF-8 flag.
 const CP437_HIGH = 'ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u00a0';
 
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
+}
+
 function decodeName(bytes: Uint8Array, flags: number): string {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (flags & FLAG_UTF8) return b.toString('utf8');
+  if (isAscii(b)) return b.toString('latin1');
   let s = '';
   for (const c of b) s += c < 0x80 ? String.fromCharCode(c) : CP437_HIGH[c - 0x80];
   return s;
@@ -410,7 +443,7 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
     let offset = v.getUint32(p + 42, true);
     const end = p + CENTRAL_SIZE + nameLen + extraLen + commentLen;
     if (end > cdSize) throw corrupt('central directory entry runs past the directory');
-    const rawName = cd.slice(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen);
+    const rawName = cd.subarray(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen); // a view: the index keeps the directory's bytes
     const name = decodeName(rawName, flags);
     // ZIP64 extra field (id 1): only the fields whose 32-bit slot is 0xFFFFFFFF, in this order.
     let x = p + CENTRAL_SIZE + nameLen;
@@ -446,12 +479,39 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
   // A damaged name in the central directory can move a member under another key, so reading one
   // key would miss it silently: every local header is checked against its name up front (one small
   // read each). Larger archives are checked member by member as they are read (memberDataOffset).
-  if (entries.length <= LOCAL_NAMES_CHECKED_UP_TO) for (const e of entries) yield* memberDataOffset(fd, e);
+  if (entries.length <= LOCAL_NAMES_CHECKED_UP_TO) yield* checkLocalHeaders(fd, entries);
   return { entries, offset: cdStart };
 }
 
 /** Up to this many members, opening an archive checks every local header's name (see readCentralDirectory). */
 const LOCAL_NAMES_CHECKED_UP_TO = 20_000;
+/** Local headers this close together are checked from one read (a run of small members). */
+const HEADER_RUN_SPAN = 256 * 1024;
+
+/** Checks each entry's local header names it (memberDataOffset), reading runs of nearby headers at once. */
+function* checkLocalHeaders(fd: number, entries: readonly ZipEntry[]): IoGen<void> {
+  const byOffset = [...entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
+  for (let i = 0; i < byOffset.length;) {
+    const first = byOffset[i]!.localHeaderOffset;
+    let j = i;
+    let end = first;
+    while (j < byOffset.length && byOffset[j]!.localHeaderOffset - first <= HEADER_RUN_SPAN) {
+      const e = byOffset[j]!;
+      end = Math.max(end, e.localHeaderOffset + LOCAL_SIZE + (e.rawName?.length ?? 0));
+      j++;
+    }
+    const run = new Uint8Array(end - first);
+    const n = (yield { op: 'read', fd, buffer: run, position: first }) as number;
+    for (let k = i; k < j; k++) {
+      const e = byOffset[k]!;
+      const at = e.localHeaderOffset - first;
+      const want = LOCAL_SIZE + (e.rawName?.length ?? 0);
+      if (at + want > n) throw corrupt(`local header of ${JSON.stringify(e.name)} is truncated`);
+      localDataOffset(run.subarray(at, at + want), e);
+    }
+    i = j;
+  }
+}
 
 /** Where a member's (possibly compressed) data starts: after its local header. */
 export function* memberDataOffset(fd: number, entry: ZipEntry): IoGen<number> {
@@ -536,11 +596,67 @@ export interface MemberReader<T> {
 }
 
 const PROBE = 256;
+/**
+ * Members up to this size are deflated and inflated on the calling thread: the pool's per-call
+ * cost (a zlib stream object, two thread hops) is larger than the work. Larger ones go to the pool.
+ */
+const INLINE_ZLIB = 64 * 1024;
+/** Inline zlib work between two 'pause' ops in a write (keeps the event loop turning in async writes). */
+const INLINE_SLICE_NS = 4_000_000n;
 
 /** Reads one member through a MemberReader, verifying its CRC-32. */
-export function* readMember<T>(fd: number, entry: ZipEntry, reader: MemberReader<T>): IoGen<T> {
+/**
+ * A window of a zip file kept between reads of small members (one per open file): reading many
+ * small keys costs one read per 256 KiB instead of two per member. Only for files that do not
+ * change under the descriptor (ours are replaced by rename, never written in place).
+ */
+export interface ReadWindow {
+  w: SourceWindow | null;
+}
+
+const READ_WINDOW = 256 * 1024;
+/** Members up to this size (compressed, with their local header) are read through the window. */
+const WINDOWED_MEMBER = 64 * 1024;
+
+/** A small member read from the window: its local header checked, the data inflated if deflated, the CRC verified. */
+function* readSmallMember<T>(fd: number, entry: ZipEntry, reader: MemberReader<T>, window: ReadWindow): IoGen<T> {
+  const { compressedSize: csize, uncompressedSize: usize } = entry;
+  const nameLen = entry.rawName?.length ?? 0;
+  let src = yield* sourceBytes(window, fd, entry.localHeaderOffset, LOCAL_SIZE + nameLen + 1024 + csize, READ_WINDOW);
+  if (src.length < LOCAL_SIZE + nameLen) throw corrupt(`local header of ${JSON.stringify(entry.name)} is truncated`);
+  const dataStart = localDataOffset(src, entry) - entry.localHeaderOffset;
+  if (dataStart + csize > src.length) {
+    src = yield* sourceBytes(window, fd, entry.localHeaderOffset, dataStart + csize, READ_WINDOW);
+    if (dataStart + csize > src.length) throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
+  }
+  const data = src.subarray(dataStart, dataStart + csize);
+  if (entry.method === METHOD_DEFLATE) {
+    let out: Buffer;
+    try {
+      out = zlib.inflateRawSync(data, inflateOptions(usize));
+    } catch (err) {
+      throw corrupt(`${JSON.stringify(entry.name)} does not inflate: ${(err as Error).message}`);
+    }
+    if (out.length !== usize) throw corrupt(`${JSON.stringify(entry.name)} inflates to ${out.length} bytes, not ${usize}`);
+    const c = crc32(out);
+    if (c !== entry.crc32) throw crcMismatch(entry, c);
+    return reader.fromInflated(out);
+  }
+  if (csize !== usize) throw corrupt(`stored member ${JSON.stringify(entry.name)} has different compressed and uncompressed sizes`);
+  const c = crc32(data);
+  if (c !== entry.crc32) throw crcMismatch(entry, c);
+  const hlen = reader.headerLength(data);
+  if (hlen > usize) throw corrupt(`${JSON.stringify(entry.name)}: its header runs past the member`);
+  const target = reader.target(data.subarray(0, hlen));
+  if (hlen + target.length > usize) throw corrupt(`${JSON.stringify(entry.name)}: its data is shorter than its header says`);
+  target.set(data.subarray(hlen, hlen + target.length));
+  return reader.finish();
+}
+
+export function* readMember<T>(fd: number, entry: ZipEntry, reader: MemberReader<T>, window?: ReadWindow): IoGen<T> {
   checkReadable(entry);
   const { compressedSize: csize, uncompressedSize: usize } = entry;
+  if (window && usize <= WINDOWED_MEMBER && csize <= WINDOWED_MEMBER) return yield* readSmallMember(fd, entry, reader, window);
   // The local header, the name and extra field, and the start of the data in one read.
   const first = new Uint8Array(LOCAL_SIZE + Math.max(entry.rawName?.length ?? 0, Buffer.byteLength(entry.name, 'utf8')) + 64 + PROBE);
   const got = (yield { op: 'read', fd, buffer: first, position: entry.localHeaderOffset }) as number;
@@ -551,7 +667,9 @@ export function* readMember<T>(fd: number, entry: ZipEntry, reader: MemberReader
     if ((yield { op: 'read', fd, buffer: packed, position: dataStart }) as number !== csize) throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
     let out: Buffer;
     try {
-      out = (yield { op: 'inflate', data: packed, outputLength: usize }) as Buffer;
+      // Small members inline: a trip to the pool costs more than inflating a few KiB here.
+      out = usize <= INLINE_ZLIB ? zlib.inflateRawSync(packed, inflateOptions(usize))
+        : (yield { op: 'inflate', data: packed, outputLength: usize }) as Buffer;
     } catch (err) {
       throw corrupt(`${JSON.stringify(entry.name)} does not inflate: ${(err as Error).message}`);
     }
@@ -640,6 +758,11 @@ export type WriteMember = NewMember | CopiedMember | StreamedMember;
 export interface ZipWriteOptions {
   /** Sizes and offsets above this go to ZIP64 fields (default: Python's ZIP64_LIMIT, 2 GiB - 1). */
   zip64Limit?: number;
+  /**
+   * Deflate new members (`NewMember`s) at this zlib level (0-9), as `numpy.savez_compressed` does;
+   * copied members keep their method, streamed ones are stored. Default: stored, as `numpy.savez`.
+   */
+  deflateLevel?: number;
 }
 
 interface Written {
@@ -665,10 +788,25 @@ function encodeMemberName(name: string): { bytes: Buffer; flags: number } {
   return { bytes: Buffer.from(name, ascii ? 'latin1' : 'utf8'), flags: ascii ? 0 : FLAG_UTF8 };
 }
 
+/** A copied member's name bytes: its stored ones when they are what encodeMemberName gives (ASCII, unchanged). */
+function copiedName(m: CopiedMember): { bytes: Buffer; flags: number } {
+  const raw = m.from.entry.rawName;
+  if (raw && m.name === m.from.entry.name && !(m.from.entry.flags & FLAG_UTF8) && isAscii(raw)) {
+    return { bytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), flags: 0 };
+  }
+  return encodeMemberName(m.name);
+}
+
 /** The local header numpy.savez writes: the ZIP64 extra field is always there (force_zip64). */
 function localHeader(w: Omit<Written, 'offset'>, limit: number): Buffer {
-  const big = w.uncompressedSize > limit || w.compressedSize > limit;
   const h = Buffer.alloc(LOCAL_SIZE + w.name.length + 20);
+  localHeaderInto(h, 0, w, limit);
+  return h;
+}
+
+function localHeaderInto(out: Buffer, at: number, w: Omit<Written, 'offset'>, limit: number): void {
+  const big = w.uncompressedSize > limit || w.compressedSize > limit;
+  const h = at === 0 ? out : out.subarray(at, at + LOCAL_SIZE + w.name.length + 20);
   h.writeUInt32LE(SIG_LOCAL, 0);
   h.writeUInt16LE(big ? VERSION_ZIP64 : VERSION_DEFAULT, 4);
   h.writeUInt16LE(w.flags, 6);
@@ -684,12 +822,17 @@ function localHeader(w: Omit<Written, 'offset'>, limit: number): Buffer {
   const x = LOCAL_SIZE + w.name.length;
   h.writeUInt16LE(1, x);
   h.writeUInt16LE(16, x + 2);
-  h.writeBigUInt64LE(BigInt(w.uncompressedSize), x + 4);
-  h.writeBigUInt64LE(BigInt(w.compressedSize), x + 12);
-  return h;
+  writeU64(h, w.uncompressedSize, x + 4);
+  writeU64(h, w.compressedSize, x + 12);
 }
 
-function centralEntry(w: Written, limit: number): Buffer {
+/** A non-negative safe integer as 64-bit little-endian (without a BigInt per field). */
+function writeU64(b: Buffer, n: number, at: number): void {
+  b.writeUInt32LE(n % 0x100000000, at);
+  b.writeUInt32LE(Math.floor(n / 0x100000000), at + 4);
+}
+
+function centralEntry(w: Written, limit: number, into?: { buffer: Buffer; at: number }): Buffer {
   const extra: number[] = [];
   let usize = w.uncompressedSize;
   let csize = w.compressedSize;
@@ -705,7 +848,8 @@ function centralEntry(w: Written, limit: number): Buffer {
   }
   const extraLen = extra.length ? 4 + 8 * extra.length : 0;
   const version = extra.length ? VERSION_ZIP64 : VERSION_DEFAULT;
-  const e = Buffer.alloc(CENTRAL_SIZE + w.name.length + extraLen);
+  const length = CENTRAL_SIZE + w.name.length + extraLen;
+  const e = into ? into.buffer.subarray(into.at, into.at + length) : Buffer.alloc(length);
   e.writeUInt32LE(SIG_CENTRAL, 0);
   e.writeUInt8(version, 4);
   e.writeUInt8(CREATE_SYSTEM_UNIX, 5);
@@ -729,8 +873,9 @@ function centralEntry(w: Written, limit: number): Buffer {
     const x = CENTRAL_SIZE + w.name.length;
     e.writeUInt16LE(1, x);
     e.writeUInt16LE(8 * extra.length, x + 2);
-    extra.forEach((n, i) => e.writeBigUInt64LE(BigInt(n), x + 4 + 8 * i));
+    extra.forEach((n, i) => writeU64(e, n, x + 4 + 8 * i));
   }
+  if (into) into.at += length;
   return e;
 }
 
@@ -797,25 +942,203 @@ function* copyRange(fromFd: number, from: number, toFd: number, to: number, leng
   }
 }
 
-/** Writes a whole zip to `fd` (from offset 0): members in order, central directory, end records. */
+/** Members up to this size (header included) are gathered into the staging buffer, not written one by one. */
+const SMALL_MEMBER = 256 * 1024;
+/** The staging buffer: small members (new, copied, deflated) are written this many bytes at a time. */
+const STAGE_SIZE = 4 * 1024 * 1024;
+/** How far ahead deflates are started (they run on libuv's pool in parallel): members and input bytes. */
+const DEFLATE_AHEAD_MEMBERS = 64;
+const DEFLATE_AHEAD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Small members' bytes gathered in memory and written in large pieces (one write per 4 MiB instead
+ * of three per member): two buffers, one filling while the other's write is in flight.
+ */
+class Stage {
+  buffers = [Buffer.allocUnsafe(STAGE_SIZE), Buffer.allocUnsafe(STAGE_SIZE)];
+  current = 0;
+  length = 0;
+  /** File position of the current buffer's first byte. */
+  start: number;
+  inFlight: (IoHandle | null)[] = [null, null];
+  constructor(readonly fd: number, start: number) {
+    this.start = start;
+  }
+  get buffer(): Buffer {
+    return this.buffers[this.current]!;
+  }
+  /** Room for `n` more bytes (n <= STAGE_SIZE), flushing first when they do not fit. */
+  *reserve(n: number): IoGen<void> {
+    if (this.length + n > STAGE_SIZE) yield* this.flush(false);
+  }
+  /** Starts the write of what is gathered, switches buffers; `wait`: also waits for every write. */
+  *flush(wait: boolean): IoGen<void> {
+    if (this.length > 0) {
+      const i = this.current;
+      this.inFlight[i] = (yield { op: 'write', fd: this.fd, buffer: this.buffer.subarray(0, this.length), position: this.start, defer: true }) as IoHandle;
+      this.start += this.length;
+      this.length = 0;
+      this.current = 1 - i;
+      const other = this.inFlight[this.current];
+      if (other) {
+        this.inFlight[this.current] = null;
+        yield { op: 'await', handle: other };
+      }
+    }
+    if (wait) {
+      for (let k = 0; k < 2; k++) {
+        const h = this.inFlight[k];
+        if (h) {
+          this.inFlight[k] = null;
+          yield { op: 'await', handle: h };
+        }
+      }
+    }
+  }
+  /** The file position of the next byte gathered. */
+  get position(): number {
+    return this.start + this.length;
+  }
+}
+
+/** A window of the source zip read into memory, from which small copied members are taken. */
+export interface SourceWindow {
+  fd: number;
+  start: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * The bytes of [position, position + length) of `fd`, from the window or a fresh read of one
+ * (a large one, for the members that follow); shorter only where the file ends.
+ */
+function* sourceBytes(win: { w: SourceWindow | null }, fd: number, position: number, length: number, windowSize = STAGE_SIZE): IoGen<Uint8Array> {
+  const w = win.w;
+  if (w && w.fd === fd && position >= w.start && position + length <= w.start + w.bytes.length) {
+    return w.bytes.subarray(position - w.start, position - w.start + length);
+  }
+  const bytes = new Uint8Array(Math.max(length, windowSize));
+  const n = (yield { op: 'read', fd, buffer: bytes, position }) as number;
+  win.w = { fd, start: position, bytes: bytes.subarray(0, n) };
+  return bytes.subarray(0, Math.min(n, length));
+}
+
+function concatPieces(pieces: readonly Uint8Array[], size: number): Uint8Array {
+  if (pieces.length === 1) return pieces[0]!;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Writes a whole zip to `fd` (from offset 0): members in order, central directory, end records.
+ *
+ * Small members go through a staging buffer (a few large writes instead of three small ones per
+ * member, which dominated files of many small keys); small copied members are cut out of large
+ * reads of the old file. With `deflateLevel`, new members are deflated (method 8, as
+ * `numpy.savez_compressed` writes them), the deflates started ahead so they run in parallel.
+ */
 export function* writeZip(fd: number, members: readonly WriteMember[], opts: ZipWriteOptions = {}): IoGen<void> {
   const limit = opts.zip64Limit ?? ZIP64_LIMIT;
+  const level = opts.deflateLevel;
   const written: Written[] = [];
-  let pos = 0;
-  for (const m of members) {
-    const { bytes: name, flags } = encodeMemberName(m.name);
-    if ('body' in m) {
-      const size = m.head.length + m.body.length;
-      const w: Written = { name, flags, method: METHOD_STORED, crc32: m.crc32 >>> 0, compressedSize: size, uncompressedSize: size, offset: pos };
+  const stage = new Stage(fd, 0);
+  const win: { w: SourceWindow | null } = { w: null };
+  let sliceStart = process.hrtime.bigint();
+
+  // Deflates started ahead of the member being written, in member order.
+  const deflates = new Map<number, { handle: IoHandle; size: number; crc: number }>();
+  let nextDeflate = 0;
+  let aheadBytes = 0;
+  function* startDeflates(upTo: number): IoGen<void> {
+    if (level === undefined) return;
+    while (nextDeflate < members.length && (nextDeflate <= upTo || (deflates.size < DEFLATE_AHEAD_MEMBERS && aheadBytes < DEFLATE_AHEAD_BYTES))) {
+      const m = members[nextDeflate]!;
+      if ('pieces' in m) {
+        let size = 0;
+        for (const p of m.pieces) size += p.length;
+        if (size > INLINE_ZLIB) {
+          const data = concatPieces(m.pieces, size);
+          // The CRC-32 of the uncompressed bytes, on this thread while the pool deflates the members before.
+          const crc = crc32(data);
+          const handle = (yield { op: 'deflate', data, level }) as IoHandle;
+          deflates.set(nextDeflate, { handle, size, crc });
+          aheadBytes += size;
+        }
+      }
+      nextDeflate++;
+    }
+  }
+
+  for (let index = 0; index < members.length; index++) {
+    const m = members[index]!;
+    const { bytes: name, flags } = 'from' in m ? copiedName(m) : encodeMemberName(m.name);
+    if ('pieces' in m && level !== undefined) {
+      yield* startDeflates(index);
+      let packed: Buffer;
+      let size: number;
+      let crc: number;
+      const d = deflates.get(index);
+      if (d) {
+        deflates.delete(index);
+        aheadBytes -= d.size;
+        packed = (yield { op: 'await', handle: d.handle }) as Buffer;
+        size = d.size;
+        crc = d.crc;
+      } else {
+        // A small member: deflated here while the pool works on the large ones started ahead.
+        size = 0;
+        for (const p of m.pieces) size += p.length;
+        const data = concatPieces(m.pieces, size);
+        crc = crc32(data);
+        packed = zlib.deflateRawSync(data, { level });
+        if (process.hrtime.bigint() - sliceStart > INLINE_SLICE_NS) {
+          yield { op: 'pause' };
+          sliceStart = process.hrtime.bigint();
+        }
+      }
+      const w: Written = { name, flags, method: METHOD_DEFLATE, crc32: crc, compressedSize: packed.length, uncompressedSize: size, offset: stage.position };
       const head = localHeader(w, limit);
-      yield { op: 'write', fd, buffer: head, position: pos };
-      yield { op: 'write', fd, buffer: m.head, position: pos + head.length };
-      yield* copyRange(m.body.fd, m.body.position, fd, pos + head.length + m.head.length, m.body.length);
+      if (head.length + packed.length <= SMALL_MEMBER) {
+        yield* stage.reserve(head.length + packed.length);
+        head.copy(stage.buffer, stage.length);
+        stage.buffer.set(packed, stage.length + head.length);
+        stage.length += head.length + packed.length;
+      } else {
+        yield* stage.flush(true);
+        yield { op: 'write', fd, buffer: head, position: stage.start };
+        yield { op: 'write', fd, buffer: packed, position: stage.start + head.length };
+        stage.start += head.length + packed.length;
+      }
       written.push(w);
-      pos += head.length + size;
+      yield* startDeflates(index);
     } else if ('pieces' in m) {
       let size = 0;
       for (const p of m.pieces) size += p.length;
+      const headLen = LOCAL_SIZE + name.length + 20;
+      if (headLen + size <= SMALL_MEMBER) {
+        let crc = 0;
+        for (const piece of m.pieces) crc = crc32(piece, crc);
+        const w: Written = { name, flags, method: METHOD_STORED, crc32: crc, compressedSize: size, uncompressedSize: size, offset: stage.position };
+        yield* stage.reserve(headLen + size);
+        w.offset = stage.position;
+        localHeaderInto(stage.buffer, stage.length, w, limit);
+        let at = stage.length + headLen;
+        for (const piece of m.pieces) {
+          stage.buffer.set(piece, at);
+          at += piece.length;
+        }
+        stage.length = at;
+        written.push(w);
+        continue;
+      }
+      // A large member: straight from its memory, its CRC computed while each chunk is written.
+      yield* stage.flush(true);
+      const pos = stage.start;
       const w: Written = { name, flags, method: METHOD_STORED, crc32: 0, compressedSize: size, uncompressedSize: size, offset: pos };
       const head = localHeader(w, limit);
       yield { op: 'write', fd, buffer: head, position: pos };
@@ -830,23 +1153,80 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
       crcBytes.writeUInt32LE(crc, 0);
       yield { op: 'write', fd, buffer: crcBytes, position: pos + 14 };
       written.push(w);
-      pos = at;
+      stage.start = at;
+    } else if ('body' in m) {
+      yield* stage.flush(true);
+      const pos = stage.start;
+      const size = m.head.length + m.body.length;
+      const w: Written = { name, flags, method: METHOD_STORED, crc32: m.crc32 >>> 0, compressedSize: size, uncompressedSize: size, offset: pos };
+      const head = localHeader(w, limit);
+      yield { op: 'write', fd, buffer: head, position: pos };
+      yield { op: 'write', fd, buffer: m.head, position: pos + head.length };
+      yield* copyRange(m.body.fd, m.body.position, fd, pos + head.length + m.head.length, m.body.length);
+      written.push(w);
+      stage.start = pos + head.length + size;
     } else {
       const { fd: fromFd, entry } = m.from;
       if (entry.flags & FLAG_ENCRYPTED) throw corrupt(`member ${JSON.stringify(entry.name)} is encrypted`);
-      const dataStart = yield* memberDataOffset(fromFd, entry);
       const w: Written = {
         name, flags, method: entry.method, crc32: entry.crc32,
-        compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize, offset: pos,
+        compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize, offset: 0,
       };
+      const headLen = LOCAL_SIZE + name.length + 20;
+      const localMax = LOCAL_SIZE + (entry.rawName?.length ?? name.length) + 1024;
+      if (headLen + entry.compressedSize <= SMALL_MEMBER) {
+        // Cut out of a large read of the old file: its local header (checked against the name) and data.
+        let src = yield* sourceBytes(win, fromFd, entry.localHeaderOffset, localMax + entry.compressedSize);
+        if (src.length < LOCAL_SIZE + (entry.rawName?.length ?? 0)) throw corrupt(`local header of ${JSON.stringify(entry.name)} is truncated`);
+        const dataStart = localDataOffset(src, entry) - entry.localHeaderOffset;
+        if (dataStart + entry.compressedSize > src.length) {
+          src = yield* sourceBytes(win, fromFd, entry.localHeaderOffset, dataStart + entry.compressedSize);
+          if (dataStart + entry.compressedSize > src.length) throw corrupt(`${JSON.stringify(entry.name)} is truncated`);
+        }
+        yield* stage.reserve(headLen + entry.compressedSize);
+        w.offset = stage.position;
+        localHeaderInto(stage.buffer, stage.length, w, limit);
+        stage.buffer.set(src.subarray(dataStart, dataStart + entry.compressedSize), stage.length + headLen);
+        stage.length += headLen + entry.compressedSize;
+        written.push(w);
+        continue;
+      }
+      yield* stage.flush(true);
+      const pos = stage.start;
+      w.offset = pos;
+      const dataStart = yield* memberDataOffset(fromFd, entry);
       const head = localHeader(w, limit);
       yield { op: 'write', fd, buffer: head, position: pos };
       yield* copyRange(fromFd, dataStart, fd, pos + head.length, entry.compressedSize);
       written.push(w);
-      pos += head.length + entry.compressedSize;
+      stage.start = pos + head.length + entry.compressedSize;
     }
   }
-  const cd = Buffer.concat(written.map((w) => centralEntry(w, limit)));
-  yield { op: 'write', fd, buffer: cd, position: pos };
-  yield { op: 'write', fd, buffer: endRecords(written.length, cd.length, pos, limit), position: pos + cd.length };
+  const cdOffset = stage.position;
+  const cd = centralDirectory(written, limit);
+  const end = endRecords(written.length, cd.length, cdOffset, limit);
+  if (cd.length + end.length <= STAGE_SIZE) {
+    yield* stage.reserve(cd.length + end.length);
+    cd.copy(stage.buffer, stage.length);
+    end.copy(stage.buffer, stage.length + cd.length);
+    stage.length += cd.length + end.length;
+    yield* stage.flush(true);
+  } else {
+    yield* stage.flush(true);
+    yield { op: 'write', fd, buffer: cd, position: cdOffset };
+    yield { op: 'write', fd, buffer: end, position: cdOffset + cd.length };
+  }
+}
+
+/** The central directory of `written`, in one buffer. */
+function centralDirectory(written: readonly Written[], limit: number): Buffer {
+  let size = 0;
+  for (const w of written) {
+    const big = w.uncompressedSize > limit || w.compressedSize > limit;
+    size += CENTRAL_SIZE + w.name.length + (big || w.offset > limit ? 4 + 8 * ((big ? 2 : 0) + (w.offset > limit ? 1 : 0)) : 0);
+  }
+  // Zero-filled: the comment, disk and attribute fields a central entry leaves 0 are not written.
+  const into = { buffer: Buffer.alloc(size), at: 0 };
+  for (const w of written) centralEntry(w, limit, into);
+  return into.buffer;
 }
