@@ -29,7 +29,7 @@ export { registerClass, unregisterClass, UnregisteredObject } from './values/reg
 export type { RegisteredClass, StatefulInstance } from './values/registry';
 export type { Key, Value } from './values/model';
 export { HDF5Dataset } from './dataset/hdf5-dataset';
-export type { Dataset, DatasetOptions, DatasetSelection, AxisSelection, AppendData, WriteData, WriteOptions, DatasetAttrs } from './dataset/types';
+export type { Dataset, DatasetOptions, DatasetSelection, AxisSelection, AppendData, WriteData, WriteOptions, DatasetAttrs, Compression } from './dataset/types';
 export { CheckpointManager, MANAGER_RECORD_KEY } from './manager';
 export type {
   BestBy, CheckpointManagerEvents, CheckpointManagerOptions, JsonValue, PruneEvent, RestoredStep, SaveOptions, SkipEvent, StepFormat, StepMetadata,

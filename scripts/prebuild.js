@@ -68,6 +68,10 @@ function finish() {
       undefinedZlib
         ? "- no zlib: deflate calls bind to the zlib of the Node process that loads the addon (Node's own, or the system's libz)."
         : '- zlib 1.2.13, zlib licence: zlib-LICENSE.',
+      ...(fs.existsSync(path.join(licenses, 'zstd-LICENSE'))
+        ? ['- zstd 1.5.4 (Debian source package libzstd 1.5.4+dfsg2-5; the zstd filter, id 32015), BSD-3-Clause: zstd-LICENSE.'] : []),
+      ...(fs.existsSync(path.join(licenses, 'lz4-LICENSE'))
+        ? ['- lz4 1.9.4 (Debian source package lz4 1.9.4-1; the lz4 filter, id 32004), BSD-2-Clause: lz4-LICENSE.'] : []),
       '',
       `Built by scripts/prebuild.js; HDF5 configured as: ${/Threadsafety:\s*(\S+)/.exec(settings)?.[1] === 'ON' ? 'thread-safe' : 'not thread-safe'}.`,
       '',
