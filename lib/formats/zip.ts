@@ -547,6 +547,14 @@ function checkReadable(entry: ZipEntry): void {
   }
 }
 
+/** An inflated member, checked against the central directory: its size, then its CRC-32. */
+function checkedInflated(entry: ZipEntry, out: Buffer, usize: number): Buffer {
+  if (out.length !== usize) throw corrupt(`${JSON.stringify(entry.name)} inflates to ${out.length} bytes, not ${usize}`);
+  const c = crc32(out);
+  if (c !== entry.crc32) throw crcMismatch(entry, c);
+  return out;
+}
+
 function crcMismatch(entry: ZipEntry, got: number): CheckpointerError {
   return corrupt(`CRC-32 mismatch in ${JSON.stringify(entry.name)}: stored ${hex(entry.crc32)}, data ${hex(got)}`);
 }
@@ -637,10 +645,7 @@ function* readSmallMember<T>(fd: number, entry: ZipEntry, reader: MemberReader<T
     } catch (err) {
       throw corrupt(`${JSON.stringify(entry.name)} does not inflate: ${(err as Error).message}`);
     }
-    if (out.length !== usize) throw corrupt(`${JSON.stringify(entry.name)} inflates to ${out.length} bytes, not ${usize}`);
-    const c = crc32(out);
-    if (c !== entry.crc32) throw crcMismatch(entry, c);
-    return reader.fromInflated(out);
+    return reader.fromInflated(checkedInflated(entry, out, usize));
   }
   if (csize !== usize) throw corrupt(`stored member ${JSON.stringify(entry.name)} has different compressed and uncompressed sizes`);
   const c = crc32(data);
@@ -673,10 +678,7 @@ export function* readMember<T>(fd: number, entry: ZipEntry, reader: MemberReader
     } catch (err) {
       throw corrupt(`${JSON.stringify(entry.name)} does not inflate: ${(err as Error).message}`);
     }
-    if (out.length !== usize) throw corrupt(`${JSON.stringify(entry.name)} inflates to ${out.length} bytes, not ${usize}`);
-    const c = crc32(out);
-    if (c !== entry.crc32) throw crcMismatch(entry, c);
-    return reader.fromInflated(out);
+    return reader.fromInflated(checkedInflated(entry, out, usize));
   }
   if (csize !== usize) throw corrupt(`stored member ${JSON.stringify(entry.name)} has different compressed and uncompressed sizes`);
   // Stored: the header from that first read (or a second small one), the body straight into place.
