@@ -182,23 +182,46 @@ void giveBuffer(Bytes&& b) {
   pool.push_back(std::move(b));
 }
 
-// The filters forward; returns the filter mask (an optional filter that fails is skipped, as
-// HDF5 skips it). Throws for a mandatory filter that fails.
-uint32_t encodeChunk(const ChunkPipeline& pl, Bytes& data, Bytes& scratch, const std::string& where) {
+// Whether a box of an array of shape `shape` is one run of bytes: full on every axis after the
+// first it is more than one element thick on. Such a chunk is encoded straight from the caller's
+// buffer (or decoded straight into it), saving a copy of every byte.
+bool contiguousBox(const std::vector<hsize_t>& shape, const std::vector<hsize_t>& box) {
+  size_t d = 0;
+  while (d < box.size() && box[d] == 1) ++d;
+  for (size_t e = d + 1; e < box.size(); ++e)
+    if (box[e] != shape[e]) return false;
+  return true;
+}
+
+// Byte offset of `origin` in a C-ordered array of `shape`.
+uint64_t byteOffset(const std::vector<hsize_t>& shape, const std::vector<hsize_t>& origin, size_t esize) {
+  uint64_t off = 0, stride = esize;
+  for (size_t d = shape.size(); d-- > 0;) off += origin[d] * stride, stride *= shape[d];
+  return off;
+}
+
+// The filters forward over the n bytes at src (left untouched), the result in `data`; returns the
+// filter mask (an optional filter that fails is skipped, as HDF5 skips it). Throws for a
+// mandatory filter that fails. Each step writes into whichever of data/scratch it is not reading.
+uint32_t encodeChunk(const ChunkPipeline& pl, const uint8_t* src, size_t n, Bytes& data, Bytes& scratch, const std::string& where) {
   uint32_t mask = 0;
+  const uint8_t* cur = src;
+  size_t curSize = n;
+  Bytes* out = &data;
+  Bytes* last = nullptr;  // the buffer holding the latest result; null while it is still src
   for (size_t i = 0; i < pl.steps.size(); ++i) {
     const auto& s = pl.steps[i];
     bool ok = true;
     switch (s.id) {
       case H5Z_FILTER_SHUFFLE: {
         size_t es = s.cd.empty() ? pl.esize : s.cd[0];
-        scratch.resize(data.size());
-        shuffleBytes(data.data(), scratch.data(), data.size(), es);
+        out->resize(curSize);
+        shuffleBytes(cur, out->data(), curSize, es);
         break;
       }
-      case H5Z_FILTER_DEFLATE: ok = deflateEncode(data.data(), data.size(), s.cd.empty() ? 6 : static_cast<int>(s.cd[0]), scratch); break;
-      case kFilterZstd: ok = zstdEncode(data.data(), data.size(), s.cd.empty() ? 3 : static_cast<int>(s.cd[0]), scratch); break;
-      case kFilterLz4: ok = lz4Encode(data.data(), data.size(), s.cd.empty() ? 0 : s.cd[0], scratch); break;
+      case H5Z_FILTER_DEFLATE: ok = deflateEncode(cur, curSize, s.cd.empty() ? 6 : static_cast<int>(s.cd[0]), *out); break;
+      case kFilterZstd: ok = zstdEncode(cur, curSize, s.cd.empty() ? 3 : static_cast<int>(s.cd[0]), *out); break;
+      case kFilterLz4: ok = lz4Encode(cur, curSize, s.cd.empty() ? 0 : s.cd[0], *out); break;
       default: ok = false;
     }
     if (!ok) {
@@ -206,24 +229,39 @@ uint32_t encodeChunk(const ChunkPipeline& pl, Bytes& data, Bytes& scratch, const
       mask |= 1u << i;
       continue;
     }
-    data.swap(scratch);
+    last = out;
+    cur = out->data(), curSize = out->size();
+    out = out == &data ? &scratch : &data;
   }
+  if (!last) data.assign(src, src + n);
+  else if (last != &data) data.swap(scratch);
   return mask;
 }
 
-bool decodeChunk(const ChunkPipeline& pl, Bytes& data, Bytes& scratch, uint32_t mask) {
+// The filters backward over `data`; the decoded chunk ends in `data`, or, when `direct` is given
+// and the first filter (the last undone) is a shuffle, straight in direct[0, chunkBytes).
+bool decodeChunk(const ChunkPipeline& pl, Bytes& data, Bytes& scratch, uint32_t mask, uint8_t* direct = nullptr) {
   for (size_t i = pl.steps.size(); i-- > 0;) {
     if (mask & (1u << i)) continue;
     const auto& s = pl.steps[i];
     // What this filter decodes to is the chunk's size when only shuffles (or skipped filters) ran
     // before it; then a header claiming another size is damage.
     size_t expect = static_cast<size_t>(pl.chunkBytes);
+    bool first = true;  // no filter applied before this one
     for (size_t j = 0; j < i; ++j)
-      if (!(mask & (1u << j)) && pl.steps[j].id != H5Z_FILTER_SHUFFLE) expect = 0;
+      if (!(mask & (1u << j))) {
+        first = false;
+        if (pl.steps[j].id != H5Z_FILTER_SHUFFLE) expect = 0;
+      }
     bool ok = true;
     switch (s.id) {
       case H5Z_FILTER_SHUFFLE: {
         size_t es = s.cd.empty() ? pl.esize : s.cd[0];
+        if (first && direct) {
+          if (data.size() != pl.chunkBytes) return false;
+          unshuffleBytes(data.data(), direct, data.size(), es);
+          return true;
+        }
         scratch.resize(data.size());
         unshuffleBytes(data.data(), scratch.data(), data.size(), es);
         break;
@@ -236,7 +274,9 @@ bool decodeChunk(const ChunkPipeline& pl, Bytes& data, Bytes& scratch, uint32_t 
     if (!ok) return false;
     data.swap(scratch);
   }
-  return data.size() == pl.chunkBytes;
+  if (data.size() != pl.chunkBytes) return false;
+  if (direct) std::memcpy(direct, data.data(), data.size());
+  return true;
 }
 
 // Runs `serial(i)` on the calling thread in order i = 0..n-1 and `parallel(i)` on workers (and the
@@ -348,11 +388,17 @@ void writeChunks(hid_t dset, const std::string& where, const ChunkPipeline& pl, 
         std::vector<hsize_t> rel, box;
         g.at(i, s.off, rel, box);
         s.data = takeBuffer();
-        s.data.resize(static_cast<size_t>(pl.chunkBytes));
-        if (!isFull(box, pl.chunk)) fillWith(s.data.data(), pl.chunkBytes, pl.fill);
-        copyBox(base, count, rel, s.data.data(), pl.chunk, zero, box, pl.esize);
         Bytes scratch = takeBuffer();
-        s.mask = encodeChunk(pl, s.data, scratch, where);
+        if (isFull(box, pl.chunk) && contiguousBox(count, box)) {
+          s.mask = encodeChunk(pl, base + byteOffset(count, rel, pl.esize), static_cast<size_t>(pl.chunkBytes), s.data, scratch, where);
+        } else {
+          Bytes staged = takeBuffer();
+          staged.resize(static_cast<size_t>(pl.chunkBytes));
+          if (!isFull(box, pl.chunk)) fillWith(staged.data(), pl.chunkBytes, pl.fill);
+          copyBox(base, count, rel, staged.data(), pl.chunk, zero, box, pl.esize);
+          s.mask = encodeChunk(pl, staged.data(), staged.size(), s.data, scratch, where);
+          giveBuffer(std::move(staged));
+        }
         giveBuffer(std::move(scratch));
       });
 }
@@ -401,10 +447,11 @@ bool readChunks(hid_t dset, const std::string& where, const ChunkPipeline& pl, u
             return;
           }
           Bytes scratch = takeBuffer();
-          bool ok = decodeChunk(pl, s.data, scratch, s.mask);
+          bool direct = isFull(box, pl.chunk) && contiguousBox(count, box);
+          bool ok = decodeChunk(pl, s.data, scratch, s.mask, direct ? out + byteOffset(count, rel, pl.esize) : nullptr);
           giveBuffer(std::move(scratch));
           if (!ok) throw Failure("ERR_CHECKPOINT_CORRUPT", "cannot read " + where + ": the chunk at " + shapeText(off) + " does not decode");
-          copyBox(s.data.data(), pl.chunk, zero, out, count, rel, box, pl.esize);
+          if (!direct) copyBox(s.data.data(), pl.chunk, zero, out, count, rel, box, pl.esize);
           giveBuffer(std::move(s.data));
         });
   } catch (const Stop&) {

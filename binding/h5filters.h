@@ -12,6 +12,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
 
 namespace ckpt {
@@ -24,7 +26,27 @@ void registerCodecFilters();
 // Whether the addon was built with zstd and lz4 (without them, their encoders/decoders fail).
 bool codecsBuiltIn();
 
-using Bytes = std::vector<uint8_t>;
+// Leaves new elements uninitialised: a codec's output buffer is resized to its bound before every
+// chunk and then overwritten, and std::vector's zero-fill of it cost as much as the copy it fed.
+template <class T>
+struct UninitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <class U>
+  UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+using Bytes = std::vector<uint8_t, UninitAllocator<uint8_t>>;
 
 void shuffleBytes(const uint8_t* src, uint8_t* dst, size_t nbytes, size_t esize);
 void unshuffleBytes(const uint8_t* src, uint8_t* dst, size_t nbytes, size_t esize);
