@@ -3,10 +3,12 @@
 // whose filters are all ones h5filters implements (shuffle, deflate, zstd, lz4) and whose stored
 // type is the in-memory one, a chunk-aligned selection is instead
 //   written: chunks gathered from the buffer (edge chunks padded with the fill value, as HDF5 pads
-//            them) and encoded on worker threads, each written whole with H5Dwrite_chunk in order
-//            by the calling thread (which holds the lock; the workers never call HDF5);
+//            them; a whole chunk that is one run of the buffer is encoded from it in place) and
+//            encoded on worker threads, each written whole with H5Dwrite_chunk in order by the
+//            calling thread (which holds the lock; the workers never call HDF5);
 //   read:    raw chunks fetched with H5Dread_chunk by the calling thread, decoded and scattered
-//            into the output by the workers (a chunk never written reads as the fill value).
+//            into the output by the workers (a chunk never written reads as the fill value; a
+//            whole chunk that is one run of the output is unshuffled straight into it).
 // The bytes stored are the ones HDF5's own pipeline stores, filter mask included.
 #pragma once
 
