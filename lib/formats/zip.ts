@@ -532,15 +532,27 @@ function walkCentralDirectory(cd: Uint8Array, cdStart: number, concat: number, i
   return n;
 }
 
-/** Calls `fn` with each entry's name bytes, as [start, end) of `raw.bytes` (no strings made). */
-export function forEachRawName(raw: RawCentralDirectory, fn: (bytes: Uint8Array, start: number, end: number) => void): void {
+/**
+ * Whether an entry's name starts with `prefix` and `accept(bytes, rest, end)` says yes to the
+ * rest of it, [rest, end) of `bytes` (the directory's bytes): a scan of the raw directory, with no
+ * string made per entry.
+ */
+export function someRawName(raw: RawCentralDirectory, prefix: Uint8Array, accept: (bytes: Uint8Array, rest: number, end: number) => boolean): boolean {
   const cd = raw.bytes;
   const v = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
+  const q = prefix.length;
+  const first = q > 0 ? prefix[0]! : -1;
   for (let p = 0; p + CENTRAL_SIZE <= cd.length;) {
     const nameLen = v.getUint16(p + 28, true);
-    fn(cd, p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen);
-    p += CENTRAL_SIZE + nameLen + v.getUint16(p + 30, true) + v.getUint16(p + 32, true);
+    const start = p + CENTRAL_SIZE;
+    if (nameLen >= q && (first < 0 || cd[start] === first)) {
+      let k = 1;
+      while (k < q && cd[start + k] === prefix[k]) k++;
+      if (k >= q && accept(cd, start + q, start + nameLen)) return true;
+    }
+    p = start + nameLen + v.getUint16(p + 30, true) + v.getUint16(p + 32, true);
   }
+  return false;
 }
 
 /** Up to this many members, opening an archive checks every local header's name (see readCentralDirectory). */
