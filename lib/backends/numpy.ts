@@ -3,19 +3,24 @@
  * single-array `.npy` files. The extension picks the format: `.npy` → one array, anything else → `.npz`.
  *
  * `.npz`
- *   - Opening reads only the zip's central directory. A `get` reads just the members under its key,
- *     each array straight into the TypedArray it returns (one copy, CRC-32 verified).
- *   - `set`/`delete` change the in-memory member list; the last close, if anything changed,
- *     rewrites the file atomically (temp file + rename): new arrays are written straight from
- *     their TypedArray memory, unchanged members are copied as raw bytes from the old file
- *     without being decoded (a `savez_compressed` member stays compressed).
+ *   - Opening reads only the zip's central directory (an archive of more than 20,000 members: read
+ *     and checked as bytes, indexed when first needed; see Stream). A `get` reads just the members
+ *     under its key, each array straight into the TypedArray it returns (one copy, CRC-32 verified).
+ *   - `set`/`delete` change the in-memory member list; the last close, if anything changed, writes
+ *     the file atomically (temp file + fsync + rename + fsync of the directory). A session that only
+ *     added keys appends: the temp file is a kernel copy of the old file (a reflink where the
+ *     filesystem has one) cut at its central directory, then the new members, the old directory's
+ *     bytes verbatim, the new entries and end records — the old members are not read or rewritten.
+ *     Otherwise it is rewritten: new arrays straight from their TypedArray memory, unchanged
+ *     members copied as raw bytes from the old file without being decoded (a `savez_compressed`
+ *     member stays compressed).
  *   - Arrays given to `set` are referenced, not copied, until that close writes them (as McUtils
  *     keeps references in its dict): changing one in between changes what is written.
  *   - The file is what `numpy.savez` writes (byte for byte for the same arrays); numpy reads it with
  *     `allow_pickle=False`. With `compression: 'deflate'` new members are deflated, as
  *     `numpy.savez_compressed` writes them.
- *   - Adding keys rewrites the whole file (atomically), not in place: see README "Durability and
- *     locking" for why an in-place append is not crash-safe for numpy's readers.
+ *   - Adding keys is a copy + append into a new file, not an append in place: see README
+ *     "Durability and locking" for why an in-place append is not crash-safe for numpy's readers.
  *
  * `.npy` (what `numpy.save`/`numpy.load` read and write: one unnamed array)
  *   - Its one value is listed under the key `'arr_0'` — the name numpy gives an unnamed array
