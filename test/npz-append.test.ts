@@ -238,6 +238,27 @@ print('null')`, file);
     assert.equal(py.n, 25_001);
     assert.deepEqual(py.values, { k0: 0, k24999: 24999, mine: 1 });
   });
+
+  it('a dataset handle streaming a new member into a lazily opened file: flushed mid-session and closed, appended; numpy reads it', async () => {
+    const file = fresh();
+    zipfileWrites(file, 25_000);
+    const before = fs.readFileSync(file);
+    const chk = new NumPyCheckpointer(file, { durable: false });
+    await chk.open();
+    const ds = await chk.dataset(['run', 'frames'], { dtype: 'float64', shape: [0, 4] });
+    for (let i = 0; i < 10; i++) await ds.append(Float64Array.of(i, i, i, i));
+    await ds.flush(); // a commit while the session goes on
+    assert.deepEqual(runPython<PyRead>(PY_READ, file, 'run::>|<::frames,k7').values, { 'run::>|<::frames': 4 * 45, k7: 7 });
+    for (let i = 10; i < 20; i++) await ds.append(Float64Array.of(i, i, i, i));
+    await ds.close();
+    await chk.set('after', 1);
+    await chk.close();
+    const after = fs.readFileSync(file);
+    assert.ok(after.subarray(0, cdOffsetOf(before)).equals(before.subarray(0, cdOffsetOf(before))));
+    const py = runPython<PyRead>(PY_READ, file, 'run::>|<::frames,after,k24999');
+    assert.equal(py.n, 25_002);
+    assert.deepEqual(py.values, { 'run::>|<::frames': 4 * 190, after: 1, k24999: 24999 });
+  });
 });
 
 describe('an append commit survives SIGKILL', () => {

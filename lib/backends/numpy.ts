@@ -112,7 +112,7 @@ export interface NumPyStream {
   cd: RawCentralDirectory | null;
   /** Members the index made from the file: an append commit needs them all still there, unchanged. */
   fromFile: number;
-  /** Something was set or deleted: the last close rewrites the file. */
+  /** Something was set or deleted: the last close writes the file (appends or rewrites). */
   dirty: boolean;
   /** Spool files of streamed members (also replaced ones), removed after the last close writes. */
   spools: Set<Spool>;
@@ -143,6 +143,14 @@ class Stream implements NumPyStream {
   window: ReadWindow = { w: null };
   /** The file's members are not in #groups yet (see the class comment). */
   lazy: boolean;
+  /**
+   * The file as this session's last append commit left it (a dataset handle's flush commits while
+   * the session goes on): up to `cd.offset` it is still the opened file's bytes, so the next commit
+   * can cut there again and append every key added since the open once more.
+   */
+  appendedStamp: string | null = null;
+  /** The commit in progress appended (it did not fall back to writing the whole archive). */
+  appending = false;
   #lookups = 0;
 
   constructor(format: 'npz' | 'npy', fd: number | null, stamp: string, groups = new Map<string, Member[]>(), cd: RawCentralDirectory | null = null, lazy = false) {
@@ -483,7 +491,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     const cd = s.cd!;
     // The copy is of the path: when it is no longer the file this session opened (a writer that
     // ignores the lock replaced it), the commit writes the whole archive from the opened file instead.
-    if (fileStampSync(this.#file) !== s.stamp) {
+    const now = fileStampSync(this.#file);
+    if (now !== s.stamp && now !== s.appendedStamp) {
+      s.appending = false;
       yield { op: 'truncate', fd, length: 0 };
       yield* this.#writeOps(s, fd);
       return;
@@ -499,6 +509,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   #commitSync(s: Stream): void {
     const append = this.#appends(s);
     this.#plan(s, append); // fail before the temp file is even created
+    s.appending = append;
     try {
       writeFileAtomicSync(this.#file, (fd) => runSync(append ? this.#appendOps(s, fd) : this.#writeOps(s, fd)), {
         durable: this.durable, startFrom: append ? this.#file : undefined,
@@ -506,11 +517,18 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     } catch (err) {
       throw this.#wrap(err, 'write');
     }
+    this.#committed(s);
+  }
+
+  #committed(s: Stream): void {
+    s.appendedStamp = s.appending ? fileStampSync(this.#file) : null;
+    s.appending = false;
   }
 
   async #commit(s: Stream): Promise<void> {
     const append = this.#appends(s);
     this.#plan(s, append);
+    s.appending = append;
     try {
       await writeFileAtomic(this.#file, async (fh) => runAsync(append ? this.#appendOps(s, fh.fd) : this.#writeOps(s, fh.fd)), {
         durable: this.durable, startFrom: append ? this.#file : undefined,
@@ -518,6 +536,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     } catch (err) {
       throw this.#wrap(err, 'write');
     }
+    this.#committed(s);
   }
 
   closeCheckpointFileSync(s: Stream): void {
