@@ -10,13 +10,14 @@
  * it over the checkpoint (atomic), fsync the directory (durable). A shadow left by a killed writer
  * has the temp-file name of ../io/atomic (`.<name>.<pid>.<hex>.tmp`), so the next writer removes it.
  *
- * The copy is made with copy_file_range/FICLONE (a reflink, free, where the filesystem has them);
+ * The copy is made by ../io/atomic's cloneFile (copy_file_range, or FICLONE: a reflink, free, where
+ * the filesystem has them; the .npz append commit copies the same way);
  * it is what a session that changes an existing file pays: one copy of the file.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromSystemError } from '../errors';
-import { fsyncDir, fsyncDirSync, fsyncPath, fsyncPathSync, tempNameFor } from '../io/atomic';
+import { cloneFile, cloneFileSync, fsyncDir, fsyncDirSync, fsyncPath, fsyncPathSync, tempNameFor } from '../io/atomic';
 import { fsCall, H5Gen } from './hdf5-calls';
 import { trustCopy } from './hdf5-verify';
 
@@ -32,9 +33,8 @@ export function* beginShadow(target: string): H5Gen<{ shadow: string; copied: bo
   }
   // An empty file is no checkpoint (a writer without shadows died before writing anything): start afresh.
   if (size === 0) return { shadow, copied: false };
-  const flags = fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE;
   try {
-    yield* fsCall(() => fs.copyFileSync(target, shadow, flags), () => fs.promises.copyFile(target, shadow, flags));
+    yield* fsCall(() => cloneFileSync(target, shadow), () => cloneFile(target, shadow));
   } catch (err) {
     discardShadow(shadow);
     throw fromSystemError(err, target, 'copy for writing');

@@ -3,19 +3,24 @@
  * single-array `.npy` files. The extension picks the format: `.npy` → one array, anything else → `.npz`.
  *
  * `.npz`
- *   - Opening reads only the zip's central directory. A `get` reads just the members under its key,
- *     each array straight into the TypedArray it returns (one copy, CRC-32 verified).
- *   - `set`/`delete` change the in-memory member list; the last close, if anything changed,
- *     rewrites the file atomically (temp file + rename): new arrays are written straight from
- *     their TypedArray memory, unchanged members are copied as raw bytes from the old file
- *     without being decoded (a `savez_compressed` member stays compressed).
+ *   - Opening reads only the zip's central directory (an archive of more than 20,000 members: read
+ *     and checked as bytes, indexed when first needed; see Stream). A `get` reads just the members
+ *     under its key, each array straight into the TypedArray it returns (one copy, CRC-32 verified).
+ *   - `set`/`delete` change the in-memory member list; the last close, if anything changed, writes
+ *     the file atomically (temp file + fsync + rename + fsync of the directory). A session that only
+ *     added keys appends: the temp file is a kernel copy of the old file (a reflink where the
+ *     filesystem has one) cut at its central directory, then the new members, the old directory's
+ *     bytes verbatim, the new entries and end records — the old members are not read or rewritten.
+ *     Otherwise it is rewritten: new arrays straight from their TypedArray memory, unchanged
+ *     members copied as raw bytes from the old file without being decoded (a `savez_compressed`
+ *     member stays compressed).
  *   - Arrays given to `set` are referenced, not copied, until that close writes them (as McUtils
  *     keeps references in its dict): changing one in between changes what is written.
  *   - The file is what `numpy.savez` writes (byte for byte for the same arrays); numpy reads it with
  *     `allow_pickle=False`. With `compression: 'deflate'` new members are deflated, as
  *     `numpy.savez_compressed` writes them.
- *   - Adding keys rewrites the whole file (atomically), not in place: see README "Durability and
- *     locking" for why an in-place append is not crash-safe for numpy's readers.
+ *   - Adding keys is a copy + append into a new file, not an append in place: see README
+ *     "Durability and locking" for why an in-place append is not crash-safe for numpy's readers.
  *
  * `.npy` (what `numpy.save`/`numpy.load` read and write: one unnamed array)
  *   - Its one value is listed under the key `'arr_0'` — the name numpy gives an unnamed array
@@ -38,15 +43,16 @@ import { fileStampSync, stampOf, writeFileAtomic, writeFileAtomicSync } from '..
 import { describeKey } from '../values/model';
 import { checkKeyNames } from '../values/names';
 import {
-  encodeLeaf, flattenValue, memberName, memberPath, shapeOf, unflattenValue,
+  encodeLeaf, flattenValue, KEY_SEP, memberName, memberPath, NPY_SUFFIX, shapeOf, unflattenValue,
 } from '../formats/mcutils-layout';
 import {
   decodeData, EncodedNpy, encodeEmptyDict, encodeRecords, npyHeaderLength, NPY_PREFIX_BYTES, packedRecordLayout, parseNpyHeader, planDecode,
   recordLayoutOf, RecordLayout,
 } from '../formats/npy';
 import {
-  crc32, crc32Combine, IoGen, MemberReader, memberDataOffset, METHOD_STORED, NewMember, readCentralDirectory, readMember, readMemberBytes,
-  ReadWindow, runAsync, runSync, WriteMember, writeZip, ZipEntry,
+  checkLocalHeaders, crc32, crc32Combine, IoGen, LOCAL_NAMES_CHECKED_UP_TO, MemberReader, memberDataOffset, METHOD_STORED, NewMember,
+  parseCentralDirectory, RawCentralDirectory, readMember, readMemberBytes, readRawCentralDirectory, ReadWindow, runAsync, runSync, someRawName, WriteMember,
+  writeZip, ZipEntry,
 } from '../formats/zip';
 import type { Dataset, DatasetHost, DatasetLifecycle, DatasetOptions } from '../dataset/types';
 import { checkExisting, elementBytes, NpyDataset, RowDataset, rowSpec, unsupported } from '../dataset/npy-dataset';
@@ -100,9 +106,13 @@ export interface NumPyStream {
   format: 'npz' | 'npy';
   /** The file as opened (read-only); null when it did not exist or was empty. */
   fd: number | null;
-  /** Top-level key → its members, in file order. */
+  /** Top-level key → its members, in file order (indexes a lazily opened .npz on first use). */
   groups: Map<string, Member[]>;
-  /** Something was set or deleted: the last close rewrites the file. */
+  /** The opened .npz's central directory as bytes (what an append commit copies verbatim); else null. */
+  cd: RawCentralDirectory | null;
+  /** Members the index made from the file: an append commit needs them all still there, unchanged. */
+  fromFile: number;
+  /** Something was set or deleted: the last close writes the file (appends or rewrites). */
   dirty: boolean;
   /** Spool files of streamed members (also replaced ones), removed after the last close writes. */
   spools: Set<Spool>;
@@ -110,6 +120,134 @@ export interface NumPyStream {
   stamp: string;
   /** Bytes of `fd` kept between reads of small members (see ReadWindow). */
   window: ReadWindow;
+}
+
+/**
+ * A stream whose `.npz` members may not be indexed yet. An archive of more than
+ * LOCAL_NAMES_CHECKED_UP_TO members opens with its central directory read and checked but not
+ * parsed (building 100,000 entries and members costs ~0.2 s; the check, a few ms); `groups` then
+ * holds only the keys set since, each checked absent from the file by a scan of the directory's
+ * bytes for it (`lookup`, ~1 ms per 100,000 entries), and the file's members are indexed when
+ * something needs them (a read of an old key, keys(), a delete, a dataset handle, a rewrite, or
+ * more than LAZY_LOOKUPS lookups).
+ */
+class Stream implements NumPyStream {
+  format: 'npz' | 'npy';
+  fd: number | null;
+  #groups: Map<string, Member[]>;
+  cd: RawCentralDirectory | null;
+  fromFile = 0;
+  dirty = false;
+  spools = new Set<Spool>();
+  stamp: string;
+  window: ReadWindow = { w: null };
+  /** The file's members are not in #groups yet (see the class comment). */
+  lazy: boolean;
+  /**
+   * The file as this session's last append commit left it (a dataset handle's flush commits while
+   * the session goes on): up to `cd.offset` it is still the opened file's bytes, so the next commit
+   * can cut there again and append every key added since the open once more.
+   */
+  appendedStamp: string | null = null;
+  /** The commit in progress appended (it did not fall back to writing the whole archive). */
+  appending = false;
+  #lookups = 0;
+
+  constructor(format: 'npz' | 'npy', fd: number | null, stamp: string, groups = new Map<string, Member[]>(), cd: RawCentralDirectory | null = null, lazy = false) {
+    this.format = format;
+    this.fd = fd;
+    this.stamp = stamp;
+    this.#groups = groups;
+    this.cd = cd;
+    this.lazy = lazy;
+    if (!lazy) this.fromFile = countFromFile(groups);
+  }
+
+  /** Every key's members (indexing the file's first, if they are not yet). */
+  get groups(): Map<string, Member[]> {
+    if (this.lazy) this.#materialize();
+    return this.#groups;
+  }
+
+  set groups(g: Map<string, Member[]>) {
+    this.#groups = g;
+    this.lazy = false;
+  }
+
+  /**
+   * Groups where `top`'s is right: without indexing the file when `top` was set in this session
+   * or is known to be absent from the file (only keys so placed go into a lazy stream's groups).
+   */
+  lookup(top: string): Map<string, Member[]> {
+    if (!this.lazy || this.#groups.has(top) || this.#absentFromFile(top)) return this.#groups;
+    return this.groups;
+  }
+
+  /** The groups as they are: while lazy, only the keys set since the open (none of the file's members). */
+  unindexedOrAll(): Map<string, Member[]> {
+    return this.#groups;
+  }
+
+  #absentFromFile(top: string): boolean {
+    // Names are compared as bytes: an ASCII key is the same bytes in every name encoding zipfile
+    // reads (UTF-8, cp437); other keys index the file. Many lookups index it too (amortized).
+    if (!/^[\x00-\x7f]*$/.test(top) || top.includes(KEY_SEP) || ++this.#lookups > LAZY_LOOKUPS) return false;
+    return !someRawName(this.cd!, Buffer.from(top, 'latin1'), namesTop);
+  }
+
+  #materialize(): void {
+    const groups = groupsOfEntries(parseCentralDirectory(this.cd!));
+    this.fromFile = countFromFile(groups);
+    for (const [k, g] of this.#groups) groups.set(k, g); // set since the open: absent from the file, so after its keys
+    this.#groups = groups;
+    this.lazy = false;
+  }
+}
+
+/** Lookups a lazy stream answers by a scan of the directory's bytes before it indexes the file (amortized). */
+const LAZY_LOOKUPS = 16;
+const SEP_BYTES = Buffer.from(KEY_SEP, 'latin1');
+const SUFFIX_BYTES = Buffer.from(NPY_SUFFIX, 'latin1');
+
+function countFromFile(groups: Map<string, Member[]>): number {
+  let n = 0;
+  for (const g of groups.values()) for (const m of g) if (m.source.kind === 'zip') n++;
+  return n;
+}
+
+/**
+ * Whether a member name that starts with a top-level key (without the separator) has it as its
+ * top-level key, as memberPath reads it, given the rest of the name, [rest, end) of `b`: nothing,
+ * `.npy`, or the separator next.
+ */
+function namesTop(b: Uint8Array, rest: number, end: number): boolean {
+  const follows = (tail: Buffer): boolean => {
+    if (end - rest < tail.length) return false;
+    for (let k = 0; k < tail.length; k++) if (b[rest + k] !== tail[k]) return false;
+    return true;
+  };
+  return rest === end || (end - rest === SUFFIX_BYTES.length && follows(SUFFIX_BYTES)) || follows(SEP_BYTES);
+}
+
+/** The index of a parsed directory: members by top-level key, in file order. */
+function groupsOfEntries(entries: readonly ZipEntry[]): Map<string, Member[]> {
+  const groups = new Map<string, Member[]>();
+  const byName = new Map<string, Member>();
+  for (const entry of entries) {
+    if (entry.name.endsWith('/') && entry.uncompressedSize === 0) continue; // a directory entry
+    const existing = byName.get(entry.name);
+    if (existing) {
+      existing.source = { kind: 'zip', entry }; // zipfile: the last of duplicate names wins
+      continue;
+    }
+    const member: Member = { path: memberPath(entry.name), zipName: entry.name, source: { kind: 'zip', entry } };
+    byName.set(entry.name, member);
+    const top = member.path[0]!;
+    let group = groups.get(top);
+    if (!group) groups.set(top, (group = []));
+    group.push(member);
+  }
+  return groups;
 }
 
 function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
@@ -180,8 +318,8 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     return this.checkpointFile as string;
   }
 
-  #s(): NumPyStream {
-    return this.stream as NumPyStream;
+  #s(): Stream {
+    return this.stream as Stream;
   }
 
   /** Format errors from the readers name the file here; system errors become CheckpointerErrors. */
@@ -200,9 +338,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   // ------------------------------------------------------------------ open / close
 
   /** Indexes an opened file: the central directory of an .npz, the header of an .npy. */
-  *#index(fd: number, size: number): IoGen<Map<string, Member[]>> {
-    const groups = new Map<string, Member[]>();
+  *#index(fd: number, size: number, stamp: string): IoGen<Stream> {
     if (this.format === 'npy') {
+      const groups = new Map<string, Member[]>();
       const probe = new Uint8Array(Math.min(size, Math.max(256, NPY_PREFIX_BYTES)));
       yield { op: 'read', fd, buffer: probe, position: 0 };
       const hlen = npyHeaderLength(probe);
@@ -226,25 +364,14 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
         if (!(err instanceof CheckpointerError && err.code === 'ERR_UNSUPPORTED_DTYPE')) throw err;
       }
       groups.set(NPY_KEY, [{ path: [NPY_KEY], zipName: '', source: { kind: 'npy', header, fileSize: size } }]);
-      return groups;
+      return new Stream(this.format, fd, stamp, groups);
     }
-    const { entries } = yield* readCentralDirectory(fd, size);
-    const byName = new Map<string, Member>();
-    for (const entry of entries) {
-      if (entry.name.endsWith('/') && entry.uncompressedSize === 0) continue; // a directory entry
-      const existing = byName.get(entry.name);
-      if (existing) {
-        existing.source = { kind: 'zip', entry }; // zipfile: the last of duplicate names wins
-        continue;
-      }
-      const member: Member = { path: memberPath(entry.name), zipName: entry.name, source: { kind: 'zip', entry } };
-      byName.set(entry.name, member);
-      const top = member.path[0]!;
-      let group = groups.get(top);
-      if (!group) groups.set(top, (group = []));
-      group.push(member);
-    }
-    return groups;
+    const cd = yield* readRawCentralDirectory(fd, size);
+    // Large archives open lazily (see Stream); smaller ones are indexed now, every local header checked.
+    if (cd.entryCount > LOCAL_NAMES_CHECKED_UP_TO) return new Stream(this.format, fd, stamp, new Map(), cd, true);
+    const entries = parseCentralDirectory(cd);
+    yield* checkLocalHeaders(fd, entries);
+    return new Stream(this.format, fd, stamp, groupsOfEntries(entries), cd);
   }
 
   openCheckpointFileSync(): NumPyStream {
@@ -252,7 +379,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     try {
       fd = fs.openSync(this.#file, 'r');
     } catch (err) {
-      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: 'absent', window: { w: null } };
+      if (isMissing(err)) return new Stream(this.format, null, 'absent');
       throw this.#wrap(err, 'read');
     }
     try {
@@ -260,9 +387,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       const size = Number(st.size);
       if (size === 0) {
         fs.closeSync(fd);
-        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: stampOf(st), window: { w: null } };
+        return new Stream(this.format, null, stampOf(st));
       }
-      return { format: this.format, fd, groups: runSync(this.#index(fd, size)), dirty: false, spools: new Set(), stamp: stampOf(st), window: { w: null } };
+      return runSync(this.#index(fd, size, stampOf(st)));
     } catch (err) {
       fs.closeSync(fd);
       throw this.#wrap(err, 'read');
@@ -274,7 +401,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     try {
       fd = await new Promise<number>((resolve, reject) => fs.open(this.#file, 'r', (err, n) => (err ? reject(err) : resolve(n))));
     } catch (err) {
-      if (isMissing(err)) return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: 'absent', window: { w: null } };
+      if (isMissing(err)) return new Stream(this.format, null, 'absent');
       throw this.#wrap(err, 'read');
     }
     try {
@@ -282,9 +409,9 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       const size = Number(st.size);
       if (size === 0) {
         await closeFd(fd);
-        return { format: this.format, fd: null, groups: new Map(), dirty: false, spools: new Set(), stamp: stampOf(st), window: { w: null } };
+        return new Stream(this.format, null, stampOf(st));
       }
-      return { format: this.format, fd, groups: await runAsync(this.#index(fd, size)), dirty: false, spools: new Set(), stamp: stampOf(st), window: { w: null } };
+      return await runAsync(this.#index(fd, size, stampOf(st)));
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
       throw this.#wrap(err, 'read');
@@ -295,10 +422,14 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     return fileStampSync(this.#file) !== s.stamp;
   }
 
-  /** The members to write, in order, after checking the arrays given to `set` are still whole. */
-  #plan(s: NumPyStream): WriteMember[] {
+  /**
+   * The members to write, in order, after checking the arrays given to `set` are still whole;
+   * `added`: only those not in the file (what an append commit writes).
+   */
+  #plan(s: Stream, added = false): WriteMember[] {
     const out: WriteMember[] = [];
-    for (const group of s.groups.values()) {
+    // A lazy stream's groups are the keys set since the open: they are all it appends.
+    for (const group of (added ? s.unindexedOrAll() : s.groups).values()) {
       for (const m of group) {
         const src = m.source;
         if (src.kind === 'fresh') {
@@ -315,7 +446,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
             name: m.zipName, head: src.header, body: { fd: sp.fd, position: 0, length: sp.length },
             crc32: crc32Combine(crc32(src.header), sp.crc, sp.length),
           });
-        } else if (src.kind === 'zip') {
+        } else if (src.kind === 'zip' && !added) {
           out.push({ name: m.zipName, from: { fd: s.fd as number, entry: src.entry } });
         }
       }
@@ -330,7 +461,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     return 'write';
   }
 
-  *#writeOps(s: NumPyStream, fd: number): IoGen<void> {
+  *#writeOps(s: Stream, fd: number): IoGen<void> {
     const members = this.#plan(s);
     if (s.format === 'npz') {
       yield* writeZip(fd, members, { zip64Limit: this.#zip64Limit, deflateLevel: this.#deflateLevel });
@@ -344,15 +475,74 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     }
   }
 
-  closeCheckpointFileSync(s: NumPyStream): void {
+  /**
+   * Whether the commit can append: an .npz opened from a file whose members are all still there,
+   * unchanged (keys were only added). Then the new file is the old one's bytes up to its central
+   * directory (a kernel copy, see writeFileAtomic's startFrom), the new members, the old directory
+   * verbatim, the new entries and end records: no old member or entry is read, parsed or rewritten.
+   */
+  #appends(s: Stream): boolean {
+    if (s.format !== 'npz' || s.fd === null || s.cd === null || s.cd.concat !== 0) return false;
+    return s.lazy || countFromFile(s.groups) === s.fromFile;
+  }
+
+  /** Writes into the temp file that starts as a copy of the file (see #appends). */
+  *#appendOps(s: Stream, fd: number): IoGen<void> {
+    const cd = s.cd!;
+    // The copy is of the path: when it is no longer the file this session opened (a writer that
+    // ignores the lock replaced it), the commit writes the whole archive from the opened file instead.
+    const now = fileStampSync(this.#file);
+    if (now !== s.stamp && now !== s.appendedStamp) {
+      s.appending = false;
+      yield { op: 'truncate', fd, length: 0 };
+      yield* this.#writeOps(s, fd);
+      return;
+    }
+    yield { op: 'truncate', fd, length: cd.offset };
+    yield* writeZip(fd, this.#plan(s, true), {
+      zip64Limit: this.#zip64Limit, deflateLevel: this.#deflateLevel,
+      append: { start: cd.offset, centralDirectory: cd.bytes, count: cd.entryCount },
+    });
+  }
+
+  /** Writes the file atomically (temp file + fsync + rename + fsync of the directory): by appending, or whole. */
+  #commitSync(s: Stream): void {
+    const append = this.#appends(s);
+    this.#plan(s, append); // fail before the temp file is even created
+    s.appending = append;
+    try {
+      writeFileAtomicSync(this.#file, (fd) => runSync(append ? this.#appendOps(s, fd) : this.#writeOps(s, fd)), {
+        durable: this.durable, startFrom: append ? this.#file : undefined,
+      });
+    } catch (err) {
+      throw this.#wrap(err, 'write');
+    }
+    this.#committed(s);
+  }
+
+  #committed(s: Stream): void {
+    s.appendedStamp = s.appending ? fileStampSync(this.#file) : null;
+    s.appending = false;
+  }
+
+  async #commit(s: Stream): Promise<void> {
+    const append = this.#appends(s);
+    this.#plan(s, append);
+    s.appending = append;
+    try {
+      await writeFileAtomic(this.#file, async (fh) => runAsync(append ? this.#appendOps(s, fh.fd) : this.#writeOps(s, fh.fd)), {
+        durable: this.durable, startFrom: append ? this.#file : undefined,
+      });
+    } catch (err) {
+      throw this.#wrap(err, 'write');
+    }
+    this.#committed(s);
+  }
+
+  closeCheckpointFileSync(s: Stream): void {
     const action = this.#closeAction(s);
     if (action === 'write') {
-      this.#plan(s); // fail before the temp file is even created
-      try {
-        writeFileAtomicSync(this.#file, (fd) => runSync(this.#writeOps(s, fd)), { durable: this.durable });
-      } catch (err) {
-        throw this.#wrap(err, 'write');
-      }
+      this.#commitSync(s);
     } else if (action === 'remove') {
       try {
         fs.unlinkSync(this.#file);
@@ -375,15 +565,10 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     s.spools.clear();
   }
 
-  override async closeCheckpointFile(s: NumPyStream): Promise<void> {
+  override async closeCheckpointFile(s: Stream): Promise<void> {
     const action = this.#closeAction(s);
     if (action === 'write') {
-      this.#plan(s);
-      try {
-        await writeFileAtomic(this.#file, async (fh) => runAsync(this.#writeOps(s, fh.fd)), { durable: this.durable });
-      } catch (err) {
-        throw this.#wrap(err, 'write');
-      }
+      await this.#commit(s);
     } else if (action === 'remove') {
       try {
         await fs.promises.unlink(this.#file);
@@ -408,7 +593,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
    * be a dict: a path does not lead into a list, an object or an array.
    */
   #select(key: readonly string[]): Member[] | undefined {
-    const group = this.#s().groups.get(key[0]!);
+    const group = this.#s().lookup(key[0]!).get(key[0]!);
     if (!group) return undefined;
     for (let i = 1; i < key.length; i++) {
       const prefix = key.slice(0, i);
@@ -467,7 +652,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
   #parentGroup(key: readonly string[]): Member[] {
     const s = this.#s();
     const where = describeKey(key.length === 1 ? key[0] : key);
-    let group = s.groups.get(key[0]!) ?? [];
+    let group = s.lookup(key[0]!).get(key[0]!) ?? [];
     for (let i = 1; i < key.length; i++) {
       const prefix = key.slice(0, i);
       const under = group.filter((m) => startsWith(m.path, prefix));
@@ -494,7 +679,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     const first = group.findIndex((m) => startsWith(m.path, key));
     const kept = group.filter((m) => !startsWith(m.path, key));
     const at = first < 0 ? kept.length : group.slice(0, first).filter((m) => !startsWith(m.path, key)).length;
-    s.groups.set(key[0]!, [...kept.slice(0, at), ...fresh, ...kept.slice(at)]);
+    s.lookup(key[0]!).set(key[0]!, [...kept.slice(0, at), ...fresh, ...kept.slice(at)]);
     s.dirty = true;
   }
 
@@ -573,7 +758,7 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
     const members = this.#select(key);
     if (!members) return false;
     const top = key[0]!;
-    const group = s.groups.get(top)!;
+    const group = s.lookup(top).get(top)!;
     const at = group.indexOf(members[0]!);
     const rest = group.filter((m) => !members.includes(m));
     const parent = key.slice(0, -1);
@@ -581,8 +766,8 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       // Its dict is left empty, and stays: {} has a marker of its own.
       rest.splice(at, 0, { path: parent, zipName: memberName(parent), source: freshSource(encodeEmptyDict(), true) });
     }
-    if (rest.length > 0) s.groups.set(top, rest);
-    else s.groups.delete(top);
+    if (rest.length > 0) s.lookup(top).set(top, rest);
+    else s.lookup(top).delete(top);
     s.dirty = true;
     return true;
   }
@@ -649,35 +834,19 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
         s.dirty = true;
       },
       withdraw: (key: readonly string[]) => {
-        const s = this.stream as NumPyStream | undefined;
+        const s = this.stream as Stream | undefined;
         if (!s) return;
         if (before) {
           this.#place([...key], [...before]);
           return;
         }
-        const rest = (s.groups.get(key[0]!) ?? []).filter((m) => !startsWith(m.path, key));
-        if (rest.length > 0) s.groups.set(key[0]!, rest);
-        else s.groups.delete(key[0]!);
+        const rest = (s.lookup(key[0]!).get(key[0]!) ?? []).filter((m) => !startsWith(m.path, key));
+        if (rest.length > 0) s.lookup(key[0]!).set(key[0]!, rest);
+        else s.lookup(key[0]!).delete(key[0]!);
       },
       closed: (d: RowDataset) => this.#handles.delete(d),
-      persist: async () => {
-        const s = this.#s();
-        this.#plan(s);
-        try {
-          await writeFileAtomic(this.#file, async (fh) => runAsync(this.#writeOps(s, fh.fd)), { durable: this.durable });
-        } catch (err) {
-          throw this.#wrap(err, 'write');
-        }
-      },
-      persistSync: () => {
-        const s = this.#s();
-        this.#plan(s);
-        try {
-          writeFileAtomicSync(this.#file, (fd) => runSync(this.#writeOps(s, fd)), { durable: this.durable });
-        } catch (err) {
-          throw this.#wrap(err, 'write');
-        }
-      },
+      persist: () => this.#commit(this.#s()),
+      persistSync: () => this.#commitSync(this.#s()),
     };
   }
 

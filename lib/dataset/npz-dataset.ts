@@ -177,8 +177,9 @@ export class NpzStreamDataset extends RowDataset {
     this.published();
   }
 
-  // A zip cannot grow in place safely (its directory is at the end): a flush rewrites the whole
-  // file through the atomic writer, copying the other members' bytes and the spool. O(file size).
+  // A zip cannot grow in place safely (its directory is at the end): a flush commits a new file
+  // through the atomic writer — a kernel copy of the old one + the session's new members (the
+  // spool copied) when it only added keys, else a rewrite copying the other members' bytes. O(file size).
   protected override get syncsOnFlush(): boolean {
     return false;
   }

@@ -51,7 +51,8 @@ export interface DatasetOptions {
   /**
    * Flush by itself (as `flush()` does) every `frames` appended frames and/or once `ms` ms have
    * passed since the last flush: a bound on what a crash can cost. `ms` is checked at each append,
-   * and by a timer for handles used through the async API. On `.npz` each flush rewrites the file.
+   * and by a timer for handles used through the async API. On `.npz` each flush commits the
+   * file atomically: a copy + append when the session only added keys, else a rewrite.
    */
   autoFlush?: AutoFlush | null;
 }

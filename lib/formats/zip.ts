@@ -330,12 +330,6 @@ export interface ZipEntry {
   localHeaderOffset: number;
 }
 
-export interface CentralDirectory {
-  entries: ZipEntry[];
-  /** Where the central directory starts in the file. */
-  offset: number;
-}
-
 function corrupt(message: string): CheckpointerError {
   return new CheckpointerError(message, { code: 'ERR_CHECKPOINT_CORRUPT' });
 }
@@ -367,8 +361,53 @@ function fileSizeOf(fd: number): number {
   return fs.fstatSync(fd).size;
 }
 
-/** Reads the central directory of the zip open on `fd`. */
+/**
+ * A zip's central directory as bytes, located and checked but not parsed into entries: what an
+ * open of a large archive keeps (see walkCentralDirectory), and what an append copies verbatim.
+ */
+export interface RawCentralDirectory {
+  /** The directory's bytes, as in the file. */
+  bytes: Uint8Array;
+  /** Where the central directory starts in the file. */
+  offset: number;
+  /** Bytes prepended to the archive (a self-extractor stub): the stored offsets are this much short. */
+  concat: number;
+  /** How many entries the directory holds (counted, not the end record's possibly capped count). */
+  entryCount: number;
+}
+
+export interface CentralDirectory {
+  entries: ZipEntry[];
+  /** Where the central directory starts in the file. */
+  offset: number;
+  /** The directory's bytes and layout (see RawCentralDirectory). */
+  raw: RawCentralDirectory;
+}
+
+/** Reads the central directory of the zip open on `fd`: its entries (and its bytes). */
 export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): IoGen<CentralDirectory> {
+  const raw = yield* readRawCentralDirectory(fd, fileSize);
+  const entries = parseCentralDirectory(raw);
+  // A damaged name in the central directory can move a member under another key, so reading one
+  // key would miss it silently: every local header is checked against its name up front (one small
+  // read each). Larger archives are checked member by member as they are read (memberDataOffset).
+  if (entries.length <= LOCAL_NAMES_CHECKED_UP_TO) yield* checkLocalHeaders(fd, entries);
+  return { entries, offset: raw.offset, raw };
+}
+
+/** The entries of a directory read by readRawCentralDirectory (names decoded; rawName views its bytes). */
+export function parseCentralDirectory(raw: RawCentralDirectory): ZipEntry[] {
+  const entries: ZipEntry[] = [];
+  walkCentralDirectory(raw.bytes, raw.offset, raw.concat, entries);
+  return entries;
+}
+
+/**
+ * Finds the end records of the zip open on `fd`, reads its central directory's bytes in one read
+ * and checks every entry (signature, lengths, ZIP64 fields, that its member lies before the
+ * directory) without decoding names or building entries: an archive that opens this way parses.
+ */
+export function* readRawCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): IoGen<RawCentralDirectory> {
   if (fileSize < EOCD_SIZE) throw corrupt(`not a zip file: ${fileSize} bytes is too short for an end record`);
   const tailLen = Math.min(fileSize, EOCD_SIZE + 0xffff + LOCATOR64_SIZE + EOCD64_SIZE);
   const tail = new Uint8Array(tailLen);
@@ -427,8 +466,21 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
   const cdStart = cdOffset + concat;
   const cd = new Uint8Array(cdSize);
   if ((yield { op: 'read', fd, buffer: cd, position: cdStart }) as number !== cdSize) throw corrupt('central directory is truncated');
-  const v = new DataView(cd.buffer);
-  const entries: ZipEntry[] = [];
+  const entryCount = walkCentralDirectory(cd, cdStart, concat, null);
+  if (count !== entryCount && count !== ZIP_FILECOUNT_LIMIT) {
+    throw corrupt(`central directory holds ${entryCount} entries, its end record says ${count}`);
+  }
+  return { bytes: cd, offset: cdStart, concat, entryCount };
+}
+
+/**
+ * Walks the directory `cd` (at `cdStart` in the file), checking each entry; with `into`, pushes
+ * each as a ZipEntry. Returns the number of entries.
+ */
+function walkCentralDirectory(cd: Uint8Array, cdStart: number, concat: number, into: ZipEntry[] | null): number {
+  const cdSize = cd.length;
+  const v = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
+  let n = 0;
   let p = 0;
   while (p + CENTRAL_SIZE <= cdSize) {
     if (v.getUint32(p, true) !== SIG_CENTRAL) throw corrupt(`bad central directory entry signature at ${cdStart + p}`);
@@ -443,19 +495,19 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
     let offset = v.getUint32(p + 42, true);
     const end = p + CENTRAL_SIZE + nameLen + extraLen + commentLen;
     if (end > cdSize) throw corrupt('central directory entry runs past the directory');
-    const rawName = cd.subarray(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen); // a view: the index keeps the directory's bytes
-    const name = decodeName(rawName, flags);
+    const nameAt = p + CENTRAL_SIZE;
+    const nameOf = (): string => decodeName(cd.subarray(nameAt, nameAt + nameLen), flags);
     // ZIP64 extra field (id 1): only the fields whose 32-bit slot is 0xFFFFFFFF, in this order.
     let x = p + CENTRAL_SIZE + nameLen;
     const xEnd = x + extraLen;
     while (x + 4 <= xEnd) {
       const id = v.getUint16(x, true);
       const len = v.getUint16(x + 2, true);
-      if (x + 4 + len > xEnd) throw corrupt(`corrupt extra field of ${name}`);
+      if (x + 4 + len > xEnd) throw corrupt(`corrupt extra field of ${nameOf()}`);
       if (id === 1) {
         let q = x + 4;
         const take = (): number => {
-          if (q + 8 > x + 4 + len) throw corrupt(`ZIP64 extra field of ${name} is too short`);
+          if (q + 8 > x + 4 + len) throw corrupt(`ZIP64 extra field of ${nameOf()} is too short`);
           const r = u64(v, q);
           q += 8;
           return r;
@@ -468,28 +520,48 @@ export function* readCentralDirectory(fd: number, fileSize = fileSizeOf(fd)): Io
     }
     const localHeaderOffset = offset + concat;
     if (localHeaderOffset + LOCAL_SIZE + nameLen + csize > cdStart) {
-      throw corrupt(`member ${JSON.stringify(name)} runs past the start of the central directory (truncated file?)`);
+      throw corrupt(`member ${JSON.stringify(nameOf())} runs past the start of the central directory (truncated file?)`);
     }
-    entries.push({ name, rawName, flags, method, crc32: crc, compressedSize: csize, uncompressedSize: usize, localHeaderOffset });
+    if (into) {
+      const rawName = cd.subarray(nameAt, nameAt + nameLen); // a view: the index keeps the directory's bytes
+      into.push({ name: decodeName(rawName, flags), rawName, flags, method, crc32: crc, compressedSize: csize, uncompressedSize: usize, localHeaderOffset });
+    }
+    n++;
     p = end;
   }
-  if (count !== entries.length && count !== ZIP_FILECOUNT_LIMIT) {
-    throw corrupt(`central directory holds ${entries.length} entries, its end record says ${count}`);
+  return n;
+}
+
+/**
+ * Whether an entry's name starts with `prefix` and `accept(bytes, rest, end)` says yes to the
+ * rest of it, [rest, end) of `bytes` (the directory's bytes): a scan of the raw directory, with no
+ * string made per entry.
+ */
+export function someRawName(raw: RawCentralDirectory, prefix: Uint8Array, accept: (bytes: Uint8Array, rest: number, end: number) => boolean): boolean {
+  const cd = raw.bytes;
+  const v = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
+  const q = prefix.length;
+  const first = q > 0 ? prefix[0]! : -1;
+  for (let p = 0; p + CENTRAL_SIZE <= cd.length;) {
+    const nameLen = v.getUint16(p + 28, true);
+    const start = p + CENTRAL_SIZE;
+    if (nameLen >= q && (first < 0 || cd[start] === first)) {
+      let k = 1;
+      while (k < q && cd[start + k] === prefix[k]) k++;
+      if (k >= q && accept(cd, start + q, start + nameLen)) return true;
+    }
+    p = start + nameLen + v.getUint16(p + 30, true) + v.getUint16(p + 32, true);
   }
-  // A damaged name in the central directory can move a member under another key, so reading one
-  // key would miss it silently: every local header is checked against its name up front (one small
-  // read each). Larger archives are checked member by member as they are read (memberDataOffset).
-  if (entries.length <= LOCAL_NAMES_CHECKED_UP_TO) yield* checkLocalHeaders(fd, entries);
-  return { entries, offset: cdStart };
+  return false;
 }
 
 /** Up to this many members, opening an archive checks every local header's name (see readCentralDirectory). */
-const LOCAL_NAMES_CHECKED_UP_TO = 20_000;
+export const LOCAL_NAMES_CHECKED_UP_TO = 20_000;
 /** Local headers this close together are checked from one read (a run of small members). */
 const HEADER_RUN_SPAN = 256 * 1024;
 
 /** Checks each entry's local header names it (memberDataOffset), reading runs of nearby headers at once. */
-function* checkLocalHeaders(fd: number, entries: readonly ZipEntry[]): IoGen<void> {
+export function* checkLocalHeaders(fd: number, entries: readonly ZipEntry[]): IoGen<void> {
   const byOffset = [...entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
   for (let i = 0; i < byOffset.length;) {
     const first = byOffset[i]!.localHeaderOffset;
@@ -765,6 +837,14 @@ export interface ZipWriteOptions {
    * copied members keep their method, streamed ones are stored. Default: stored, as `numpy.savez`.
    */
   deflateLevel?: number;
+  /**
+   * Append to an archive instead of writing a whole one: `fd` already holds the old archive's
+   * bytes up to `start` (where its central directory began). The members are written from
+   * `start`, then `centralDirectory` (the old directory's bytes, verbatim: its offsets stay right,
+   * as nothing before `start` moves) with the new members' entries after it, then the end records
+   * for `count` + the new members. The archive must have no prepended bytes (concat 0).
+   */
+  append?: { start: number; centralDirectory: Uint8Array; count: number };
 }
 
 interface Written {
@@ -1038,6 +1118,7 @@ function concatPieces(pieces: readonly Uint8Array[], size: number): Uint8Array {
 
 /**
  * Writes a whole zip to `fd` (from offset 0): members in order, central directory, end records.
+ * With `opts.append`, adds the members to an archive whose bytes `fd` holds (see ZipWriteOptions).
  *
  * Small members go through a staging buffer (a few large writes instead of three small ones per
  * member, which dominated files of many small keys); small copied members are cut out of large
@@ -1048,7 +1129,8 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
   const limit = opts.zip64Limit ?? ZIP64_LIMIT;
   const level = opts.deflateLevel;
   const written: Written[] = [];
-  const stage = new Stage(fd, 0);
+  const append = opts.append;
+  const stage = new Stage(fd, append?.start ?? 0);
   const win: { w: SourceWindow | null } = { w: null };
   let sliceStart = process.hrtime.bigint();
 
@@ -1206,7 +1288,14 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
   }
   const cdOffset = stage.position;
   const cd = centralDirectory(written, limit);
-  const end = endRecords(written.length, cd.length, cdOffset, limit);
+  const oldCd = append?.centralDirectory;
+  const end = endRecords((append?.count ?? 0) + written.length, (oldCd?.length ?? 0) + cd.length, cdOffset, limit);
+  if (oldCd && oldCd.length > 0) {
+    // The old directory as it was read: one write, no entry parsed or rebuilt.
+    yield* stage.flush(true);
+    yield { op: 'write', fd, buffer: oldCd, position: stage.start };
+    stage.start += oldCd.length;
+  }
   if (cd.length + end.length <= STAGE_SIZE) {
     yield* stage.reserve(cd.length + end.length);
     cd.copy(stage.buffer, stage.length);
@@ -1215,8 +1304,8 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
     yield* stage.flush(true);
   } else {
     yield* stage.flush(true);
-    yield { op: 'write', fd, buffer: cd, position: cdOffset };
-    yield { op: 'write', fd, buffer: end, position: cdOffset + cd.length };
+    yield { op: 'write', fd, buffer: cd, position: stage.start };
+    yield { op: 'write', fd, buffer: end, position: stage.start + cd.length };
   }
 }
 
