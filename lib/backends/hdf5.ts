@@ -5,7 +5,8 @@
  *
  * Validate, then mutate: a `set` checks every name and value first (../values/names, planValue),
  * then writes the new value under a temporary link beside the key and swaps it in with H5Lmove, all
- * in one batch; if anything fails the batch is undone, so the key keeps its previous value
+ * in one batch (a key new to the session's shadow is created under its own name: nobody reads the
+ * shadow before it commits); if anything fails the batch is undone, so the key keeps its previous value
  * bit-identical. (A rewritten key therefore moves to the end of the file's creation order, and the
  * space its old value held is reused by later writes: files track free space across sessions.)
  *
@@ -578,7 +579,8 @@ export class HDF5Checkpointer extends Checkpointer<HDF5Stream> {
   /**
    * Puts `node` at `key`: created under a temporary link next to the highest level that does not
    * exist yet (or next to the key itself), then moved into place — replacing what was there — in
-   * one batch. A failure undoes what the batch did, so the key keeps its previous value.
+   * one batch; in a shadow, a key that does not exist yet is created in place. A failure undoes
+   * what the batch did, so the key keeps its previous value.
    */
   *#place(key: readonly string[], node: PlannedNode): H5Gen<void> {
     const file = yield* this.#writable();
