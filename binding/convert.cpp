@@ -552,6 +552,7 @@ std::vector<Op> toOps(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* ke
       op.kind = Op::Kind::Lookup;
     } else if (kind == "resolve") {
       op.kind = Op::Kind::Resolve;
+      op.stopIfFound = o.Get("stopIfFound").ToBoolean();
     } else if (kind == "entries") {
       op.kind = Op::Kind::Entries;
       if (!o.Get("skip").IsUndefined()) op.walk.skip = toStrings(env, o.Get("skip"), "skip");

@@ -151,10 +151,23 @@ std::string joinPath(const std::vector<std::string>& parts, size_t n) {
   return s.empty() ? "/" : s;
 }
 
-Hid linkCreatePlist() {
-  Hid lcpl = newPlist(H5P_LINK_CREATE);
-  check(H5Pset_char_encoding(lcpl.get(), H5T_CSET_UTF8), "H5Pset_char_encoding");
+hid_t linkCreatePlist() {
+  static const hid_t lcpl = [] {
+    Hid l = newPlist(H5P_LINK_CREATE);
+    check(H5Pset_char_encoding(l.get(), H5T_CSET_UTF8), "H5Pset_char_encoding");
+    return l.release();
+  }();
   return lcpl;
+}
+
+hid_t compactScalarDcpl() {
+  static const hid_t dcpl = [] {
+    Hid d = newPlist(H5P_DATASET_CREATE);
+    check(H5Pset_obj_track_times(d.get(), 0), "H5Pset_obj_track_times");
+    check(H5Pset_layout(d.get(), H5D_COMPACT), "H5Pset_layout");
+    return d.release();
+  }();
+  return dcpl;
 }
 
 Hid groupCreatePlist() {
@@ -487,8 +500,13 @@ Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
 
   Hid space = rank == 0 ? ownSpace(H5Screate(H5S_SCALAR), "H5Screate")
                         : ownSpace(H5Screate_simple(static_cast<int>(rank), o.shape.data(), maxdims.data()), "cannot create the dataspace of " + p);
+  Hid ftype = o.hasType ? buildFileType(o.type) : fileType(o.dtype);
+  const bool compact = rank == 0 && esize <= kCompactBytes;
+  if (compact && o.fill.kind == ScalarValue::Kind::None)
+    return own(H5Dcreate2(file, p.c_str(), ftype.get(), space.get(), linkCreatePlist(), compactScalarDcpl(), H5P_DEFAULT), "cannot create dataset " + p);
   Hid dcpl = newPlist(H5P_DATASET_CREATE);
   check(H5Pset_obj_track_times(dcpl.get(), 0), "H5Pset_obj_track_times");
+  if (compact) check(H5Pset_layout(dcpl.get(), H5D_COMPACT), "H5Pset_layout");
   if (!o.chunks.empty()) check(H5Pset_chunk(dcpl.get(), static_cast<int>(rank), o.chunks.data()), "H5Pset_chunk");
   if (o.shuffle) check(H5Pset_shuffle(dcpl.get()), "H5Pset_shuffle");
   if (o.codec != Codec::None) {
@@ -513,9 +531,7 @@ Hid createDataset(hid_t file, const std::string& p, const DatasetSpec& o) {
     std::vector<uint8_t> fill = encodeScalar(o.dtype, o.fill);
     check(H5Pset_fill_value(dcpl.get(), mtype.get(), fill.data()), "H5Pset_fill_value");
   }
-  Hid ftype = o.hasType ? buildFileType(o.type) : fileType(o.dtype);
-  Hid lcpl = linkCreatePlist();
-  return own(H5Dcreate2(file, p.c_str(), ftype.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + p);
+  return own(H5Dcreate2(file, p.c_str(), ftype.get(), space.get(), linkCreatePlist(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + p);
 }
 
 // ---------------------------------------------------------------------------------------------

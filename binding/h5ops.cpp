@@ -659,8 +659,8 @@ void createStrings(hid_t file, const Op& op) {
                                : ownSpace(H5Screate_simple(static_cast<int>(op.shape.size()), op.shape.data(), nullptr), "H5Screate_simple");
   Hid type = vlenUtf8Type();
   Hid dcpl = noTimesDcpl();
-  Hid lcpl = linkCreatePlist();
-  Hid d = own(H5Dcreate2(file, op.path.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + op.path);
+  hid_t lcpl = linkCreatePlist();
+  Hid d = own(H5Dcreate2(file, op.path.c_str(), type.get(), space.get(), lcpl, dcpl.get(), H5P_DEFAULT), "cannot create dataset " + op.path);
   if (!ptrs.empty()) fillOrUnlink(file, op.path, d, [&] {
     check(H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), ("cannot write " + op.path).c_str());
   });
@@ -695,9 +695,11 @@ void createBytes(hid_t file, const Op& op) {
       break;
     }
   }
-  Hid dcpl = noTimesDcpl();
-  Hid lcpl = linkCreatePlist();
-  Hid d = own(H5Dcreate2(file, op.path.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + op.path);
+  // Short text and bytes (0-d) compact, as small numbers are (createDataset).
+  Hid dcpl = op.layout != BytesLayout::Uint8 && n <= kCompactBytes ? Hid() : noTimesDcpl();
+  hid_t lcpl = linkCreatePlist();
+  Hid d = own(H5Dcreate2(file, op.path.c_str(), type.get(), space.get(), lcpl, dcpl.valid() ? dcpl.get() : compactScalarDcpl(), H5P_DEFAULT),
+              "cannot create dataset " + op.path);
   Hid mtype = op.layout == BytesLayout::Uint8 ? ownType(H5Tcopy(H5T_NATIVE_UINT8), "H5Tcopy") : ownType(H5Tcopy(type.get()), "H5Tcopy");
   if (n > 0 || op.layout == BytesLayout::FixedString) fillOrUnlink(file, op.path, d, [&] {
     check(H5Dwrite(d.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, src), ("cannot write " + op.path).c_str());
@@ -709,8 +711,8 @@ void createNull(hid_t file, const std::string& p) {
   // McUtils stores None as an int32 dataset with a null dataspace (h5py.Empty('i')).
   Hid ftype = fileType(DType::Int32);
   Hid dcpl = noTimesDcpl();
-  Hid lcpl = linkCreatePlist();
-  own(H5Dcreate2(file, p.c_str(), ftype.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), "cannot create dataset " + p);
+  hid_t lcpl = linkCreatePlist();
+  own(H5Dcreate2(file, p.c_str(), ftype.get(), space.get(), lcpl, dcpl.get(), H5P_DEFAULT), "cannot create dataset " + p);
 }
 
 // Room for `bytes` more in the file before anything is written: the free space of its filesystem
@@ -774,8 +776,8 @@ OpResult runOne(File& file, const Op& op) {
     }
     case Op::Kind::CreateGroup: {
       Hid gcpl = groupCreatePlist();
-      Hid lcpl = linkCreatePlist();
-      own(H5Gcreate2(f, op.path.c_str(), lcpl.get(), gcpl.get(), H5P_DEFAULT), "cannot create group " + op.path);
+      hid_t lcpl = linkCreatePlist();
+      own(H5Gcreate2(f, op.path.c_str(), lcpl, gcpl.get(), H5P_DEFAULT), "cannot create group " + op.path);
       break;
     }
     case Op::Kind::CreateDataset: {
@@ -799,8 +801,8 @@ OpResult runOne(File& file, const Op& op) {
     }
     case Op::Kind::Move: {
       splitPath(op.to);
-      Hid lcpl = linkCreatePlist();
-      check(H5Lmove(f, op.path.c_str(), f, op.to.c_str(), lcpl.get(), H5P_DEFAULT), ("cannot move " + op.path + " to " + op.to).c_str());
+      hid_t lcpl = linkCreatePlist();
+      check(H5Lmove(f, op.path.c_str(), f, op.to.c_str(), lcpl, H5P_DEFAULT), ("cannot move " + op.path + " to " + op.to).c_str());
       break;
     }
     case Op::Kind::Delete:
@@ -903,6 +905,8 @@ std::vector<OpResult> runOps(File& file, const std::vector<Op>& ops) {
     } catch (const Failure& f) {
       throw BatchFailure(f, i);
     }
+    const OpResult& r = out.back();
+    if (ops[i].stopIfFound && (!r.names.empty() || r.node.kind != WalkNode::Kind::Missing)) break;
   }
   return out;
 }

@@ -99,6 +99,7 @@ struct Op {
   Attrs attrSets;                  // UpdateAttrs
   std::vector<std::string> names;  // UpdateAttrs: the attributes to delete
   uint64_t bytes = 0;  // Reserve
+  bool stopIfFound = false;  // Resolve: end the batch here when anything is at (or above) the path
 };
 
 struct OpResult {

@@ -790,7 +790,8 @@ export abstract class Checkpointer<Stream = unknown> {
     // It runs later (queued): what is stored is the value as it is at this call.
     const stable = stableValue(value);
     return this.#scoped(async () => {
-      await this.acquireWriteLock();
+      // Held already after a session's first write: no await (each costs microtask turns per set).
+      if (!this.#writeLock) await this.acquireWriteLock();
       await this.saveParameter(path, stable);
     });
   }

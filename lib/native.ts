@@ -199,8 +199,13 @@ export type FileOp =
   /** The tree at `path` (null when missing); numeric datasets up to `inlineBytes` come with their data. */
   | { op: 'walk'; path: string; inlineBytes?: number; inlineTotal?: number; skip?: readonly string[]; storageSizes?: boolean }
   | { op: 'lookup'; path: string }
-  /** `lookup`, and the link where resolution stopped (an external link: its file and target). */
-  | { op: 'resolve'; path: string }
+  /**
+   * `lookup`, and the link where resolution stopped (an external link: its file and target).
+   * `stopIfFound`: when anything is there (a prefix exists, or a link stopped resolution), the batch
+   * ends after this op, its later ops not run (the results are shorter than the ops): one call to
+   * create a key that is new, and what it found when it is not.
+   */
+  | { op: 'resolve'; path: string; stopIfFound?: boolean }
   /** The children of a group and what each leads to; those in `skip` (damaged) are 'error' entries, not opened. */
   | { op: 'entries'; path: string; skip?: readonly string[] }
   /** Sets and deletes attributes as one change: a failure leaves every attribute as it was; deleting a missing one is ERR_KEY. */

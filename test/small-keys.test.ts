@@ -3,15 +3,18 @@
  * buffer and read through the read window, stored and deflated (`compression: 'deflate'`), are what
  * numpy and zipfile read, and numpy's own (savez, savez_compressed) read back here; adding a key to
  * a many-key file survives SIGKILL at any moment (the file is the old or the new checkpoint, for
- * zipfile and for us); JSON's fast path for lists of numbers keeps Python's float tokens.
+ * zipfile and for us); JSON's fast path for lists of numbers keeps Python's float tokens. HDF5:
+ * 11,000 keys written one set at a time (new top-level keys are created in one call, in place in
+ * the shadow; small fixed-size values compact) are what h5py reads, key by key and value by value.
  */
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Checkpointer, NumPyCheckpointer, ndarray, NDArray } from '../lib/index';
+import { Checkpointer, HDF5Checkpointer, hdf5Info, NumPyCheckpointer, ndarray, NDArray } from '../lib/index';
 import { parseJson, stringifyJson } from '../lib/formats/json-text';
+import { h5py } from './helpers/h5py';
 import { runPython, tempDir } from './helpers/python';
 
 const dir = tempDir('small-keys-');
@@ -234,4 +237,75 @@ d = json.load(open(sys.argv[1]))
 print(json.dumps(sorted({type(v).__name__ for k in d if k.startswith('x') for v in d[k]} | {'ints:' + type(d['ints'][3]).__name__})))`, file);
     assert.deepEqual(types, ['float', 'ints:int']);
   });
+});
+
+/** Python: every key of an HDF5 file with a digest of its value and its storage layout, as h5py reads them. */
+const PY_H5_DIGEST = `
+import h5py
+f = h5py.File(sys.argv[1], 'r')
+values, layouts = {}, {}
+def visit(name, obj):
+    if not isinstance(obj, h5py.Dataset): return
+    a = obj[()]
+    key = name.replace('/', '::>|<::')
+    if isinstance(a, bytes): values[key] = a.decode()
+    elif isinstance(a, str): values[key] = a
+    elif obj.dtype.kind == 'O': values[key] = a.decode() if isinstance(a, bytes) else str(a)
+    else: values[key] = float(np.asarray(a).astype('f8').sum())
+    lay = obj.id.get_create_plist().get_layout()
+    layouts[key] = {h5py.h5d.COMPACT: 'compact', h5py.h5d.CONTIGUOUS: 'contiguous', h5py.h5d.CHUNKED: 'chunked'}[lay] + (str(list(obj.maxshape)) if obj.chunks else '')
+f.visititems(visit)
+out({'values': values, 'layouts': layouts})
+`;
+
+describe('many small keys in HDF5', { skip: hdf5Info().available ? false : 'the HDF5 addon is not available' }, () => {
+  /** 10,000 scalars, 1,000 [16, 16] float64 arrays, text (ASCII: compact S; other: variable-length) and a dict. */
+  function h5Values(): [string, unknown][] {
+    const out: [string, unknown][] = [];
+    for (let i = 0; i < 10_000; i++) out.push([`s${i}`, i % 3 === 0 ? i : i + 0.25]);
+    for (let i = 0; i < 1000; i++) {
+      const a = new Float64Array(256);
+      for (let j = 0; j < 256; j++) a[j] = Math.sin(i * 256 + j);
+      out.push([`a${i}`, ndarray(a, [16, 16])]);
+    }
+    for (let i = 0; i < 50; i++) out.push([`t${i}`, i % 2 ? `text ${i}` : `text ${i} ✓`]);
+    out.push(['nested', { x: 1, y: { z: Int32Array.of(1, 2, 3) } }]);
+    return out;
+  }
+
+  for (const mode of ['async', 'sync'] as const) {
+    it(`${mode} writes of 11,051 keys are what h5py reads, every key and value; scalars and short text compact, arrays chunked and growable`, async () => {
+      const file = fresh('.h5');
+      const values = h5Values();
+      // Some keys written twice in the session (the replacing path), the second value kept.
+      const again: [string, unknown][] = [['s7', -7.5], ['a3', ndarray(new Float64Array(256).fill(2), [16, 16])], ['t1', 'again']];
+      const chk = new HDF5Checkpointer(file, { durable: false });
+      if (mode === 'async') await chk.with(async (c) => { for (const [k, v] of [...values, ...again]) await c.set(k, v); });
+      else chk.withSync((c) => { for (const [k, v] of [...values, ...again]) c.setSync(k, v); });
+      const want = digestOf(values.map(([k, v]) => [k, again.find(([a]) => a === k)?.[1] ?? v]));
+      const py = h5py<{ values: Record<string, number | string>; layouts: Record<string, string> }>(PY_H5_DIGEST, file);
+      assertDigestsEqual(py.values, want);
+      assert.equal(py.layouts.s0, 'compact');
+      assert.equal(py.layouts.s7, 'compact');
+      assert.equal(py.layouts.t1, 'compact'); // ASCII text: fixed-length S
+      assert.equal(py.layouts.t0, 'contiguous'); // variable-length UTF-8
+      assert.equal(py.layouts.a0, 'chunked[None, 16]');
+      assert.equal(py.layouts.a3, 'chunked[None, 16]');
+      assert.equal(py.layouts['nested::>|<::y::>|<::z'], 'chunked[None]');
+      // No temporary link is left behind, and a second session replaces and adds keys.
+      const names = h5py<string[]>('out(sorted(h5py.File(sys.argv[1], "r").keys()))', file);
+      assert.equal(names.length, values.length);
+      await new HDF5Checkpointer(file, { durable: false }).with(async (c) => {
+        await c.set('s0', 'replaced');
+        await c.set('extra', 3.5);
+        assert.equal(await c.get('s0'), 'replaced');
+      });
+      const back: [string, unknown][] = [];
+      if (mode === 'async') await new HDF5Checkpointer(file).with(async (c) => { for (const k of await c.keys()) back.push([k, await c.get(k)]); });
+      else new HDF5Checkpointer(file).withSync((c) => { for (const k of c.keysSync()) back.push([k, c.getSync(k)]); });
+      const wantBack = { ...want, s0: 'replaced', extra: 3.5 };
+      assertDigestsEqual(digestOf(back), wantBack);
+      assert.deepEqual(h5py<Record<string, unknown>>('f = h5py.File(sys.argv[1], "r"); out({"s0": f["s0"][()], "extra": f["extra"][()]})', file), { s0: { bytes: [...Buffer.from('replaced')] }, extra: 3.5 });
+    });
+  }
 });
