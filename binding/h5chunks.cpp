@@ -296,7 +296,7 @@ void runPipelined(size_t n, bool serialFirst, const std::function<void(size_t)>&
   const size_t window = size_t(workers) * 3;
   std::mutex m;
   std::condition_variable cv;
-  std::vector<char> stage(n, 0);  // serialFirst: 1 = fetched; else 1 = encoded
+  std::vector<char> stage(n, 0);  // 1 = through parallel()
   size_t claimed = 0;             // next item for parallel()
   size_t serialDone = 0;          // items through serial()
   size_t parallelDone = 0;
@@ -314,6 +314,20 @@ void runPipelined(size_t n, bool serialFirst, const std::function<void(size_t)>&
     if (stop || claimed >= n) return false;
     return serialFirst ? claimed < serialDone : claimed < serialDone + window;
   };
+  // parallel(i), then its record; false when it threw (the error is kept and everything stops).
+  auto runItem = [&](size_t i) -> bool {
+    try {
+      parallel(i);
+    } catch (...) {
+      fail(std::current_exception());
+      return false;
+    }
+    std::lock_guard<std::mutex> g(m);
+    stage[i] = 1;
+    ++parallelDone;
+    cv.notify_all();
+    return true;
+  };
   auto work = [&] {
     for (;;) {
       size_t i;
@@ -323,16 +337,7 @@ void runPipelined(size_t n, bool serialFirst, const std::function<void(size_t)>&
         if (stop || claimed >= n) return;
         i = claimed++;
       }
-      try {
-        parallel(i);
-      } catch (...) {
-        fail(std::current_exception());
-        return;
-      }
-      std::lock_guard<std::mutex> g(m);
-      stage[i] = 1;
-      ++parallelDone;
-      cv.notify_all();
+      if (!runItem(i)) return;
     }
   };
   std::vector<std::thread> pool;
@@ -342,8 +347,19 @@ void runPipelined(size_t n, bool serialFirst, const std::function<void(size_t)>&
     for (size_t i = 0; i < n; ++i) {
       {
         std::unique_lock<std::mutex> g(m);
-        if (serialFirst) cv.wait(g, [&] { return stop || i < parallelDone + window; });
-        else cv.wait(g, [&] { return stop || stage[i] == 1; });
+        auto ready = [&] { return stop || (serialFirst ? i < parallelDone + window : stage[i] == 1); };
+        // Rather than wait, the calling thread takes an item of the parallel stage itself (at the
+        // start of a write the workers are all encoding and it has nothing to store yet).
+        while (!ready()) {
+          if (claimable()) {
+            size_t j = claimed++;
+            g.unlock();
+            runItem(j);
+            g.lock();
+            continue;
+          }
+          cv.wait(g);
+        }
         if (stop) break;
       }
       serial(i);
