@@ -284,6 +284,24 @@ bool wholeChunkRun(const std::vector<hsize_t>& c, const std::vector<hsize_t>& st
   return true;
 }
 
+// Rows [from, to) of axis 0 of a step-1 selection (start, count; `base` holds it in C order)
+// through HDF5's own H5Dwrite / H5Dread: the partial chunks around the whole ones that the chunk
+// paths move themselves, which HDF5 merges with what is stored.
+void rowsThroughHdf5(bool write, hid_t dset, const std::string& p, const NumericLayout& l, hid_t fspace, const std::vector<hsize_t>& start,
+                     const std::vector<hsize_t>& count, uint64_t rowBytes, hsize_t from, hsize_t to, const void* base) {
+  if (to <= from) return;
+  std::vector<hsize_t> st = start, ct = count, ones(start.size(), 1);
+  st[0] = from;
+  ct[0] = to - from;
+  Hid scratch;
+  hid_t mem = selectSlab(fspace, st, ones, ct, nullptr, &scratch);
+  const char* at = static_cast<const char*>(base) + (from - start[0]) * rowBytes;
+  // A read's base is the caller's writable output; const here only so one helper serves both.
+  herr_t rc = write ? H5Dwrite(dset, l.memType.get(), mem, fspace, H5P_DEFAULT, at)
+                    : H5Dread(dset, l.memType.get(), mem, fspace, H5P_DEFAULT, const_cast<char*>(at));
+  if (rc < 0) ioFailure(write ? "cannot write" : "cannot read", p);
+}
+
 }  // namespace
 
 NumericLayout numericLayout(hid_t dset, const std::string& p) {
@@ -312,7 +330,6 @@ void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, co
   size_t rank = t.dims.size();
   std::vector<hsize_t> start = sel.all ? std::vector<hsize_t>(rank, 0) : sel.start;
   std::vector<hsize_t> count = sel.all ? t.dims : sel.count;
-  std::vector<hsize_t> ones(rank, 1);
   bool unitStride = true;
   for (size_t i = 0; !sel.all && i < rank; ++i)
     if (sel.stride[i] != 1 && sel.count[i] > 1) unitStride = false;
@@ -330,15 +347,8 @@ void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, co
     st[0] = lo;
     ct[0] = hi - lo;
     writeChunks(dset, p, *l.pipeline, reinterpret_cast<const uint8_t*>(base) + (lo - start[0]) * rowBytes, st, ct);
-    std::pair<hsize_t, hsize_t> rest[2] = {{start[0], lo}, {hi, start[0] + count[0]}};
-    for (auto& r : rest) {
-      if (r.second <= r.first) continue;
-      st[0] = r.first;
-      ct[0] = r.second - r.first;
-      Hid scratch;
-      hid_t mem = selectSlab(t.fspace.get(), st, ones, ct, nullptr, &scratch);
-      if (H5Dwrite(dset, l.memType.get(), mem, t.fspace.get(), H5P_DEFAULT, base + (r.first - start[0]) * rowBytes) < 0) ioFailure("cannot write", p);
-    }
+    rowsThroughHdf5(true, dset, p, l, t.fspace.get(), start, count, rowBytes, start[0], lo, base);
+    rowsThroughHdf5(true, dset, p, l, t.fspace.get(), start, count, rowBytes, hi, start[0] + count[0], base);
     return;
   }
   hsize_t k0 = 0, k1 = 0;
@@ -353,17 +363,8 @@ void writeSelection(hid_t dset, const std::string& p, const NumericLayout& l, co
       if (H5Dwrite_chunk(dset, H5P_DEFAULT, 0, off.data(), static_cast<size_t>(chunkBytes), src) < 0) ioFailure("cannot write", p);
     }
     // Rows before the first and after the last whole chunk go through H5Dwrite.
-    hsize_t runStart = k0 * c[0], runEnd = k1 * c[0], selEnd = start[0] + count[0];
-    std::pair<hsize_t, hsize_t> rest[2] = {{start[0], runStart}, {runEnd, selEnd}};
-    for (auto& r : rest) {
-      if (r.second <= r.first) continue;
-      std::vector<hsize_t> st = start, ct = count;
-      st[0] = r.first;
-      ct[0] = r.second - r.first;
-      Hid scratch;
-      hid_t mem = selectSlab(t.fspace.get(), st, ones, ct, nullptr, &scratch);
-      if (H5Dwrite(dset, l.memType.get(), mem, t.fspace.get(), H5P_DEFAULT, base + (r.first - start[0]) * rowBytes) < 0) ioFailure("cannot write", p);
-    }
+    rowsThroughHdf5(true, dset, p, l, t.fspace.get(), start, count, rowBytes, start[0], k0 * c[0], base);
+    rowsThroughHdf5(true, dset, p, l, t.fspace.get(), start, count, rowBytes, k1 * c[0], start[0] + count[0], base);
     return;
   }
   if (t.whole) {
@@ -444,19 +445,12 @@ void readSelection(hid_t dset, const std::string& p, const NumericLayout& l, con
     if (unitStride && alignedRows(*l.pipeline, t.dims, start, count, &lo, &hi)) {
       uint64_t rowBytes = productChecked(count, "selection", 1) * l.esize;
       uint8_t* base = static_cast<uint8_t*>(out.data);
-      std::vector<hsize_t> st = start, ct = count, ones(rank, 1);
+      std::vector<hsize_t> st = start, ct = count;
       st[0] = lo;
       ct[0] = hi - lo;
       if (readChunks(dset, p, *l.pipeline, base + (lo - start[0]) * rowBytes, st, ct)) {
-        std::pair<hsize_t, hsize_t> rest[2] = {{start[0], lo}, {hi, start[0] + count[0]}};
-        for (auto& r : rest) {
-          if (r.second <= r.first) continue;
-          st[0] = r.first;
-          ct[0] = r.second - r.first;
-          Hid scratch;
-          hid_t mem = selectSlab(t.fspace.get(), st, ones, ct, nullptr, &scratch);
-          if (H5Dread(dset, l.memType.get(), mem, t.fspace.get(), H5P_DEFAULT, base + (r.first - start[0]) * rowBytes) < 0) ioFailure("cannot read", p);
-        }
+        rowsThroughHdf5(false, dset, p, l, t.fspace.get(), start, count, rowBytes, start[0], lo, base);
+        rowsThroughHdf5(false, dset, p, l, t.fspace.get(), start, count, rowBytes, hi, start[0] + count[0], base);
         return;
       }
     }
