@@ -348,6 +348,55 @@ out(None)`, file);
     }
   });
 
+  it('worker threads and the main thread write and read compressed datasets at once (the chunk workers are one pool per process)', async () => {
+    // Each thread's writes and reads go through the process's one pool of chunk workers; every
+    // thread must get back its own frames, also when its parallel writes queue behind another's.
+    const script = path.join(dir, `pool-worker-${n++}.js`);
+    fs.writeFileSync(script, `
+      const { parentPort, workerData } = require('worker_threads');
+      const { HDF5Checkpointer } = require(${JSON.stringify(INDEX_JS)});
+      (async () => {
+        const { file, k, codec } = workerData;
+        const frames = 3000;
+        const data = new Float64Array(frames * 300);
+        for (let i = 0; i < data.length; i++) data[i] = Math.round(Math.sin(i * 0.001 + k) * 1e4) / 1e3;
+        const chk = new HDF5Checkpointer(file, { durable: false });
+        const ds = await chk.dataset('x', { dtype: 'float64', shape: [0, 300], compression: codec, shuffle: true });
+        for (let f = 0; f < frames; f += 700) await ds.append(data.subarray(f * 300, Math.min(frames, f + 700) * 300));
+        await ds.close();
+        const back = await chk.get('x');
+        const same = Buffer.compare(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength), Buffer.from(data.buffer)) === 0;
+        parentPort.postMessage({ k, same });
+      })().catch((e) => parentPort.postMessage({ k: workerData.k, error: String(e && e.stack || e) }));`);
+    const { Worker } = await import('node:worker_threads');
+    const codecs = ['lz4', 'zstd', 'gzip'] as const;
+    const runs = codecs.map((codec, k) => new Promise<{ k: number; same?: boolean; error?: string }>((resolve, reject) => {
+      const w = new Worker(script, { workerData: { file: fresh(), k, codec } });
+      w.once('message', resolve);
+      w.once('error', reject);
+    }));
+    // The main thread meanwhile: sync and async compressed writes and reads of its own.
+    const data = trajectory(4000);
+    const file = fresh();
+    const chk = new HDF5Checkpointer(file, { durable: false });
+    for (let r = 0; r < 3; r++) {
+      const a = await chk.dataset(`a${r}`, { dtype: 'float64', shape: [0, 300], compression: 'lz4', shuffle: true });
+      await a.append(data);
+      await a.close();
+      const s = chk.datasetSync(`s${r}`, { dtype: 'float64', shape: [0, 300], compression: 'zstd', shuffle: true });
+      s.appendSync(data);
+      s.closeSync();
+    }
+    for (let r = 0; r < 3; r++) {
+      assert.ok(bytesOf((await chk.get<{ data: Float64Array }>(`a${r}`)).data).equals(bytesOf(data)), `main a${r}`);
+      assert.ok(bytesOf(chk.getSync<{ data: Float64Array }>(`s${r}`).data).equals(bytesOf(data)), `main s${r}`);
+    }
+    for (const r of await Promise.all(runs)) {
+      assert.equal(r.error, undefined, r.error);
+      assert.equal(r.same, true, `worker ${r.k} (${codecs[r.k]}) read back other frames`);
+    }
+  });
+
   it('the event loop stays free while chunks are compressed (a 96 MiB gzip-9 write)', async () => {
     const file = fresh();
     const data = trajectory(40000);
