@@ -406,7 +406,9 @@ void runPipelined(size_t n, bool serialFirst, const std::function<void(size_t)>&
     }
   };
   ChunkWorkers& pool = ChunkWorkers::instance();
-  pool.post(batch, workers);
+  // workers - 1 pool threads plus the calling thread: one per core. With `workers` pool threads the
+  // calling thread (the only one that stores) was starved on 2 cores and the write went slower.
+  pool.post(batch, workers - 1);
   try {
     for (size_t i = 0; i < n; ++i) {
       {
