@@ -166,6 +166,33 @@ describe('adding keys to an .npz appends: the old members are not rewritten', ()
     });
   });
 
+  it('an archive that ends in a comment longer than what is added: the appended file is cut where it ends, nothing stale after its end record', async () => {
+    const file = fresh();
+    // Left after the new end record, the comment's bytes would be junk at the end of the file.
+    const oldCd = runPython<number>(`
+import sys, io, zipfile, numpy as np
+with zipfile.ZipFile(sys.argv[1], 'w') as z:
+    for i in range(5):
+        b = io.BytesIO()
+        np.lib.format.write_array(b, np.array(float(i)))
+        z.writestr('k%d.npy' % i, b.getvalue())
+    z.comment = b'x' * 2000
+print(zipfile.ZipFile(sys.argv[1]).start_dir)`, file);
+    const before = fs.readFileSync(file);
+    for (const mode of ['sync', 'async'] as const) {
+      const key = `added_${mode}`;
+      if (mode === 'sync') new NumPyCheckpointer(file, { durable: false }).withSync((c) => c.setSync(key, 7));
+      else await new NumPyCheckpointer(file, { durable: false }).with((c) => c.set(key, 7));
+      const after = fs.readFileSync(file);
+      assert.ok(oldCd > 0 && after.subarray(0, oldCd).equals(before.subarray(0, oldCd)), 'appended, not rewritten');
+      assert.equal(after.readUInt32LE(after.length - 22), 0x06054b50, 'the file ends with its end record');
+      assert.equal(after.readUInt16LE(after.length - 2), 0, 'and no comment');
+    }
+    const py = runPython<PyRead>(PY_READ, file);
+    assert.equal(py.n, 7);
+    assert.deepEqual(py.values, { k0: 0, k1: 1, k2: 2, k3: 3, k4: 4, added_sync: 7, added_async: 7 });
+  });
+
   it('replacing and deleting keys of a lazily opened file rewrite it; numpy and we read the result', () => {
     const file = fresh();
     zipfileWrites(file, 25_000);

@@ -498,11 +498,15 @@ export class NumPyCheckpointer extends Checkpointer<NumPyStream> {
       yield* this.#writeOps(s, fd);
       return;
     }
-    yield { op: 'truncate', fd, length: cd.offset };
-    yield* writeZip(fd, this.#plan(s, true), {
+    // Written over the copy from its directory on, and cut to length only when shorter (the old
+    // archive ended in a comment): the new archive is never shorter otherwise, and on XFS a file
+    // that was truncated costs a flush (on close, or in the truncate itself: 2.2-2.6 ms per add).
+    const copied = fs.fstatSync(fd).size;
+    const end = yield* writeZip(fd, this.#plan(s, true), {
       zip64Limit: this.#zip64Limit, deflateLevel: this.#deflateLevel,
       append: { start: cd.offset, centralDirectory: cd.bytes, count: cd.entryCount },
     });
+    if (end < copied) yield { op: 'truncate', fd, length: end };
   }
 
   /** Writes the file atomically (temp file + fsync + rename + fsync of the directory): by appending, or whole. */

@@ -1119,13 +1119,14 @@ function concatPieces(pieces: readonly Uint8Array[], size: number): Uint8Array {
 /**
  * Writes a whole zip to `fd` (from offset 0): members in order, central directory, end records.
  * With `opts.append`, adds the members to an archive whose bytes `fd` holds (see ZipWriteOptions).
+ * Returns where the archive ends (the file may be longer: what was there before is not cut off).
  *
  * Small members go through a staging buffer (a few large writes instead of three small ones per
  * member, which dominated files of many small keys); small copied members are cut out of large
  * reads of the old file. With `deflateLevel`, new members are deflated (method 8, as
  * `numpy.savez_compressed` writes them), the deflates started ahead so they run in parallel.
  */
-export function* writeZip(fd: number, members: readonly WriteMember[], opts: ZipWriteOptions = {}): IoGen<void> {
+export function* writeZip(fd: number, members: readonly WriteMember[], opts: ZipWriteOptions = {}): IoGen<number> {
   const limit = opts.zip64Limit ?? ZIP64_LIMIT;
   const level = opts.deflateLevel;
   const written: Written[] = [];
@@ -1302,11 +1303,12 @@ export function* writeZip(fd: number, members: readonly WriteMember[], opts: Zip
     end.copy(stage.buffer, stage.length + cd.length);
     stage.length += cd.length + end.length;
     yield* stage.flush(true);
-  } else {
-    yield* stage.flush(true);
-    yield { op: 'write', fd, buffer: cd, position: stage.start };
-    yield { op: 'write', fd, buffer: end, position: stage.start + cd.length };
+    return stage.start;
   }
+  yield* stage.flush(true);
+  yield { op: 'write', fd, buffer: cd, position: stage.start };
+  yield { op: 'write', fd, buffer: end, position: stage.start + cd.length };
+  return stage.start + cd.length + end.length;
 }
 
 /** The central directory of `written`, in one buffer. */
