@@ -4,7 +4,8 @@
  * in one scope and read back key by key, in .npz (stored and deflated), JSON and HDF5, against
  * numpy.savez / savez_compressed / numpy.load, Python's json and h5py on the same data; and what
  * adding one key to a 100,000-key .npz costs. tmpfs only (the figures are about per-key work,
- * not the disk).
+ * not the disk); CHECKPOINTER_BENCH_REFLINK_DIR=<folder on btrfs/XFS> adds the add-one-key rounds
+ * on a filesystem with reflinks.
  *
  * Run: `npm run build:ts && node benchmark/small-keys.js` (or `npm run bench small-keys`).
  */
@@ -110,6 +111,36 @@ async function rounds(ours, python) {
 
 const ms = (s) => `${fmt(s * 1e3, 1)} ms`;
 const vs = (a, b) => `${fmt(a / b, 2)}x`;
+
+/**
+ * The add-one-key rounds again on a filesystem with reflinks, when CHECKPOINTER_BENCH_REFLINK_DIR
+ * names a folder on one (btrfs, XFS made with reflink=1; e.g. a loop-mounted image): there the
+ * commit's copy of the file costs nothing, which leaves the per-key work and the central directory.
+ */
+function reflinkAdd(big) {
+  const at = process.env.CHECKPOINTER_BENCH_REFLINK_DIR;
+  if (!at) return null;
+  const d = fs.mkdtempSync(path.join(at, 'ckpt-small-keys-'));
+  const file = path.join(d, 'big.npz');
+  fs.copyFileSync(big, file);
+  const fsType = execFileSync('df', ['--output=fstype', d], { encoding: 'utf8' }).split('\n')[1]?.trim() || 'unknown fs';
+  const fast = { durable: false };
+  const one = path.join(d, 'one.npz');
+  const copy = path.join(d, 'copy.npz');
+  let r = 0;
+  return {
+    where: `${fsType} (${at})`,
+    fsType,
+    cleanup: () => fs.rmSync(d, { recursive: true, force: true }),
+    ours: {
+      addAsync: () => new NumPyCheckpointer(file, fast).with((c) => c.set(`extra${r++}`, 1.5)),
+      addSync: () => new NumPyCheckpointer(file, fast).withSync((c) => c.setSync(`extra${r++}`, 1.5)),
+      addDurable: () => new NumPyCheckpointer(file).with((c) => c.set(`extra${r++}`, 1.5)),
+      oneKeyFile: async () => { fs.rmSync(one, { force: true }); await new NumPyCheckpointer(one, fast).with((c) => c.set('x', 1.5)); },
+      copy: async () => { fs.rmSync(copy, { force: true }); fs.copyFileSync(file, copy, fs.constants.COPYFILE_FICLONE); },
+    },
+  };
+}
 
 async function main() {
   const vals = values();
@@ -222,6 +253,16 @@ async function main() {
   console.log('|---|---|---|---|---|---|');
   console.log(`| ${ms(add.addAsync)} | ${ms(add.addSync)} | ${ms(add.addDurable)} | ${ms(add.oneKeyFile)} | ${ms(add.copy)} | ${ms(pyAppend)} |`);
   console.log('');
+  const reflink = reflinkAdd(big);
+  const reflinkAdds = reflink && await rounds(reflink.ours);
+  if (reflinkAdds) {
+    console.log(`On ${reflink.where}, where the commit's copy of the file is a reflink (no data copied), the same rounds:\n`);
+    console.log('| ours async, durable: false | ours sync, durable: false | ours async, durable (fsync) | a 1-key file, for scale | `fs.copyFileSync(…, COPYFILE_FICLONE)` of the file |');
+    console.log('|---|---|---|---|---|');
+    console.log(`| ${ms(reflinkAdds.addAsync)} | ${ms(reflinkAdds.addSync)} | ${ms(reflinkAdds.addDurable)} | ${ms(reflinkAdds.oneKeyFile)} | ${ms(reflinkAdds.copy)} |`);
+    console.log('');
+    reflink.cleanup();
+  }
   const a = chart('small-keys-add', {
     title: `Adding one key to a ${BIG_KEYS.toLocaleString('en')}-key .npz (${fmt(bigSize / 2 ** 20, 1)} MiB), tmpfs`,
     subtitle: `Best of ${ROUNDS} rounds: open, set one scalar, close. Ours: a kernel copy of the file + the new member, old directory verbatim, rename (crash-safe); zipfile's append mode writes in place.`,
@@ -233,6 +274,13 @@ async function main() {
   a.bar('add one key', 'ours durable', add.addDurable * 1e3);
   a.bar('add one key', 'zipfile append (not crash-safe)', pyAppend * 1e3, { kind: 'peer' });
   a.bar('add one key', 'fs.copyFileSync of the file', add.copy * 1e3, { kind: 'plain' });
+  if (reflinkAdds) {
+    const g = `add one key, ${reflink.fsType} (reflink)`;
+    a.bar(g, 'ours async', reflinkAdds.addAsync * 1e3);
+    a.bar(g, 'ours sync', reflinkAdds.addSync * 1e3);
+    a.bar(g, 'ours durable', reflinkAdds.addDurable * 1e3);
+    a.bar(g, 'fs.copyFileSync of the file', reflinkAdds.copy * 1e3, { kind: 'plain' });
+  }
 }
 
 main().catch((err) => {
