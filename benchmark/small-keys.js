@@ -122,7 +122,8 @@ function reflinkAdd(big) {
   if (!at) return null;
   const d = fs.mkdtempSync(path.join(at, 'ckpt-small-keys-'));
   const file = path.join(d, 'big.npz');
-  fs.copyFileSync(big, file);
+  fs.copyFileSync(big, file); // holds the extra<n> keys the tmpfs rounds added: these add other names
+
   const fsType = execFileSync('df', ['--output=fstype', d], { encoding: 'utf8' }).split('\n')[1]?.trim() || 'unknown fs';
   const fast = { durable: false };
   const one = path.join(d, 'one.npz');
@@ -133,9 +134,9 @@ function reflinkAdd(big) {
     fsType,
     cleanup: () => fs.rmSync(d, { recursive: true, force: true }),
     ours: {
-      addAsync: () => new NumPyCheckpointer(file, fast).with((c) => c.set(`extra${r++}`, 1.5)),
-      addSync: () => new NumPyCheckpointer(file, fast).withSync((c) => c.setSync(`extra${r++}`, 1.5)),
-      addDurable: () => new NumPyCheckpointer(file).with((c) => c.set(`extra${r++}`, 1.5)),
+      addAsync: () => new NumPyCheckpointer(file, fast).with((c) => c.set(`reflinked${r++}`, 1.5)),
+      addSync: () => new NumPyCheckpointer(file, fast).withSync((c) => c.setSync(`reflinked${r++}`, 1.5)),
+      addDurable: () => new NumPyCheckpointer(file).with((c) => c.set(`reflinked${r++}`, 1.5)),
       oneKeyFile: async () => { fs.rmSync(one, { force: true }); await new NumPyCheckpointer(one, fast).with((c) => c.set('x', 1.5)); },
       copy: async () => { fs.rmSync(copy, { force: true }); fs.copyFileSync(file, copy, fs.constants.COPYFILE_FICLONE); },
     },

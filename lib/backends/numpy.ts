@@ -9,8 +9,9 @@
  *   - `set`/`delete` change the in-memory member list; the last close, if anything changed, writes
  *     the file atomically (temp file + fsync + rename + fsync of the directory). A session that only
  *     added keys appends: the temp file is a kernel copy of the old file (a reflink where the
- *     filesystem has one) cut at its central directory, then the new members, the old directory's
- *     bytes verbatim, the new entries and end records — the old members are not read or rewritten.
+ *     filesystem has one) written over from its central directory on: the new members, the old
+ *     directory's bytes verbatim, the new entries and end records — the old members are not read
+ *     or rewritten.
  *     Otherwise it is rewritten: new arrays straight from their TypedArray memory, unchanged
  *     members copied as raw bytes from the old file without being decoded (a `savez_compressed`
  *     member stays compressed).
