@@ -405,6 +405,20 @@ void runPipelined(size_t n, bool serialFirst, const std::function<void(size_t)>&
       if (!runItem(i)) return;
     }
   };
+  // With `g` held: runs claimable items of the parallel stage on this thread until done(), waiting
+  // only when there is none to take.
+  auto helpUntil = [&](std::unique_lock<std::mutex>& g, const auto& done) {
+    while (!done()) {
+      if (claimable()) {
+        size_t j = claimed++;
+        g.unlock();
+        runItem(j);
+        g.lock();
+      } else {
+        cv.wait(g);
+      }
+    }
+  };
   ChunkWorkers& pool = ChunkWorkers::instance();
   // workers - 1 pool threads plus the calling thread: one per core. With `workers` pool threads the
   // calling thread (the only one that stores) was starved on 2 cores and the write went slower.
@@ -416,16 +430,7 @@ void runPipelined(size_t n, bool serialFirst, const std::function<void(size_t)>&
         auto ready = [&] { return stop || (serialFirst ? i < parallelDone + window : stage[i] == 1); };
         // Rather than wait, the calling thread takes an item of the parallel stage itself (at the
         // start of a write the workers are all encoding and it has nothing to store yet).
-        while (!ready()) {
-          if (claimable()) {
-            size_t j = claimed++;
-            g.unlock();
-            runItem(j);
-            g.lock();
-            continue;
-          }
-          cv.wait(g);
-        }
+        helpUntil(g, ready);
         if (stop) break;
       }
       serial(i);
@@ -440,16 +445,7 @@ void runPipelined(size_t n, bool serialFirst, const std::function<void(size_t)>&
     // What is left of the parallel stage (reads: the last items' decode) the calling thread does
     // too, rather than wait for a pool thread to take it.
     std::unique_lock<std::mutex> g(m);
-    while (!stop && parallelDone < n) {
-      if (claimable()) {
-        size_t j = claimed++;
-        g.unlock();
-        runItem(j);
-        g.lock();
-        continue;
-      }
-      cv.wait(g);
-    }
+    helpUntil(g, [&] { return stop || parallelDone >= n; });
     stop = true;
     cv.notify_all();
   }
