@@ -123,23 +123,30 @@ function reflinkAdd(big) {
   const d = fs.mkdtempSync(path.join(at, 'ckpt-small-keys-'));
   const file = path.join(d, 'big.npz');
   fs.copyFileSync(big, file); // holds the extra<n> keys the tmpfs rounds added: these add other names
-
   const fsType = execFileSync('df', ['--output=fstype', d], { encoding: 'utf8' }).split('\n')[1]?.trim() || 'unknown fs';
-  const fast = { durable: false };
-  const one = path.join(d, 'one.npz');
-  const copy = path.join(d, 'copy.npz');
-  let r = 0;
   return {
     where: `${fsType} (${at})`,
     fsType,
     cleanup: () => fs.rmSync(d, { recursive: true, force: true }),
-    ours: {
-      addAsync: () => new NumPyCheckpointer(file, fast).with((c) => c.set(`reflinked${r++}`, 1.5)),
-      addSync: () => new NumPyCheckpointer(file, fast).withSync((c) => c.setSync(`reflinked${r++}`, 1.5)),
-      addDurable: () => new NumPyCheckpointer(file).with((c) => c.set(`reflinked${r++}`, 1.5)),
-      oneKeyFile: async () => { fs.rmSync(one, { force: true }); await new NumPyCheckpointer(one, fast).with((c) => c.set('x', 1.5)); },
-      copy: async () => { fs.rmSync(copy, { force: true }); fs.copyFileSync(file, copy, fs.constants.COPYFILE_FICLONE); },
-    },
+    ours: addOneKey(file, d, 'reflinked', fs.constants.COPYFILE_FICLONE),
+  };
+}
+
+/**
+ * The add-one-key rounds on `file` (keys `<prefix><n>`), with a 1-key file and a copy of `file`
+ * (`copyFileSync` with `copyFlags`) made in `folder` for scale.
+ */
+function addOneKey(file, folder, prefix, copyFlags = 0) {
+  const fast = { durable: false };
+  const one = path.join(folder, 'one.npz');
+  const copy = path.join(folder, 'copy.npz');
+  let r = 0;
+  return {
+    addAsync: () => new NumPyCheckpointer(file, fast).with((c) => c.set(`${prefix}${r++}`, 1.5)),
+    addSync: () => new NumPyCheckpointer(file, fast).withSync((c) => c.setSync(`${prefix}${r++}`, 1.5)),
+    addDurable: () => new NumPyCheckpointer(file).with((c) => c.set(`${prefix}${r++}`, 1.5)),
+    oneKeyFile: async () => { fs.rmSync(one, { force: true }); await new NumPyCheckpointer(one, fast).with((c) => c.set('x', 1.5)); },
+    copy: async () => { fs.copyFileSync(file, copy, copyFlags); },
   };
 }
 
@@ -235,15 +242,7 @@ async function main() {
   await new NumPyCheckpointer(big, fast).with(async (c) => { for (let i = 0; i < BIG_KEYS; i++) await c.set(`k${i}`, i); });
   const writeBig = since(t0);
   const bigSize = fs.statSync(big).size;
-  const one = path.join(dir, 'one.npz');
-  let r = 0;
-  const add = await rounds({
-    addAsync: () => new NumPyCheckpointer(big, fast).with((c) => c.set(`extra${r++}`, 1.5)),
-    addSync: () => new NumPyCheckpointer(big, fast).withSync((c) => c.setSync(`extra${r++}`, 1.5)),
-    addDurable: () => new NumPyCheckpointer(big).with((c) => c.set(`extra${r++}`, 1.5)),
-    oneKeyFile: async () => { fs.rmSync(one, { force: true }); await new NumPyCheckpointer(one, fast).with((c) => c.set('x', 1.5)); },
-    copy: async () => { fs.copyFileSync(big, path.join(dir, 'copy.npz')); },
-  });
+  const add = await rounds(addOneKey(big, dir, 'extra'));
   const pyBig = path.join(dir, 'py-big.npz');
   fs.copyFileSync(big, pyBig);
   let pyAppend = Infinity;
